@@ -1,0 +1,569 @@
+"""The exceptions finetune_embed raises. Every one of them derives from :class:`FinetuneEmbedError`.
+
+The tree::
+
+    FinetuneEmbedError
+    ├── ConfigError(ValueError)                bad or missing configuration
+    │   ├── MissingAPIKeyError                 no key at the first call that needs one
+    │   ├── TokenizerUnavailableError          a tiktoken encoding cannot be loaded (offline)
+    │   └── UnsupportedModelError              a model the operation cannot use (shut down, no `dimensions`, ...)
+    ├── DatasetError
+    │   ├── DatasetFormatError(ValueError)     a file that cannot be read as a dataset; .path .line
+    │   └── DatasetValidationError(ValueError) a dataset with validation errors; .report
+    ├── APIError                               the service or the network failed; wraps the SDK's error
+    │   ├── APIConnectionError(ConnectionError) no response came back
+    │   │   └── APITimeoutError(TimeoutError)
+    │   ├── APIResponseValidationError         a response that does not match the API's contract
+    │   └── APIStatusError                     a response came back with a 4xx or 5xx status
+    │       ├── BadRequestError(ValueError)        400
+    │       ├── AuthenticationError                401
+    │       ├── PermissionDeniedError              403
+    │       ├── NotFoundError(LookupError)         404
+    │       ├── ConflictError                      409
+    │       ├── UnprocessableEntityError(ValueError) 422
+    │       ├── RateLimitError                     429; .retry_after
+    │       │   └── QuotaExceededError             429 insufficient_quota: a billing stop, never retried
+    │       └── ServerError                        5xx
+    ├── OpenAISDKError                         any other error raised by the openai SDK
+    ├── JobError                               a fine-tuning job did not succeed
+    │   ├── JobFailedError                     .job, .error (the server's code / message / param)
+    │   ├── JobCancelledError
+    │   └── JobTimeoutError(TimeoutError)      the wait ended; the job goes on on the server
+    ├── EmbeddingError
+    │   ├── InputTooLongError(ValueError)      an input over the model's token limit; .index
+    │   ├── EmptyInputError(ValueError)        an empty or whitespace-only input; .index
+    │   └── EmbeddingResponseError             a response with missing, extra or bad vectors
+    └── EmbeddingIndexError
+        ├── DimensionMismatchError(ValueError) .expected .got
+        ├── InvalidVectorError(ValueError)     zero or non-finite vectors; .ids
+        ├── DuplicateIdError(ValueError)       .ids
+        ├── UnknownIdError(KeyError)           .ids
+        └── IndexFileError                     a saved index that is missing, corrupt or tampered with
+
+Errors from the ``openai`` SDK are translated by :func:`map_openai_error` (used by every call the library
+makes), keeping the SDK's exception as ``__cause__`` and the server's message, code, param, type and request
+id. Messages never contain an API key: every message passes through :func:`finetune_embed._redact.redact`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from ._redact import redact
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIResponseValidationError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConfigError",
+    "ConflictError",
+    "DatasetError",
+    "DatasetFormatError",
+    "DatasetValidationError",
+    "DimensionMismatchError",
+    "DuplicateIdError",
+    "EmbeddingError",
+    "EmbeddingIndexError",
+    "EmbeddingResponseError",
+    "EmptyInputError",
+    "FinetuneEmbedError",
+    "IndexFileError",
+    "InputTooLongError",
+    "InvalidVectorError",
+    "JobCancelledError",
+    "JobError",
+    "JobFailedError",
+    "JobTimeoutError",
+    "MissingAPIKeyError",
+    "NotFoundError",
+    "OpenAISDKError",
+    "PermissionDeniedError",
+    "QuotaExceededError",
+    "RateLimitError",
+    "ServerError",
+    "TokenizerUnavailableError",
+    "UnknownIdError",
+    "UnprocessableEntityError",
+    "UnsupportedModelError",
+    "map_openai_error",
+    "map_openai_errors",
+]
+
+DOCS_ERRORS = "docs/errors.md"
+
+
+class FinetuneEmbedError(Exception):
+    """Base of every exception raised by finetune_embed.
+
+    ``str(exc)`` is the message with any secret masked; ``exc.docs`` points at the section of docs/errors.md
+    that explains the error.
+    """
+
+    docs_anchor: str = "finetuneembederror"
+
+    def __init__(self, message: str) -> None:
+        self.message = redact(message)
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r})"
+
+    @property
+    def docs(self) -> str:
+        """Where the docs explain this error."""
+        return f"{DOCS_ERRORS}#{self.docs_anchor}"
+
+
+# --- configuration ----------------------------------------------------------------------------------------
+
+
+class ConfigError(FinetuneEmbedError, ValueError):
+    """The library is configured wrongly: a missing key, a bad endpoint, an unknown option."""
+
+    docs_anchor = "configerror"
+
+
+class MissingAPIKeyError(ConfigError):
+    """No API key was given and none is set in the environment."""
+
+    docs_anchor = "missingapikeyerror"
+
+
+class TokenizerUnavailableError(ConfigError):
+    """A tiktoken encoding could not be loaded, usually because the machine is offline."""
+
+    docs_anchor = "tokenizerunavailableerror"
+
+    def __init__(self, message: str, *, encoding: str) -> None:
+        super().__init__(message)
+        self.encoding = encoding
+
+
+class UnsupportedModelError(ConfigError):
+    """The model cannot be used for this operation (shut down, or lacking a feature such as ``dimensions``)."""
+
+    docs_anchor = "unsupportedmodelerror"
+
+    def __init__(self, message: str, *, model: str) -> None:
+        super().__init__(message)
+        self.model = model
+
+
+# --- datasets -----------------------------------------------------------------------------------------------
+
+
+class DatasetError(FinetuneEmbedError):
+    """A fine-tuning dataset could not be read or is invalid."""
+
+    docs_anchor = "dataseterror"
+
+
+class DatasetFormatError(DatasetError, ValueError):
+    """A file that cannot be read as a dataset at all (not JSONL, mixed formats, unreadable)."""
+
+    docs_anchor = "datasetformaterror"
+
+    def __init__(self, message: str, *, path: str | None = None, line: int | None = None) -> None:
+        where = f"{path}:{line}: " if path and line else (f"{path}: " if path else "")
+        super().__init__(where + message)
+        self.path = path
+        self.line = line
+
+
+class DatasetValidationError(DatasetError, ValueError):
+    """A dataset failed validation; ``.report`` holds every issue found."""
+
+    docs_anchor = "datasetvalidationerror"
+
+    def __init__(self, message: str, *, report: Any = None) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+# --- the API ------------------------------------------------------------------------------------------------
+
+
+class APIError(FinetuneEmbedError):
+    """The OpenAI (or Azure OpenAI, or compatible) service failed, or could not be reached.
+
+    Attributes carry what the server said: ``status_code``, ``code``, ``type``, ``param``, ``request_id``,
+    ``body``; ``attempts`` is how many HTTP attempts were made before giving up (set by the retry policy).
+    """
+
+    docs_anchor = "apierror"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        code: str | None = None,
+        type: str | None = None,
+        param: str | None = None,
+        request_id: str | None = None,
+        body: object | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.code = code
+        self.type = type
+        self.param = param
+        self.request_id = request_id
+        self.body = body
+        self.headers: dict[str, str] = {k.lower(): v for k, v in (headers or {}).items()}
+        self.attempts = 1
+
+
+class APIConnectionError(APIError, ConnectionError):
+    """No response came back: DNS, refused or dropped connection, TLS."""
+
+    docs_anchor = "apiconnectionerror"
+
+
+class APITimeoutError(APIConnectionError, TimeoutError):
+    """The request timed out before a response came back."""
+
+    docs_anchor = "apitimeouterror"
+
+
+class APIResponseValidationError(APIError):
+    """The server answered with data that does not match the API's contract."""
+
+    docs_anchor = "apiresponsevalidationerror"
+
+
+class APIStatusError(APIError):
+    """The server answered with a 4xx or 5xx status."""
+
+    docs_anchor = "apistatuserror"
+
+
+class BadRequestError(APIStatusError, ValueError):
+    """400: the request was invalid (the message says which parameter)."""
+
+    docs_anchor = "badrequesterror"
+
+
+class AuthenticationError(APIStatusError):
+    """401: the API key or token was refused."""
+
+    docs_anchor = "authenticationerror"
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: the key may not use this resource or model."""
+
+    docs_anchor = "permissiondeniederror"
+
+
+class NotFoundError(APIStatusError, LookupError):
+    """404: no such file, job, model or deployment."""
+
+    docs_anchor = "notfounderror"
+
+
+class ConflictError(APIStatusError):
+    """409: the resource is in a state that forbids the operation (retried by default)."""
+
+    docs_anchor = "conflicterror"
+
+
+class UnprocessableEntityError(APIStatusError, ValueError):
+    """422: the request was well-formed but could not be processed."""
+
+    docs_anchor = "unprocessableentityerror"
+
+
+class RateLimitError(APIStatusError):
+    """429: a rate limit was hit. ``retry_after`` is the server's suggested wait in seconds, if any."""
+
+    docs_anchor = "ratelimiterror"
+
+    @property
+    def retry_after(self) -> float | None:
+        """The wait the server asked for, in seconds (from ``retry-after-ms``, ``retry-after`` or the message)."""
+        from .retry import retry_after_seconds
+
+        return retry_after_seconds(self)
+
+
+class QuotaExceededError(RateLimitError):
+    """429 with code ``insufficient_quota``: the account is out of credit. Never retried."""
+
+    docs_anchor = "quotaexceedederror"
+
+
+class ServerError(APIStatusError):
+    """5xx: the service failed (retried by default)."""
+
+    docs_anchor = "servererror"
+
+
+class OpenAISDKError(FinetuneEmbedError):
+    """Any other error raised by the ``openai`` SDK (kept as ``__cause__``)."""
+
+    docs_anchor = "openaisdkerror"
+
+
+# --- fine-tuning jobs ---------------------------------------------------------------------------------------
+
+
+class JobError(FinetuneEmbedError):
+    """A fine-tuning job did not reach ``succeeded``."""
+
+    docs_anchor = "joberror"
+
+    def __init__(self, message: str, *, job_id: str, job: Any = None) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+        self.job = job
+
+
+class JobFailedError(JobError):
+    """The job failed; ``error`` holds the server's code, message and param (e.g. a training-file error)."""
+
+    docs_anchor = "jobfailederror"
+
+    def __init__(self, message: str, *, job_id: str, job: Any = None, error: Any = None) -> None:
+        super().__init__(message, job_id=job_id, job=job)
+        self.error = error
+
+
+class JobCancelledError(JobError):
+    """The job was cancelled."""
+
+    docs_anchor = "jobcancellederror"
+
+
+class JobTimeoutError(JobError, TimeoutError):
+    """Waiting for the job took longer than the timeout. The job itself keeps running on the server."""
+
+    docs_anchor = "jobtimeouterror"
+
+
+# --- embeddings ---------------------------------------------------------------------------------------------
+
+
+class EmbeddingError(FinetuneEmbedError):
+    """Embedding texts failed."""
+
+    docs_anchor = "embeddingerror"
+
+
+class InputTooLongError(EmbeddingError, ValueError):
+    """An input is longer than the model accepts; ``index`` is its position in the input."""
+
+    docs_anchor = "inputtoolongerror"
+
+    def __init__(self, message: str, *, index: int, tokens: int, limit: int) -> None:
+        super().__init__(message)
+        self.index = index
+        self.tokens = tokens
+        self.limit = limit
+
+
+class EmptyInputError(EmbeddingError, ValueError):
+    """An input is empty or whitespace only; the API refuses those."""
+
+    docs_anchor = "emptyinputerror"
+
+    def __init__(self, message: str, *, index: int) -> None:
+        super().__init__(message)
+        self.index = index
+
+
+class EmbeddingResponseError(EmbeddingError):
+    """The server returned the wrong number of vectors, bad indexes, or unusable values."""
+
+    docs_anchor = "embeddingresponseerror"
+
+
+# --- the index ----------------------------------------------------------------------------------------------
+
+
+class EmbeddingIndexError(FinetuneEmbedError):
+    """An operation on an :class:`~finetune_embed.EmbeddingIndex` failed."""
+
+    docs_anchor = "embeddingindexerror"
+
+
+class DimensionMismatchError(EmbeddingIndexError, ValueError):
+    """Vectors of the wrong dimension."""
+
+    docs_anchor = "dimensionmismatcherror"
+
+    def __init__(self, message: str, *, expected: int, got: int) -> None:
+        super().__init__(message)
+        self.expected = expected
+        self.got = got
+
+
+class _IdsError(EmbeddingIndexError):
+    def __init__(self, message: str, *, ids: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.ids = list(ids)
+
+
+class InvalidVectorError(_IdsError, ValueError):
+    """Zero-length or non-finite vectors; ``ids`` names them."""
+
+    docs_anchor = "invalidvectorerror"
+
+
+class DuplicateIdError(_IdsError, ValueError):
+    """Ids that are already in the index (use ``upsert`` to replace them)."""
+
+    docs_anchor = "duplicateiderror"
+
+
+class UnknownIdError(_IdsError, KeyError):
+    """Ids that are not in the index."""
+
+    docs_anchor = "unknowniderror"
+
+
+class IndexFileError(EmbeddingIndexError):
+    """A saved index is missing, corrupt, truncated, tampered with or of an unknown format version."""
+
+    docs_anchor = "indexfileerror"
+
+
+# --- translation of the openai SDK's errors -------------------------------------------------------------------
+
+_STATUS_CLASSES: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+}
+
+_FIXES: dict[type[APIError], str] = {
+    AuthenticationError: "check OPENAI_API_KEY (or AZURE_OPENAI_API_KEY / the token provider on Azure)",
+    PermissionDeniedError: "check that the key's project may use this model or resource",
+    NotFoundError: "check the id; on Azure, check the deployment name and api_version",
+    QuotaExceededError: "add credit or raise the project's budget; retrying will not help",
+    RateLimitError: "lower the concurrency or set rpm/tpm limits; the retry policy waits as the server asks",
+    ServerError: "the service failed; retried by the retry policy, try again later if it persists",
+    APIConnectionError: "check the network and base_url",
+    APITimeoutError: "raise the timeout or send smaller requests",
+}
+
+
+def _headers_of(response: Any) -> dict[str, str]:
+    try:
+        return {str(k).lower(): str(v) for k, v in response.headers.items()}
+    except Exception:
+        return {}
+
+
+def _status_class(status: int, code: str | None) -> type[APIStatusError]:
+    if status == 429 and code == "insufficient_quota":
+        return QuotaExceededError
+    if status >= 500:
+        return ServerError
+    return _STATUS_CLASSES.get(status, APIStatusError)
+
+
+def _compose(cls: type[APIError], what: str, request_id: str | None, code: str | None) -> str:
+    parts = [what.rstrip()]
+    details = []
+    if code:
+        details.append(f"code={code}")
+    if request_id:
+        details.append(f"request_id={request_id}")
+    if details:
+        parts.append("(" + ", ".join(details) + ")")
+    fix = next((v for k, v in _FIXES.items() if cls is k), None)
+    if fix:
+        parts.append(f"- {fix}.")
+    return " ".join(parts)
+
+
+def map_openai_error(exc: BaseException) -> FinetuneEmbedError:
+    """Translate an exception from the ``openai`` SDK into ours (the caller raises it ``from exc``).
+
+    Exceptions that are already ours are returned unchanged. HTTP, connection and response errors map to the
+    :class:`APIError` family; any other exception class of the SDK (``openai.OpenAIError`` or defined in
+    ``openai``) maps to :class:`OpenAISDKError`; anything else to the most general :class:`APIError`.
+    """
+    if isinstance(exc, FinetuneEmbedError):
+        return exc
+    import openai
+
+    if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        code = exc.code
+        message = str(getattr(exc, "message", "") or exc)
+        body = exc.body
+        if isinstance(body, dict) and isinstance(body.get("message"), str):
+            message = body["message"]
+        cls = _status_class(status, code)
+        request_id = exc.request_id
+        text = _compose(cls, f"HTTP {status} from the API: {message}", request_id, code)
+        return cls(
+            text,
+            status_code=status,
+            code=code,
+            type=exc.type,
+            param=exc.param,
+            request_id=request_id,
+            body=body,
+            headers=_headers_of(exc.response),
+        )
+    if isinstance(exc, openai.APITimeoutError):
+        return APITimeoutError(_compose(APITimeoutError, "The request timed out.", None, None))
+    if isinstance(exc, openai.APIConnectionError):
+        cause = exc.__cause__
+        detail = f": {type(cause).__name__}: {cause}" if cause else ""
+        return APIConnectionError(
+            _compose(APIConnectionError, f"Could not reach the API{detail}.", None, None)
+        )
+    if isinstance(exc, openai.APIResponseValidationError):
+        return APIResponseValidationError(
+            f"The API returned data that does not match its contract: {getattr(exc, 'message', exc)}",
+            status_code=getattr(exc, "status_code", None),
+            body=getattr(exc, "body", None),
+        )
+    if isinstance(exc, openai.APIError):
+        return APIError(
+            f"The API failed: {getattr(exc, 'message', exc)}",
+            code=getattr(exc, "code", None),
+            type=getattr(exc, "type", None),
+            param=getattr(exc, "param", None),
+        )
+    if isinstance(exc, openai.OpenAIError) or type(exc).__module__.split(".")[0] == "openai":
+        text = str(exc)
+        if "api_key" in text and ("must be set" in text or "OPENAI_API_KEY" in text):
+            return MissingAPIKeyError(
+                "No API key: set OPENAI_API_KEY (AZURE_OPENAI_API_KEY on Azure) or pass api_key= to Client()."
+            )
+        return OpenAISDKError(f"The openai SDK raised {type(exc).__name__}: {text}")
+    return APIError(f"Unexpected error while calling the API: {type(exc).__name__}: {exc}")
+
+
+@contextlib.contextmanager
+def map_openai_errors() -> Iterator[None]:
+    """Context manager: re-raise any openai SDK exception as ours, with the original as ``__cause__``."""
+    try:
+        yield
+    except FinetuneEmbedError:
+        raise
+    except Exception as exc:
+        import openai
+
+        if isinstance(exc, openai.OpenAIError) or type(exc).__module__.split(".")[0] == "openai":
+            raise map_openai_error(exc) from exc
+        raise

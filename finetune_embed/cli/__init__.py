@@ -1,0 +1,77 @@
+"""The ``finetune-embed`` command line.
+
+Nouns are groups, verbs are commands (``finetune-embed dataset validate FILE``). Every command prints a table
+(or human text) by default and JSON with ``--json``. Exit codes: 0 ok, 1 a validation or job failure or an API
+error, 2 a usage error. Errors are one line on stderr, never a traceback.
+
+Subcommands live in their own modules and are imported only when used, so ``--help`` is fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from typing import Any
+
+import click
+
+__all__ = ["main"]
+
+# command name -> "module:attribute"; a module that does not exist (yet) is simply not listed
+_COMMANDS: dict[str, str] = {
+    "dataset": "finetune_embed.cli._dataset:dataset",
+    "files": "finetune_embed.cli._files:files",
+    "jobs": "finetune_embed.cli._jobs:jobs",
+    "models": "finetune_embed.cli._models:models",
+    "embed": "finetune_embed.cli._embed:embed",
+    "index": "finetune_embed.cli._index:index",
+}
+
+
+class _LazyGroup(click.Group):
+    def _available(self) -> dict[str, str]:
+        return {
+            name: target
+            for name, target in _COMMANDS.items()
+            if importlib.util.find_spec(target.split(":")[0]) is not None
+        }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self._available()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            return command
+        target = self._available().get(cmd_name)
+        if target is None:
+            return None
+        module, attr = target.split(":")
+        loaded: Any = getattr(importlib.import_module(module), attr)
+        return loaded if isinstance(loaded, click.Command) else None
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("finetune-embed")
+    except PackageNotFoundError:  # pragma: no cover
+        return "0+unknown"
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(_version(), "-V", "--version", prog_name="finetune-embed")
+@click.option("-v", "--verbose", count=True, help="Log to stderr (-v: INFO, -vv: DEBUG).")
+def main(verbose: int) -> None:
+    """Fine-tune OpenAI / Azure OpenAI models and build search on embeddings.
+
+    Reads OPENAI_API_KEY, OPENAI_BASE_URL, OPENAI_ORG_ID, OPENAI_PROJECT_ID; for Azure OpenAI
+    AZURE_OPENAI_ENDPOINT, OPENAI_API_VERSION and AZURE_OPENAI_API_KEY (with --azure on commands that call the API).
+    """
+    if verbose:
+        import logging
+
+        logging.basicConfig(
+            level=logging.DEBUG if verbose > 1 else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+        )

@@ -1,0 +1,192 @@
+"""Client and AsyncClient: configuration, Azure, compatible servers, wrapping an SDK client, rate-limit headers."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import openai
+import pytest
+
+from finetune_embed import (
+    AsyncClient,
+    Client,
+    ConfigError,
+    MissingAPIKeyError,
+    RateLimits,
+    RetryPolicy,
+    ServerError,
+)
+
+from ._http import Script, error_body, ok
+
+RATE_HEADERS = {
+    "x-ratelimit-limit-requests": "3000",
+    "x-ratelimit-limit-tokens": "1000000",
+    "x-ratelimit-remaining-requests": "2999",
+    "x-ratelimit-remaining-tokens": "999000",
+    "x-ratelimit-reset-requests": "20ms",
+    "x-ratelimit-reset-tokens": "6m0s",
+}
+
+
+class TestConfiguration:
+    def test_environment_is_read(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """OPENAI_API_KEY / BASE_URL / ORG_ID / PROJECT_ID are used when no argument is given."""
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-env-key-000000")
+        monkeypatch.setenv("OPENAI_BASE_URL", "https://api.openai.com/v1")
+        monkeypatch.setenv("OPENAI_ORG_ID", "org-123")
+        monkeypatch.setenv("OPENAI_PROJECT_ID", "proj_9")
+        script = Script([ok()])
+        client = Client(transport=script.transport())
+        client.request(lambda sdk: sdk.files.list())
+        sent = script.requests[0]
+        assert sent.headers["authorization"] == "Bearer sk-env-key-000000"
+        assert sent.headers["openai-organization"] == "org-123"
+        assert sent.headers["openai-project"] == "proj_9"
+        assert str(sent.url) == "https://api.openai.com/v1/files"
+
+    def test_arguments_win_over_environment(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Explicit arguments beat the environment."""
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-env-key-000000")
+        script = Script([ok()])
+        Client(api_key="sk-arg-key-000000", transport=script.transport()).request(lambda sdk: sdk.files.list())
+        assert script.requests[0].headers["authorization"] == "Bearer sk-arg-key-000000"
+
+    def test_missing_key_is_an_error_at_the_first_call_not_at_construction(self) -> None:
+        """Building a client without a key works; the first call says how to fix it."""
+        client = Client(transport=Script([ok()]).transport())
+        with pytest.raises(MissingAPIKeyError, match="OPENAI_API_KEY"):
+            client.request(lambda sdk: sdk.files.list())
+
+    def test_compatible_server_needs_no_key(self) -> None:
+        """Any OpenAI-compatible server through base_url; no key needed."""
+        script = Script([ok()])
+        client = Client(base_url="http://localhost:8000/v1", transport=script.transport())
+        assert client.provider == "compatible"
+        client.request(lambda sdk: sdk.files.list())
+        assert str(script.requests[0].url) == "http://localhost:8000/v1/files"
+
+    def test_http_client_and_transport_are_exclusive(self) -> None:
+        """Passing both is a configuration error."""
+        with pytest.raises(ConfigError):
+            Client(api_key="sk-x", http_client=httpx.Client(), transport=httpx.MockTransport(lambda r: ok()))
+
+    def test_sdk_retries_are_off(self) -> None:
+        """The SDK client we build has max_retries=0."""
+        client = Client(api_key="sk-x-000000", transport=Script([ok()]).transport())
+        assert client.openai.max_retries == 0
+
+    def test_context_manager_closes(self) -> None:
+        """`with Client(...)` closes the HTTP client it opened."""
+        with Client(api_key="sk-x-000000", transport=Script([ok()]).transport()) as client:
+            client.request(lambda sdk: sdk.files.list())
+            http = client._http_client
+        assert http is not None
+        assert http.is_closed
+
+
+class TestAzure:
+    def test_azure_urls_headers_and_deployment(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Client.azure uses the endpoint, api-version, the api-key header and deployment URLs."""
+        monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", "https://myres.openai.azure.com")
+        monkeypatch.setenv("OPENAI_API_VERSION", "2025-04-01-preview")
+        monkeypatch.setenv("AZURE_OPENAI_API_KEY", "azure-key-0000000000")
+        emb = {
+            "object": "list",
+            "data": [{"object": "embedding", "index": 0, "embedding": [0.6, 0.8]}],
+            "model": "emb",
+            "usage": {"prompt_tokens": 1, "total_tokens": 1},
+        }
+        script = Script([httpx.Response(200, json=emb)])
+        client = Client.azure(transport=script.transport())
+        assert client.provider == "azure"
+        client.request(lambda sdk: sdk.embeddings.create(input=["hi"], model="my-deployment", encoding_format="float"))
+        sent = script.requests[0]
+        assert sent.url.path == "/openai/deployments/my-deployment/embeddings"
+        assert sent.url.params["api-version"] == "2025-04-01-preview"
+        assert sent.headers["api-key"] == "azure-key-0000000000"
+        assert "azure-key" not in repr(client)
+
+    def test_entra_id_token_provider(self) -> None:
+        """An Entra ID token provider is called and sent as a bearer token."""
+        script = Script([ok()])
+        client = Client.azure(
+            endpoint="https://myres.openai.azure.com",
+            api_version="2025-04-01-preview",
+            azure_ad_token_provider=lambda: "entra-token-abcdefgh",
+            transport=script.transport(),
+        )
+        client.request(lambda sdk: sdk.files.list())
+        assert script.requests[0].headers["authorization"] == "Bearer entra-token-abcdefgh"
+
+    def test_azure_missing_settings_are_clear(self) -> None:
+        """Missing endpoint, version or credential each say what to set."""
+        with pytest.raises(ConfigError, match="AZURE_OPENAI_ENDPOINT"):
+            _ = Client.azure(api_version="v", api_key="k").openai
+        with pytest.raises(ConfigError, match="OPENAI_API_VERSION"):
+            _ = Client.azure(endpoint="https://x.openai.azure.com", api_key="k").openai
+        with pytest.raises(MissingAPIKeyError, match="AZURE_OPENAI_API_KEY"):
+            _ = Client.azure(endpoint="https://x.openai.azure.com", api_version="v").openai
+
+
+class TestFromOpenAI:
+    def test_wraps_an_existing_client_and_disables_its_retries(self) -> None:
+        """from_openai keeps the user's configuration (and transport) but turns the SDK's retries off."""
+        script = Script([httpx.Response(500, json=error_body("x")), ok()])
+        sdk = openai.OpenAI(api_key="sk-user-000000", http_client=httpx.Client(transport=script.transport()))
+        assert sdk.max_retries == 2
+        client = Client.from_openai(sdk, retry=RetryPolicy(max_attempts=2, sleep=lambda s: None))
+        assert client.openai.max_retries == 0
+        client.request(lambda s: s.files.list())
+        assert script.attempts == 2  # our two attempts, not 2 x 3
+
+    def test_wrapped_client_errors_are_ours(self) -> None:
+        """Errors from a wrapped client are mapped too."""
+        script = Script([httpx.Response(503, json=error_body("x"))])
+        sdk = openai.OpenAI(api_key="sk-user-000000", http_client=httpx.Client(transport=script.transport()))
+        client = Client.from_openai(sdk, retry=RetryPolicy(max_attempts=1))
+        with pytest.raises(ServerError):
+            client.request(lambda s: s.files.list())
+        assert script.attempts == 1
+
+    def test_async_from_openai(self) -> None:
+        """AsyncClient.from_openai mirrors it."""
+        script = Script([ok()])
+        sdk = openai.AsyncOpenAI(api_key="sk-user-000000", http_client=httpx.AsyncClient(transport=script.transport()))
+        client = AsyncClient.from_openai(sdk)
+        assert client.openai.max_retries == 0
+        asyncio.run(client.request(lambda s: s.files.list()))
+        assert script.attempts == 1
+
+
+class TestRateLimitHeaders:
+    def test_request_raw_returns_headers_and_limits(self) -> None:
+        """request_raw parses x-ratelimit-* headers into RateLimits; data is the SDK's type."""
+        script = Script([ok(headers={**RATE_HEADERS, "x-request-id": "req_1"})])
+        client = Client(api_key="sk-x-000000", transport=script.transport())
+        raw = client.request_raw(lambda sdk: sdk.with_raw_response.files.list())
+        assert raw.status_code == 200
+        assert raw.request_id == "req_1"
+        limits = raw.rate_limits
+        assert limits.limit_requests == 3000
+        assert limits.remaining_tokens == 999000
+        assert limits.reset_requests == pytest.approx(0.02)
+        assert limits.reset_tokens == 360.0
+        assert limits.known
+        assert type(raw.data).__name__ == "SyncCursorPage[FileObject]"
+
+    def test_absent_or_negative_limits_are_unknown(self) -> None:
+        """Azure and compatible servers send nothing or -1: both read as None."""
+        limits = RateLimits.from_headers({"x-ratelimit-limit-requests": "-1", "x-ratelimit-remaining-tokens": "n/a"})
+        assert limits.limit_requests is None
+        assert limits.remaining_tokens is None
+        assert not limits.known
+        assert RateLimits.from_headers({}) == RateLimits()
+
+    def test_async_request_raw(self) -> None:
+        """The async twin returns the same."""
+        script = Script([ok(headers=RATE_HEADERS)])
+        client = AsyncClient(api_key="sk-x-000000", transport=script.transport())
+        raw = asyncio.run(client.request_raw(lambda sdk: sdk.with_raw_response.files.list()))
+        assert raw.rate_limits.limit_tokens == 1000000
