@@ -16,6 +16,8 @@ TIKTOKEN_CACHE = SHARED / "tiktoken-cache"
 os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(TIKTOKEN_CACHE))
 os.environ.setdefault("FINETUNE_EMBED_PROGRESS", "0")
 
+pytest_plugins = ["finetune_embed.testing.pytest_plugin"]
+
 _STRIPPED_PREFIXES = ("OPENAI_", "AZURE_OPENAI_")
 
 
