@@ -9,7 +9,9 @@ The tree::
     │   └── UnsupportedModelError              a model the operation cannot use (shut down, no `dimensions`, ...)
     ├── DatasetError
     │   ├── DatasetFormatError(ValueError)     a file that cannot be read as a dataset; .path .line
-    │   └── DatasetValidationError(ValueError) a dataset with validation errors; .report
+    │   ├── DatasetValidationError(ValueError) a dataset with validation errors; .report
+    │   └── FileProcessingError                the server could not process an uploaded file; .file_id
+    │       └── FileProcessingTimeoutError(TimeoutError)
     ├── APIError                               the service or the network failed; wraps the SDK's error
     │   ├── APIConnectionError(ConnectionError) no response came back
     │   │   └── APITimeoutError(TimeoutError)
@@ -25,14 +27,19 @@ The tree::
     │       │   └── QuotaExceededError             429 insufficient_quota: a billing stop, never retried
     │       └── ServerError                        5xx
     ├── OpenAISDKError                         any other error raised by the openai SDK
+    ├── ItemTooLargeError(ValueError)          one item alone is over a batch's token budget
     ├── JobError                               a fine-tuning job did not succeed
     │   ├── JobFailedError                     .job, .error (the server's code / message / param)
     │   ├── JobCancelledError
-    │   └── JobTimeoutError(TimeoutError)      the wait ended; the job goes on on the server
+    │   ├── JobTimeoutError(TimeoutError)      the wait ended; the job goes on on the server
+    │   └── ResultsUnavailableError(LookupError) no result file (yet)
     ├── EmbeddingError
     │   ├── InputTooLongError(ValueError)      an input over the model's token limit; .index
     │   ├── EmptyInputError(ValueError)        an empty or whitespace-only input; .index
-    │   └── EmbeddingResponseError             a response with missing, extra or bad vectors
+    │   ├── EmbeddingResponseError             a response with missing, extra or bad vectors
+    │   │   └── InvalidEmbeddingError          non-finite or all-zero vectors; .indices .result
+    │   ├── BatchAPIError                      a Batch API batch failed, or lines kept failing
+    │   └── BatchTimeoutError(TimeoutError)    waiting for batches ran out; they resume on the next call
     └── EmbeddingIndexError
         ├── DimensionMismatchError(ValueError) .expected .got
         ├── InvalidVectorError(ValueError)     zero or non-finite vectors; .ids
@@ -61,6 +68,8 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "BatchAPIError",
+    "BatchTimeoutError",
     "ConfigError",
     "ConflictError",
     "DatasetError",
@@ -72,10 +81,14 @@ __all__ = [
     "EmbeddingIndexError",
     "EmbeddingResponseError",
     "EmptyInputError",
+    "FileProcessingError",
+    "FileProcessingTimeoutError",
     "FinetuneEmbedError",
     "IndexFileError",
     "InputTooLongError",
+    "InvalidEmbeddingError",
     "InvalidVectorError",
+    "ItemTooLargeError",
     "JobCancelledError",
     "JobError",
     "JobFailedError",
@@ -86,6 +99,7 @@ __all__ = [
     "PermissionDeniedError",
     "QuotaExceededError",
     "RateLimitError",
+    "ResultsUnavailableError",
     "ServerError",
     "TokenizerUnavailableError",
     "UnknownIdError",
@@ -187,6 +201,24 @@ class DatasetValidationError(DatasetError, ValueError):
     def __init__(self, message: str, *, report: Any = None) -> None:
         super().__init__(message)
         self.report = report
+
+
+class FileProcessingError(DatasetError):
+    """The server could not process an uploaded file (status ``error``); ``details`` is what it said."""
+
+    docs_anchor = "fileprocessingerror"
+
+    def __init__(self, message: str, *, file_id: str, file: Any = None, details: str | None = None) -> None:
+        super().__init__(message)
+        self.file_id = file_id
+        self.file = file
+        self.details = details
+
+
+class FileProcessingTimeoutError(FileProcessingError, TimeoutError):
+    """An uploaded file was still not processed when the wait ended (the server goes on processing it)."""
+
+    docs_anchor = "fileprocessingtimeouterror"
 
 
 # --- the API ------------------------------------------------------------------------------------------------
@@ -315,6 +347,18 @@ class OpenAISDKError(FinetuneEmbedError):
     docs_anchor = "openaisdkerror"
 
 
+class ItemTooLargeError(FinetuneEmbedError, ValueError):
+    """One item alone is over the per-batch token budget, so no batch can hold it; ``.index`` names it."""
+
+    docs_anchor = "itemtoolargeerror"
+
+    def __init__(self, message: str, *, index: int, tokens: int, max_tokens: int) -> None:
+        super().__init__(message)
+        self.index = index
+        self.tokens = tokens
+        self.max_tokens = max_tokens
+
+
 # --- fine-tuning jobs ---------------------------------------------------------------------------------------
 
 
@@ -349,6 +393,12 @@ class JobTimeoutError(JobError, TimeoutError):
     """Waiting for the job took longer than the timeout. The job itself keeps running on the server."""
 
     docs_anchor = "jobtimeouterror"
+
+
+class ResultsUnavailableError(JobError, LookupError):
+    """A job has no result file (yet): metrics exist only once the job has ended."""
+
+    docs_anchor = "resultsunavailableerror"
 
 
 # --- embeddings ---------------------------------------------------------------------------------------------
@@ -386,6 +436,41 @@ class EmbeddingResponseError(EmbeddingError):
     """The server returned the wrong number of vectors, bad indexes, or unusable values."""
 
     docs_anchor = "embeddingresponseerror"
+
+
+class InvalidEmbeddingError(EmbeddingResponseError):
+    """Some vectors came back non-finite (NaN/inf) or all zero. ``indices`` names the inputs; ``result`` holds
+    everything else (valid vectors were cached, so a rerun only asks for the bad ones again)."""
+
+    docs_anchor = "invalidembeddingerror"
+
+    def __init__(self, message: str, *, indices: list[int], result: Any) -> None:
+        super().__init__(message)
+        self.indices = indices
+        self.result = result
+
+
+class BatchAPIError(EmbeddingError):
+    """A batch failed as a whole, or some lines kept failing. ``batch_id`` and ``errors`` (the server's
+    ``code: message`` strings) say why; vectors that did arrive are in the cache."""
+
+    docs_anchor = "batchapierror"
+
+    def __init__(self, message: str, *, batch_id: str | None = None, errors: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.batch_id = batch_id
+        self.errors = list(errors or [])
+
+
+class BatchTimeoutError(EmbeddingError, TimeoutError):
+    """Waiting took longer than ``timeout``. The batches go on on the server and are in the cache's journal:
+    calling ``embed_batch_api`` again with the same texts resumes them."""
+
+    docs_anchor = "batchtimeouterror"
+
+    def __init__(self, message: str, *, batch_ids: list[str]) -> None:
+        super().__init__(message)
+        self.batch_ids = batch_ids
 
 
 # --- the index ----------------------------------------------------------------------------------------------

@@ -275,8 +275,8 @@ class ModelCatalog:
             notes.append(f"OpenAI accepts no new fine-tuning jobs after {cutoff} ({(cutoff - today).days} days)")
         if shutdown and (shutdown - today).days <= self.warning_days:
             notes.append(
-                f"{info.name} shuts down on {shutdown} ({(shutdown - today).days} days), and models fine-tuned "
-                "from it with it"
+                f"{info.name} shuts down on {shutdown} ({(shutdown - today).days} days); models fine-tuned from "
+                "it stop working then too"
             )
         if notes:
             return Availability("shutting_down", "; ".join(notes) + ". Azure OpenAI keeps fine-tuning.", shutdown)

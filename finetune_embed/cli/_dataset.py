@@ -1,0 +1,337 @@
+"""``finetune-embed dataset``: validate, describe, split, convert and fix fine-tuning files (all offline)."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from ._common import EXIT_FAILURE, echo_json, echo_table, handle_errors, json_option
+
+if TYPE_CHECKING:
+    from ..dataset import DatasetStats, ValidationReport
+
+_METHODS = click.Choice(["supervised", "dpo", "reinforcement"])
+model_option = click.option(
+    "-m", "--model", default=None, help="Base model to check against (limits, price, availability)."
+)
+method_option = click.option(
+    "--method", type=_METHODS, default=None, help="Fine-tuning method (default: from the data)."
+)
+
+
+def _day(value: datetime | None) -> Any:
+    return value.date() if value is not None else None
+
+
+@click.group()
+def dataset() -> None:
+    """Check and prepare fine-tuning data (JSONL). Nothing here calls the API."""
+
+
+def _print_issues(report: ValidationReport, name: str) -> None:
+    for title, items in (("Errors", report.errors), ("Warnings", report.warnings)):
+        if items:
+            click.echo(f"{title}:")
+            for issue in items:
+                click.echo("  " + issue.format(name))
+    left = report.error_count + report.warning_count - len(report.issues)
+    if left > 0:
+        click.echo(f"  ... and {left} more issue(s) not listed (raise --max-issues); counts by code: {report.counts}")
+
+
+def _print_stats(stats: DatasetStats) -> None:
+    d = stats.tokens_per_example
+    a = stats.assistant_tokens_per_example
+    approx = " (approximate: tool definitions/images estimated)" if stats.approximate else ""
+    click.echo(f"Tokens: {stats.total_tokens:,} with {stats.encoding}{approx}")
+    if d.n:
+        click.echo(
+            f"  per example: min {d.min:,.0f}  mean {d.mean:,.1f}  p5 {d.p5:,.0f}  p50 {d.p50:,.0f}  "
+            f"p95 {d.p95:,.0f}  max {d.max:,.0f}"
+        )
+        click.echo(f"  assistant tokens per example: mean {a.mean:,.1f}  p50 {a.p50:,.0f}  max {a.max:,.0f}")
+    if stats.max_example_tokens:
+        click.echo(
+            f"  {stats.n_over_limit} example(s) over the {stats.max_example_tokens:,}-token limit "
+            "(truncated in training)"
+        )
+    price = ""
+    if stats.cost_usd is not None:
+        price = (
+            f"; estimated cost ${stats.cost_usd:,.2f} at ${stats.price_per_1m:,.2f} / 1M training tokens"
+            f" (catalog prices as of {stats.price_as_of})"
+        )
+    elif stats.model:
+        price = f"; no per-token price for {stats.model} ({stats.price_unit or 'unknown'})"
+    click.echo(
+        f"Epochs: {stats.n_epochs} ({stats.epochs_source}); billed tokens: {stats.billed_tokens:,} "
+        f"({stats.billed_tokens_per_epoch:,} per epoch){price}"
+    )
+    balance = []
+    if stats.n_missing_system:
+        balance.append(f"{stats.n_missing_system} without a system message")
+    if stats.n_missing_user:
+        balance.append(f"{stats.n_missing_user} without a user message")
+    if stats.n_assistant_replies:
+        balance.append(f"{stats.refusal_share:.1%} refusal-like replies")
+    if stats.n_exact_duplicates or stats.n_near_duplicates:
+        balance.append(f"{stats.n_exact_duplicates} exact / {stats.n_near_duplicates} near duplicates")
+    if stats.n_leaked is not None:
+        balance.append(f"{stats.n_leaked} validation example(s) also in the training data")
+    if balance:
+        click.echo("Balance: " + "; ".join(balance))
+
+
+@dataset.command("validate")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@model_option
+@method_option
+@json_option
+@click.option(
+    "--stats/--no-stats", "want_stats", default=True, show_default=True, help="Also count tokens and estimate cost."
+)
+@click.option("--max-issues", type=click.IntRange(min=1), default=1000, show_default=True, help="Issues to keep.")
+@click.option("--provider", type=click.Choice(["openai", "azure", "compatible"]), default="openai", show_default=True)
+@click.option("--on", type=click.DateTime(formats=["%Y-%m-%d"]), default=None, help="Check availability on this day.")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Processes for large files (default: auto).")
+@click.option(
+    "--max-example-tokens", type=click.IntRange(min=1), default=None, help="Override the model's per-example limit."
+)
+@handle_errors
+def validate(
+    file: Path,
+    model: str | None,
+    method: str | None,
+    as_json: bool,
+    want_stats: bool,
+    max_issues: int,
+    provider: str,
+    on: datetime | None,
+    workers: int | None,
+    max_example_tokens: int | None,
+) -> None:
+    """Check FILE (JSONL) line by line; exit 1 if there is any error (warnings keep exit 0).
+
+    Prints one line per issue, `FILE:LINE path: message [code]`, then the token, epoch and cost estimate.
+    """
+    from ..dataset import Dataset
+
+    report = Dataset.validate_file(
+        file,
+        model=model,
+        method=method,
+        max_issues=max_issues,
+        stats=want_stats,
+        on=_day(on),
+        provider=provider,
+        max_example_tokens=max_example_tokens,
+        workers=workers,
+        progress=False if as_json else None,
+    )
+    if as_json:
+        echo_json(report.to_dict())
+    else:
+        name = str(file)
+        click.echo(
+            f"{name}: {report.n_examples} examples"
+            + (f", {report.format}" if report.format else "")
+            + (f", {report.method}" if report.method else "")
+            + (f", model {report.model}" if report.model else "")
+        )
+        _print_issues(report, name)
+        if report.stats is not None and report.stats.n_examples:
+            _print_stats(report.stats)
+        verdict = "OK" if report.ok else "FAILED"
+        click.echo(f"{verdict}: {report.error_count} error(s), {report.warning_count} warning(s)")
+    if not report.ok:
+        sys.exit(EXIT_FAILURE)
+
+
+@dataset.command("stats")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@model_option
+@method_option
+@json_option
+@click.option(
+    "--counting",
+    type=click.Choice(["model", "cookbook"]),
+    default="model",
+    show_default=True,
+    help="model: the model's encoding and our formula; cookbook: the cookbook notebook's cl100k_base formula.",
+)
+@click.option(
+    "--epochs", "n_epochs", type=click.IntRange(1, 50), default=None, help="Epochs (default: the service's heuristic)."
+)
+@click.option(
+    "--validation",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="A validation file: count its examples that are also in FILE (leakage).",
+)
+@handle_errors
+def stats_cmd(
+    file: Path,
+    model: str | None,
+    method: str | None,
+    as_json: bool,
+    counting: str,
+    n_epochs: int | None,
+    validation: Path | None,
+) -> None:
+    """Token distributions, epochs, billed tokens and cost of FILE (streamed)."""
+    from ..dataset import Dataset
+
+    st = Dataset.stats_file(
+        file,
+        model=model,
+        method=method,
+        counting=counting,  # type: ignore[arg-type]
+        n_epochs=n_epochs,
+        validation=validation,
+    )
+    if as_json:
+        echo_json(st.to_dict())
+        return
+    click.echo(f"{file}: {st.n_examples} examples" + (f", model {st.model}" if st.model else ""))
+    rows = []
+    for label, dist in (
+        ("messages per example", st.messages_per_example),
+        ("tokens per example", st.tokens_per_example),
+        ("assistant tokens per example", st.assistant_tokens_per_example),
+    ):
+        if dist.n:
+            rows.append(
+                {
+                    "distribution": label,
+                    "min": f"{dist.min:,.0f}",
+                    "mean": f"{dist.mean:,.1f}",
+                    "p5": f"{dist.p5:,.1f}",
+                    "p50": f"{dist.p50:,.1f}",
+                    "p95": f"{dist.p95:,.1f}",
+                    "max": f"{dist.max:,.0f}",
+                }
+            )
+    if rows:
+        echo_table(rows, ["distribution", "min", "mean", "p5", "p50", "p95", "max"])
+    if any(st.tokens_by_role.values()):
+        click.echo("Tokens by role: " + ", ".join(f"{k} {v:,}" for k, v in st.tokens_by_role.items() if v))
+    _print_stats(st)
+    for note in st.notes:
+        click.echo(f"Note: {note}")
+
+
+@dataset.command("split")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--test-size", type=float, default=0.1, show_default=True, help="Fraction (0-1) or count (>= 1).")
+@click.option("--seed", type=int, default=None, help="Seed for a reproducible split.")
+@click.option("--no-shuffle", is_flag=True, help="Take the test set from the end of the file.")
+@click.option(
+    "--out-dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Default: next to FILE."
+)
+@json_option
+@handle_errors
+def split(
+    file: Path, test_size: float, seed: int | None, no_shuffle: bool, out_dir: Path | None, as_json: bool
+) -> None:
+    """Split FILE into <name>.train.jsonl and <name>.test.jsonl; near-duplicates never straddle the split."""
+    from ..dataset import Dataset
+
+    ds = Dataset.from_json(file)
+    size: float | int = int(test_size) if test_size >= 1 else test_size
+    train, test = ds.train_test_split(size, seed=seed, shuffle=not no_shuffle)
+    folder = out_dir or file.parent
+    stem = file.name[: -len(".jsonl")] if file.name.endswith(".jsonl") else file.stem
+    train_path, test_path = folder / f"{stem}.train.jsonl", folder / f"{stem}.test.jsonl"
+    train.to_json(train_path)
+    test.to_json(test_path)
+    if as_json:
+        echo_json({"train": str(train_path), "test": str(test_path), "n_train": len(train), "n_test": len(test)})
+    else:
+        click.echo(f"{len(train)} examples -> {train_path}\n{len(test)} examples -> {test_path}")
+
+
+@dataset.command("convert")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--to", "target", type=click.Choice(["chat"]), default="chat", show_default=True)
+@click.option("--system", default=None, help="System prompt to add to converted examples.")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Default: <name>.chat.jsonl."
+)
+@click.option("--prompt-column", default="prompt", show_default=True, help="CSV input: the prompt column.")
+@click.option("--completion-column", default="completion", show_default=True, help="CSV input: the completion column.")
+@json_option
+@handle_errors
+def convert(
+    file: Path,
+    target: str,
+    system: str | None,
+    output: Path | None,
+    prompt_column: str,
+    completion_column: str,
+    as_json: bool,
+) -> None:
+    """Convert FILE (prompt/completion or preference JSONL, or a CSV of prompt/completion columns) to chat JSONL."""
+    from ..dataset import Dataset
+
+    if file.suffix.lower() in (".csv", ".tsv"):
+        ds = Dataset.from_csv(
+            file,
+            prompt=prompt_column,
+            completion=completion_column,
+            system=system,
+            delimiter="\t" if file.suffix.lower() == ".tsv" else ",",
+        )
+    else:
+        ds = Dataset.from_json(file).convert("chat", system=system)
+    stem = file.name[: -len(".jsonl")] if file.name.endswith(".jsonl") else file.stem
+    out = output or file.with_name(f"{stem}.{target}.jsonl")
+    n = ds.to_json(out)
+    if as_json:
+        echo_json({"output": str(out), "n_examples": n})
+    else:
+        click.echo(f"{n} examples -> {out}")
+
+
+@dataset.command("fix")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@model_option
+@method_option
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Default: <name>.fixed.jsonl."
+)
+@click.option(
+    "--rejected", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Default: <name>.rejected.jsonl."
+)
+@click.option("--no-dedupe", is_flag=True, help="Keep exact duplicate examples.")
+@json_option
+@handle_errors
+def fix(
+    file: Path,
+    model: str | None,
+    method: str | None,
+    output: Path | None,
+    rejected: Path | None,
+    no_dedupe: bool,
+    as_json: bool,
+) -> None:
+    """Write the fixable examples of FILE to <name>.fixed.jsonl and the rest, with reasons, to <name>.rejected.jsonl.
+
+    Fixes a BOM, CRLF, empty lines, duplicate keys, unknown keys, double-encoded tool arguments and exact
+    duplicates. Exit 1 when the fixed file still has errors (e.g. fewer than 10 examples left).
+    """
+    from ..dataset import Dataset
+
+    result = Dataset.fix_file(file, output=output, rejected=rejected, model=model, method=method, dedupe=not no_dedupe)
+    if as_json:
+        echo_json(result.to_dict())
+    else:
+        click.echo(result.summary())
+        if result.report is not None:
+            click.echo(f"Fixed file: {result.report.headline()}")
+            _print_issues(result.report, str(result.fixed_path))
+    if result.report is not None and not result.report.ok:
+        sys.exit(EXIT_FAILURE)

@@ -1,0 +1,73 @@
+"""Fine-tuning datasets: build, load, validate, describe, estimate, split and fix.
+
+>>> from finetune_embed.dataset import Dataset
+>>> report = Dataset.validate_file("train.jsonl", model="gpt-4o-mini", stats=True)  # doctest: +SKIP
+>>> report.ok, report.stats.billed_tokens, report.stats.cost_usd  # doctest: +SKIP
+
+Formats (auto-detected per file; mixing them is an error): chat (``messages``), preference / DPO (``input``,
+``preferred_output``, ``non_preferred_output``) and legacy prompt/completion. Every issue carries a stable
+:class:`IssueCode` (``docs/errors.md#<code>``), the 1-based line, a JSON path and a message saying how to fix it.
+"""
+
+from __future__ import annotations
+
+from ._codes import CODE_INFO, CodeInfo, IssueCode
+from ._dataset import Dataset, DatasetSplits
+from ._fix import FixResult, fix_file
+from ._images import image_tokens
+from ._memory import ExampleTokens
+from ._models import (
+    AssistantMessage,
+    ChatExample,
+    CompletionExample,
+    DeveloperMessage,
+    FunctionCall,
+    FunctionDefinition,
+    FunctionMessage,
+    ImagePart,
+    ImageURL,
+    PreferenceExample,
+    PreferenceInput,
+    SystemMessage,
+    TextPart,
+    Tool,
+    ToolCall,
+    ToolMessage,
+    UserMessage,
+)
+from ._report import DatasetIssue, ValidationReport
+from ._stats import DatasetStats, Distribution, default_epochs
+
+__all__ = [
+    "CODE_INFO",
+    "AssistantMessage",
+    "ChatExample",
+    "CodeInfo",
+    "CompletionExample",
+    "Dataset",
+    "DatasetIssue",
+    "DatasetSplits",
+    "DatasetStats",
+    "DeveloperMessage",
+    "Distribution",
+    "ExampleTokens",
+    "FixResult",
+    "FunctionCall",
+    "FunctionDefinition",
+    "FunctionMessage",
+    "ImagePart",
+    "ImageURL",
+    "IssueCode",
+    "PreferenceExample",
+    "PreferenceInput",
+    "SystemMessage",
+    "TextPart",
+    "Tool",
+    "ToolCall",
+    "ToolMessage",
+    "UserMessage",
+    "ValidationReport",
+    "default_epochs",
+    "fix_file",
+    "image_tokens",
+]

@@ -1,0 +1,86 @@
+"""Reading and writing JSONL: strict line reader and atomic writer."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from .._exceptions import DatasetFormatError
+
+__all__ = ["atomic_write_lines", "dump_line", "read_jsonl"]
+
+_BOM = b"\xef\xbb\xbf"
+
+
+def dump_line(row: Any) -> str:
+    """One example as one JSON line (UTF-8 text, no ASCII escaping, no newline)."""
+    return json.dumps(row, ensure_ascii=False, separators=(", ", ": "))
+
+
+def read_jsonl(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line, object)`` for each non-empty line; raises :class:`DatasetFormatError` at the first bad line."""
+    name = os.fspath(path)
+    try:
+        f = open(name, "rb")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise DatasetFormatError(f"cannot read the file: {exc.strerror or exc}", path=name) from exc
+    with f:
+        for line, raw in enumerate(f, 1):
+            body = raw.strip()
+            if line == 1 and body.startswith(_BOM):
+                body = body[3:].strip()
+            if not body:
+                continue
+            try:
+                obj = json.loads(body.decode("utf-8"))
+            except UnicodeDecodeError as exc:
+                raise DatasetFormatError(
+                    f"not valid UTF-8 at byte {exc.start + 1}; re-save the file as UTF-8 (or run "
+                    "`finetune-embed dataset validate` to list every problem)",
+                    path=name,
+                    line=line,
+                ) from exc
+            except (ValueError, RecursionError) as exc:
+                raise DatasetFormatError(
+                    f"not valid JSON ({exc}); each line must hold one JSON object (run `finetune-embed dataset "
+                    "validate` to list every problem, `finetune-embed dataset fix` to set the bad lines aside)",
+                    path=name,
+                    line=line,
+                ) from exc
+            if not isinstance(obj, dict):
+                raise DatasetFormatError(
+                    f"the line is a JSON {type(obj).__name__}, not an object; each line must be one example "
+                    'such as {"messages": [...]}',
+                    path=name,
+                    line=line,
+                )
+            yield line, obj
+
+
+def atomic_write_lines(path: str | os.PathLike[str], lines: Iterable[str]) -> int:
+    """Write ``lines`` (each without its newline) to ``path`` atomically: a temporary file in the same folder,
+    flushed and fsynced, then renamed over ``path``. Returns the number of lines written."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    n = 0
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as out:
+            for text in lines:
+                out.write(text)
+                out.write("\n")
+                n += 1
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return n
