@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     import openai as _sdk
     from openai._legacy_response import LegacyAPIResponse
 
+    from .finetuning import AsyncFileManager, AsyncJobManager, FileManager, JobManager
+
 
 __all__ = ["AsyncClient", "Client", "RateLimits", "RawResponse"]
 
@@ -363,6 +365,20 @@ class Client(_BaseClient):
         rate-limit state (``op`` receives the SDK client; call ``sdk.with_raw_response.<resource>.<method>``)."""
         return self.request(lambda sdk: _raw(op(sdk)), description=description)
 
+    @property
+    def files(self) -> FileManager:
+        """Upload (validated first), list, download and delete files."""
+        from .finetuning import FileManager
+
+        return FileManager(self)
+
+    @property
+    def jobs(self) -> JobManager:
+        """Create, follow and manage fine-tuning jobs."""
+        from .finetuning import JobManager
+
+        return JobManager(self)
+
     def close(self) -> None:
         """Close the HTTP connections this client opened."""
         if self._owns_http and self._http_client is not None:
@@ -504,6 +520,20 @@ class AsyncClient(_BaseClient):
             return _raw(await op(sdk))
 
         return await self.request(call, description=description)
+
+    @property
+    def files(self) -> AsyncFileManager:
+        """Upload, list, download and delete files (async)."""
+        from .finetuning import AsyncFileManager
+
+        return AsyncFileManager(self)
+
+    @property
+    def jobs(self) -> AsyncJobManager:
+        """Create, follow and manage fine-tuning jobs (async)."""
+        from .finetuning import AsyncJobManager
+
+        return AsyncJobManager(self)
 
     async def aclose(self) -> None:
         """Close the HTTP connections this client opened."""

@@ -6,7 +6,7 @@ from datetime import date
 
 import click
 
-from ._common import echo_json, echo_table, handle_errors, json_option
+from ._common import azure_option, client_from_options, echo_json, echo_table, handle_errors, json_option
 
 
 @click.group()
@@ -107,3 +107,23 @@ def info(model: str, as_json: bool, provider: str) -> None:
         if isinstance(values, dict):
             for key, value in values.items():
                 click.echo(f"  {key}: {value}")
+
+
+@models.command("delete")
+@click.argument("model_id")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@json_option
+@azure_option
+@handle_errors
+def delete(model_id: str, yes: bool, as_json: bool, azure: bool) -> None:
+    """Delete MODEL_ID, a fine-tuned model you own (ft:... on OpenAI). This cannot be undone."""
+    from ..finetuning import JobManager
+
+    if not yes:
+        click.confirm(f"Delete the fine-tuned model {model_id}? This cannot be undone", abort=True)
+    with client_from_options(azure) as client:
+        result = JobManager(client).delete_model(model_id)
+    if as_json:
+        echo_json(result)
+    else:
+        click.echo(f"{result.id} {'deleted' if result.deleted else 'not deleted'}")

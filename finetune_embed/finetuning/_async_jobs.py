@@ -1,0 +1,282 @@
+"""The asyncio twin of :class:`~finetune_embed.finetuning.JobManager` (``async_client.jobs``)."""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+from .._logging import get_logger
+from .._progress import progress_bar, progress_enabled
+from ._files import AsyncFileManager
+from ._jobs import (
+    DEFAULT_MAX_POLL_INTERVAL,
+    DEFAULT_POLL_INTERVAL,
+    EVENTS_PAGE_SIZE,
+    CreatePlan,
+    Role,
+    TrainingFile,
+    events_page,
+    file_id_of,
+    is_local_file,
+    matches,
+    outcome,
+    plan_create,
+    status_filter,
+    timeout_error,
+    update_bar,
+)
+from ._pages import aiter_pages
+from ._polling import EventTracker, JobProgress, PollBackoff, SleepClock, is_terminal, status_of
+from ._validate import check_metadata
+
+if TYPE_CHECKING:
+    import openai
+    from openai.types.fine_tuning import FineTuningJob, FineTuningJobEvent
+
+    from .._client import AsyncClient
+
+__all__ = ["AsyncJobManager"]
+
+logger = get_logger("finetuning")
+
+
+class AsyncJobManager:
+    """Create, follow and wait for fine-tuning jobs with an :class:`~finetune_embed.AsyncClient`.
+
+    Same arguments and behaviour as :class:`~finetune_embed.finetuning.JobManager` (``create``, ``get``,
+    ``list``, ``cancel``, ``pause``, ``resume``, ``events``, ``follow``, ``wait``); ``sleep`` may be a
+    coroutine function (default: the client's retry-policy sleep, else ``asyncio.sleep``).
+
+    >>> job = await async_client.jobs.create("gpt-4.1-mini", "train.jsonl")     # doctest: +SKIP
+    >>> async for event in async_client.jobs.follow(job.id):                    # doctest: +SKIP
+    ...     print(event.message)
+    """
+
+    def __init__(
+        self,
+        client: AsyncClient,
+        *,
+        sleep: Callable[[float], Any] | None = None,
+        today: Callable[[], date] | None = None,
+        files: AsyncFileManager | None = None,
+    ) -> None:
+        self.client = client
+        self._sleep = sleep or client.retry.sleep or asyncio.sleep
+        self._today = today or date.today
+        self.files = files or AsyncFileManager(client, sleep=self._sleep, today=self._today)
+
+    def __repr__(self) -> str:
+        return f"AsyncJobManager(provider={self.client.provider!r})"
+
+    async def _sleep_for(self, seconds: float) -> None:
+        result = self._sleep(seconds)
+        if isinstance(result, Awaitable):
+            await result
+
+    async def create(
+        self,
+        model: str,
+        training_file: TrainingFile,
+        *,
+        validation_file: TrainingFile | None = None,
+        method: str | Mapping[str, Any] = "supervised",
+        hyperparameters: Mapping[str, Any] | None = None,
+        grader: Mapping[str, Any] | None = None,
+        suffix: str | None = None,
+        seed: int | None = None,
+        metadata: Mapping[str, str] | None = None,
+        integrations: Sequence[Mapping[str, Any]] | None = None,
+        validate: bool = True,
+    ) -> FineTuningJob:
+        """See :meth:`JobManager.create`."""
+        plan = plan_create(
+            model,
+            method=method,
+            hyperparameters=hyperparameters,
+            grader=grader,
+            suffix=suffix,
+            seed=seed,
+            metadata=metadata,
+            integrations=integrations,
+            provider=self.client.provider,
+            on=self._today(),
+        )
+        train_local = is_local_file(training_file, role="training_file")
+        valid_local = validation_file is not None and is_local_file(validation_file, role="validation_file")
+        params: dict[str, Any] = {
+            "model": plan.model,
+            "training_file": await self._file_id(training_file, train_local, plan, validate, "training"),
+            "method": plan.method,
+            **plan.extra,
+        }
+        if validation_file is not None:
+            params["validation_file"] = await self._file_id(validation_file, valid_local, plan, validate, "validation")
+        job = await self.client.request(
+            lambda sdk: sdk.fine_tuning.jobs.create(**params), description="create fine-tuning job"
+        )
+        logger.info("created fine-tuning job %s (%s, %s)", job.id, plan.model, plan.method_type)
+        return job
+
+    async def _file_id(self, value: TrainingFile, local: bool, plan: CreatePlan, validate: bool, role: Role) -> str:
+        if not local:
+            return file_id_of(value)
+        file = await self.files.upload(
+            value, model=plan.model, method=plan.method_type, validate=validate, role=role
+        )
+        return file.id
+
+    async def get(self, job_id: str) -> FineTuningJob:
+        """See :meth:`JobManager.get`."""
+        return await self.client.request(
+            lambda sdk: sdk.fine_tuning.jobs.retrieve(job_id), description=f"retrieve job {job_id}"
+        )
+
+    async def cancel(self, job_id: str) -> FineTuningJob:
+        """See :meth:`JobManager.cancel`."""
+        return await self.client.request(
+            lambda sdk: sdk.fine_tuning.jobs.cancel(job_id), description=f"cancel {job_id}"
+        )
+
+    async def pause(self, job_id: str) -> FineTuningJob:
+        """See :meth:`JobManager.pause`."""
+        return await self.client.request(lambda sdk: sdk.fine_tuning.jobs.pause(job_id), description=f"pause {job_id}")
+
+    async def resume(self, job_id: str) -> FineTuningJob:
+        """See :meth:`JobManager.resume`."""
+        return await self.client.request(
+            lambda sdk: sdk.fine_tuning.jobs.resume(job_id), description=f"resume {job_id}"
+        )
+
+    async def list(
+        self,
+        *,
+        status: str | Iterable[str] | None = None,
+        metadata: Mapping[str, str] | None = None,
+        limit: int | None = None,
+        page_size: int = 100,
+    ) -> AsyncIterator[FineTuningJob]:
+        """See :meth:`JobManager.list` (an async iterator)."""
+        from openai import omit
+
+        statuses = status_filter(status)
+        meta = check_metadata(metadata)
+
+        def fetch(sdk: openai.AsyncOpenAI, after: str | None) -> Any:
+            return sdk.fine_tuning.jobs.list(
+                after=after if after is not None else omit, limit=page_size, metadata=meta if meta else omit
+            )
+
+        count = 0
+        async for job in aiter_pages(self.client, fetch, description="list fine-tuning jobs"):
+            if limit is not None and count >= limit:
+                return
+            if matches(job, statuses, meta):
+                count += 1
+                yield job
+
+    async def events(self, job_id: str, *, limit: int | None = None) -> builtins.list[FineTuningJobEvent]:
+        """See :meth:`JobManager.events`."""
+        size = min(EVENTS_PAGE_SIZE, limit or EVENTS_PAGE_SIZE)
+
+        def fetch(sdk: openai.AsyncOpenAI, after: str | None) -> Any:
+            return events_page(job_id, after, size)(sdk)
+
+        tracker = EventTracker()
+        pages = aiter_pages(self.client, fetch, description=f"list events of {job_id}", limit=limit)
+        newest_first = [event async for event in pages]
+        tracker.scan(newest_first)
+        return tracker.commit(newest_first)
+
+    async def _new_events(
+        self, job_id: str, tracker: EventTracker, *, first_page_only: bool = False
+    ) -> builtins.list[Any]:
+        collected: builtins.list[Any] = []
+        after: str | None = None
+        while True:
+            page = await self.client.request(events_page(job_id, after), description=f"list events of {job_id}")
+            data = builtins.list(page.data or [])
+            fresh, stop = tracker.scan(data)
+            collected.extend(fresh)
+            if stop or first_page_only or not data or not page.has_more or data[-1].id == after:
+                break
+            after = data[-1].id
+        return tracker.commit(collected)
+
+    async def _pause(
+        self, backoff: PollBackoff, clock: SleepClock, timeout: float | None, job: Any, job_id: str
+    ) -> None:
+        delay = backoff.next_delay()
+        if timeout is not None:
+            remaining = timeout - clock.elapsed()
+            if remaining <= 0:
+                raise timeout_error(job, job_id, timeout)
+            delay = min(delay, remaining)
+        clock.add_sleep(delay)
+        await self._sleep_for(delay)
+
+    async def follow(
+        self,
+        job_id: str,
+        *,
+        history: bool = True,
+        timeout: float | None = None,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL,
+    ) -> AsyncIterator[FineTuningJobEvent]:
+        """See :meth:`JobManager.follow` (an async iterator)."""
+        tracker = EventTracker()
+        backoff = PollBackoff(poll_interval, max_poll_interval)
+        clock = SleepClock()
+        if not history:
+            await self._new_events(job_id, tracker, first_page_only=True)
+        last_status: str | None = None
+        while True:
+            job = await self.get(job_id)
+            status = status_of(job)
+            events = await self._new_events(job_id, tracker)
+            for event in events:
+                yield event
+            if is_terminal(status):
+                return
+            if events or status != last_status:
+                backoff.reset()
+            last_status = status
+            await self._pause(backoff, clock, timeout, job, job_id)
+
+    async def wait(
+        self,
+        job_id: str,
+        *,
+        timeout: float | None = None,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL,
+        progress: bool | None = None,
+    ) -> FineTuningJob:
+        """See :meth:`JobManager.wait`."""
+        backoff = PollBackoff(poll_interval, max_poll_interval)
+        clock = SleepClock()
+        tracker = EventTracker()
+        state = JobProgress()
+        show = progress_enabled(progress)
+        first = True
+        with progress_bar(total=None, desc=f"fine-tuning {job_id}", unit="step", progress=progress) as bar:
+            while True:
+                job = await self.get(job_id)
+                status = status_of(job)
+                changed = status != state.status
+                if changed:
+                    logger.info("fine-tuning job %s: %s", job_id, status)
+                state.update_from_job(job)
+                if show:
+                    for event in await self._new_events(job_id, tracker, first_page_only=first):
+                        state.update_from_event(event)
+                    update_bar(bar, state)
+                if is_terminal(status):
+                    return outcome(job)  # type: ignore[no-any-return]
+                if changed and not first:
+                    backoff.reset()
+                first = False
+                await self._pause(backoff, clock, timeout, job, job_id)

@@ -1,0 +1,517 @@
+"""Fine-tuning jobs: create (checked locally, local data uploaded), follow, wait, results (``client.jobs``)."""
+
+from __future__ import annotations
+
+import builtins
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from .._exceptions import ConfigError, JobCancelledError, JobFailedError, JobTimeoutError
+from .._logging import get_logger
+from .._progress import progress_bar, progress_enabled
+from ._errors import ResultsUnavailableError
+from ._files import FileManager, is_dataset
+from ._metrics import TrainingMetrics
+from ._pages import iter_pages
+from ._polling import EventTracker, JobProgress, PollBackoff, SleepClock, is_terminal, status_of
+from ._validate import (
+    build_method,
+    check_integrations,
+    check_metadata,
+    check_model,
+    check_seed,
+    check_suffix,
+)
+
+if TYPE_CHECKING:
+    import openai
+    from openai.types import ModelDeleted
+    from openai.types.fine_tuning import FineTuningJob, FineTuningJobEvent
+    from openai.types.fine_tuning.jobs import FineTuningJobCheckpoint
+    from tqdm import tqdm
+
+    from .._client import Client
+    from ._estimate import JobEstimate
+
+__all__ = ["JobManager", "TrainingFile"]
+
+logger = get_logger("finetuning")
+
+Role = Literal["training", "validation"]
+
+#: What ``training_file`` / ``validation_file`` accept: a file id, a path to a JSONL file, or a Dataset.
+TrainingFile = str | os.PathLike[str] | Any
+
+EVENTS_PAGE_SIZE = 100
+DEFAULT_POLL_INTERVAL = 5.0
+DEFAULT_MAX_POLL_INTERVAL = 60.0
+
+
+# --- shared with the async twin ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CreatePlan:
+    """The checked arguments of a ``jobs.create`` call (file arguments still to resolve)."""
+
+    model: str
+    method_type: str
+    method: dict[str, Any]
+    extra: dict[str, Any]
+
+
+def plan_create(
+    model: str,
+    *,
+    method: str | Mapping[str, Any],
+    hyperparameters: Mapping[str, Any] | None,
+    grader: Mapping[str, Any] | None,
+    suffix: str | None,
+    seed: int | None,
+    metadata: Mapping[str, str] | None,
+    integrations: Sequence[Mapping[str, Any]] | None,
+    provider: str,
+    on: date | None,
+) -> CreatePlan:
+    """Check every argument of a job creation locally (before anything is uploaded)."""
+    method_type, method_obj = build_method(method, hyperparameters, grader)
+    extra: dict[str, Any] = {}
+    if (value := check_suffix(suffix)) is not None:
+        extra["suffix"] = value
+    if (seed_value := check_seed(seed)) is not None:
+        extra["seed"] = seed_value
+    if (meta := check_metadata(metadata)) is not None:
+        extra["metadata"] = meta
+    if (integ := check_integrations(integrations)) is not None:
+        extra["integrations"] = integ
+    check_model(model, method=method_type, provider=provider, on=on)
+    return CreatePlan(model=model, method_type=method_type, method=method_obj, extra=extra)
+
+
+def is_local_file(value: object, *, role: str) -> bool:
+    """Whether a ``training_file`` / ``validation_file`` value names local data (a path or a Dataset) rather than
+    a file id; a string that looks like a path but does not exist is an error."""
+    if is_dataset(value) or isinstance(value, os.PathLike):
+        return True
+    if getattr(value, "object", None) == "file" and isinstance(getattr(value, "id", None), str):
+        return False  # a FileObject, e.g. what files.upload() returned
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{role} must be a file id, a path to a JSONL file or a Dataset, got {value!r}.")
+    if Path(value).is_file():
+        return True
+    if "/" in value or "\\" in value or value.endswith((".jsonl", ".json")):
+        raise ConfigError(f"{role} {value!r}: no such file (a file id looks like 'file-abc123').")
+    return False
+
+
+def file_id_of(value: Any) -> str:
+    """The id of a file given as an id or as a file object."""
+    return str(value) if isinstance(value, str) else str(value.id)
+
+
+def failed_error(job: Any) -> JobFailedError:
+    """The :class:`JobFailedError` for a failed job, carrying the server's error message, code and param."""
+    job_id = str(getattr(job, "id", "?"))
+    error = getattr(job, "error", None)
+    message = getattr(error, "message", None)
+    text = f"Fine-tuning job {job_id} failed"
+    text += f": {message}" if message else "; the server gave no reason"
+    details = ", ".join(
+        f"{name}={value}" for name in ("code", "param") if (value := getattr(error, name, None))
+    )
+    if details:
+        text += f" ({details})"
+    if not message:
+        text += f". See its events: finetune-embed jobs events {job_id}"
+    return JobFailedError(text, job_id=job_id, job=job, error=error)
+
+
+def outcome(job: Any) -> Any:
+    """``job`` if it succeeded; raises :class:`JobFailedError` / :class:`JobCancelledError` for the others."""
+    status = status_of(job)
+    if status == "failed":
+        raise failed_error(job)
+    if status == "cancelled":
+        job_id = str(getattr(job, "id", "?"))
+        raise JobCancelledError(f"Fine-tuning job {job_id} was cancelled.", job_id=job_id, job=job)
+    return job
+
+
+def timeout_error(job: Any, job_id: str, timeout: float) -> JobTimeoutError:
+    """The :class:`JobTimeoutError` for a job still going after ``timeout`` seconds."""
+    return JobTimeoutError(
+        f"Fine-tuning job {job_id} is still {status_of(job)!r} after {timeout:g}s. It goes on on the server: "
+        f"wait again (jobs.wait({job_id!r})) or cancel it (jobs.cancel({job_id!r})).",
+        job_id=job_id,
+        job=job,
+    )
+
+
+def matches(job: Any, statuses: frozenset[str] | None, metadata: Mapping[str, str] | None) -> bool:
+    """Whether a listed job passes the ``status`` / ``metadata`` filters."""
+    if statuses is not None and status_of(job) not in statuses:
+        return False
+    if metadata:
+        actual = getattr(job, "metadata", None) or {}
+        return all(actual.get(k) == v for k, v in metadata.items())
+    return True
+
+
+def status_filter(status: str | Iterable[str] | None) -> frozenset[str] | None:
+    """Normalise the ``status`` argument of ``list``."""
+    if status is None:
+        return None
+    return frozenset([status] if isinstance(status, str) else status)
+
+
+def events_page(job_id: str, after: str | None, limit: int = EVENTS_PAGE_SIZE) -> Callable[[Any], Any]:
+    """The request for one page of a job's events (newest first) after the event ``after``; sync or async SDK."""
+    from openai import omit
+
+    return lambda sdk: sdk.fine_tuning.jobs.list_events(job_id, limit=limit, after=after if after else omit)
+
+
+def update_bar(bar: tqdm[Any], state: JobProgress) -> None:
+    """Show ``state`` on a progress bar (step of total steps, status and loss in the postfix)."""
+    if state.total_steps:
+        bar.total = state.total_steps
+    if state.step is not None:
+        bar.n = state.step
+    bar.set_postfix(state.postfix(), refresh=False)
+    bar.refresh()
+
+
+class JobManager:
+    """Create, follow and read the results of fine-tuning jobs (``client.jobs``).
+
+    **Parameters:**
+
+    * ``client`` - a :class:`~finetune_embed.Client` (OpenAI, ``Client.azure(...)``, or compatible).
+    * ``sleep`` - how to sleep between polls (default: the client's retry-policy sleep, else ``time.sleep``).
+    * ``today`` - the date used for the catalog's shutdown checks (default ``date.today``).
+    * ``files`` - the :class:`FileManager` used to upload local data (default: one on the same client).
+
+    >>> job = client.jobs.create("gpt-4.1-mini", "train.jsonl", suffix="support")   # doctest: +SKIP
+    >>> job = client.jobs.wait(job.id, timeout=3 * 3600)                             # doctest: +SKIP
+    >>> client.jobs.metrics(job.id).train_loss                                       # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        *,
+        sleep: Callable[[float], Any] | None = None,
+        today: Callable[[], date] | None = None,
+        files: FileManager | None = None,
+    ) -> None:
+        self.client = client
+        self._sleep = sleep or client.retry.sleep or time.sleep
+        self._today = today or date.today
+        self.files = files or FileManager(client, sleep=self._sleep, today=self._today)
+
+    def __repr__(self) -> str:
+        return f"JobManager(provider={self.client.provider!r})"
+
+    # --- create ---------------------------------------------------------------------------------------------
+
+    def create(
+        self,
+        model: str,
+        training_file: TrainingFile,
+        *,
+        validation_file: TrainingFile | None = None,
+        method: str | Mapping[str, Any] = "supervised",
+        hyperparameters: Mapping[str, Any] | None = None,
+        grader: Mapping[str, Any] | None = None,
+        suffix: str | None = None,
+        seed: int | None = None,
+        metadata: Mapping[str, str] | None = None,
+        integrations: Sequence[Mapping[str, Any]] | None = None,
+        validate: bool = True,
+    ) -> FineTuningJob:
+        """Start a fine-tuning job and return it (status ``validating_files`` or ``queued``).
+
+        * ``training_file`` / ``validation_file``: a file id (or file object), a path to a JSONL file or a
+          Dataset; local data is validated for ``model`` and ``method`` (unless ``validate=False``), then
+          uploaded (or an identical upload reused) and waited for.
+        * ``method``: ``"supervised"``, ``"dpo"`` or ``"reinforcement"`` (then ``grader`` is required), with
+          ``hyperparameters`` such as ``{"n_epochs": 3, "batch_size": 8, "learning_rate_multiplier": 0.5}``
+          (DPO: ``beta``); or the API's method object.
+        * ``suffix`` (1-64 characters), ``seed`` (0-2147483647), ``metadata`` (<= 16 pairs),
+          ``integrations`` (W&B).
+
+        Every argument is checked before anything is uploaded (:class:`~finetune_embed.ConfigError`); the model
+        is checked against the catalog (:class:`~finetune_embed.UnsupportedModelError` after its shutdown or
+        after OpenAI's last day for new jobs, 2027-01-06; a :class:`ModelRetirementWarning` shortly before).
+        """
+        plan = plan_create(
+            model,
+            method=method,
+            hyperparameters=hyperparameters,
+            grader=grader,
+            suffix=suffix,
+            seed=seed,
+            metadata=metadata,
+            integrations=integrations,
+            provider=self.client.provider,
+            on=self._today(),
+        )
+        train_local = is_local_file(training_file, role="training_file")
+        valid_local = validation_file is not None and is_local_file(validation_file, role="validation_file")
+        params: dict[str, Any] = {
+            "model": plan.model,
+            "training_file": self._file_id(training_file, train_local, plan, validate, "training"),
+            "method": plan.method,
+            **plan.extra,
+        }
+        if validation_file is not None:
+            params["validation_file"] = self._file_id(validation_file, valid_local, plan, validate, "validation")
+        job = self.client.request(
+            lambda sdk: sdk.fine_tuning.jobs.create(**params), description="create fine-tuning job"
+        )
+        logger.info("created fine-tuning job %s (%s, %s)", job.id, plan.model, plan.method_type)
+        return job
+
+    def _file_id(self, value: TrainingFile, local: bool, plan: CreatePlan, validate: bool, role: Role) -> str:
+        if not local:
+            return file_id_of(value)
+        file = self.files.upload(value, model=plan.model, method=plan.method_type, validate=validate, role=role)
+        return file.id
+
+    def estimate(
+        self,
+        training_file: TrainingFile,
+        *,
+        model: str,
+        validation_file: TrainingFile | None = None,
+        method: str = "supervised",
+        n_epochs: int | str = "auto",
+    ) -> JobEstimate:
+        """Tokens, epochs and cost of a job before creating it (see :class:`JobEstimate`).
+
+        ``training_file`` may be a path, a Dataset or a file id (downloaded to a temporary file to count).
+        """
+        from ._estimate import estimate_job
+
+        return estimate_job(
+            training_file,
+            model=model,
+            validation_file=validation_file,
+            method=method,
+            n_epochs=n_epochs,
+            download=self.files.download,
+        )
+
+    # --- one job --------------------------------------------------------------------------------------------
+
+    def get(self, job_id: str) -> FineTuningJob:
+        """The job as the server has it now. Statuses outside the API's enum (``paused``) are kept as they are."""
+        return self.client.request(
+            lambda sdk: sdk.fine_tuning.jobs.retrieve(job_id), description=f"retrieve job {job_id}"
+        )
+
+    def cancel(self, job_id: str) -> FineTuningJob:
+        """Ask the server to cancel the job; returns the job (its status turns ``cancelled``)."""
+        return self.client.request(lambda sdk: sdk.fine_tuning.jobs.cancel(job_id), description=f"cancel {job_id}")
+
+    def pause(self, job_id: str) -> FineTuningJob:
+        """Pause a running job (status ``paused``); :meth:`resume` continues it."""
+        return self.client.request(lambda sdk: sdk.fine_tuning.jobs.pause(job_id), description=f"pause {job_id}")
+
+    def resume(self, job_id: str) -> FineTuningJob:
+        """Resume a paused job."""
+        return self.client.request(lambda sdk: sdk.fine_tuning.jobs.resume(job_id), description=f"resume {job_id}")
+
+    def list(
+        self,
+        *,
+        status: str | Iterable[str] | None = None,
+        metadata: Mapping[str, str] | None = None,
+        limit: int | None = None,
+        page_size: int = 100,
+    ) -> Iterator[FineTuningJob]:
+        """The jobs, newest first, across all pages.
+
+        ``status`` keeps jobs in that status (or any of several); ``metadata`` keeps jobs whose metadata has
+        all these pairs (sent to the server as a filter and checked again here); ``limit`` stops after that
+        many matching jobs.
+        """
+        from openai import omit
+
+        statuses = status_filter(status)
+        meta = check_metadata(metadata)
+
+        def fetch(sdk: openai.OpenAI, after: str | None) -> Any:
+            return sdk.fine_tuning.jobs.list(
+                after=after if after is not None else omit,
+                limit=page_size,
+                metadata=meta if meta else omit,
+            )
+
+        count = 0
+        for job in iter_pages(self.client, fetch, description="list fine-tuning jobs"):
+            if limit is not None and count >= limit:
+                return
+            if matches(job, statuses, meta):
+                count += 1
+                yield job
+
+    def events(self, job_id: str, *, limit: int | None = None) -> builtins.list[FineTuningJobEvent]:
+        """The job's events, oldest first; ``limit`` keeps only the newest that many."""
+
+        size = min(EVENTS_PAGE_SIZE, limit or EVENTS_PAGE_SIZE)
+
+        def fetch(sdk: openai.OpenAI, after: str | None) -> Any:
+            return events_page(job_id, after, size)(sdk)
+
+        tracker = EventTracker()
+        newest_first = builtins.list(
+            iter_pages(self.client, fetch, description=f"list events of {job_id}", limit=limit)
+        )
+        tracker.scan(newest_first)
+        return tracker.commit(newest_first)
+
+    def _new_events(
+        self, job_id: str, tracker: EventTracker, *, first_page_only: bool = False
+    ) -> builtins.list[Any]:
+        collected: builtins.list[Any] = []
+        after: str | None = None
+        while True:
+            page = self.client.request(events_page(job_id, after), description=f"list events of {job_id}")
+            data = builtins.list(page.data or [])
+            fresh, stop = tracker.scan(data)
+            collected.extend(fresh)
+            if stop or first_page_only or not data or not page.has_more or data[-1].id == after:
+                break
+            after = data[-1].id
+        return tracker.commit(collected)
+
+    def follow(
+        self,
+        job_id: str,
+        *,
+        history: bool = True,
+        timeout: float | None = None,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL,
+    ) -> Iterator[FineTuningJobEvent]:
+        """Yield the job's events as they appear, each once and oldest first, until the job has ended.
+
+        ``history=False`` skips the events from before the call. Polls with backoff (``poll_interval`` up to
+        ``max_poll_interval`` seconds, back to the start when something changes). Ending does not raise for a
+        failed or cancelled job: check :meth:`get` afterwards (or use :meth:`wait`). Raises
+        :class:`~finetune_embed.JobTimeoutError` after ``timeout`` seconds.
+        """
+        tracker = EventTracker()
+        backoff = PollBackoff(poll_interval, max_poll_interval)
+        clock = SleepClock()
+        if not history:
+            self._new_events(job_id, tracker, first_page_only=True)
+        last_status: str | None = None
+        while True:
+            job = self.get(job_id)
+            status = status_of(job)
+            events = self._new_events(job_id, tracker)
+            yield from events
+            if is_terminal(status):
+                return
+            if events or status != last_status:
+                backoff.reset()
+            last_status = status
+            self._pause(backoff, clock, timeout, job, job_id)
+
+    def _pause(self, backoff: PollBackoff, clock: SleepClock, timeout: float | None, job: Any, job_id: str) -> None:
+        delay = backoff.next_delay()
+        if timeout is not None:
+            remaining = timeout - clock.elapsed()
+            if remaining <= 0:
+                raise timeout_error(job, job_id, timeout)
+            delay = min(delay, remaining)
+        clock.add_sleep(delay)
+        self._sleep(delay)
+
+    def wait(
+        self,
+        job_id: str,
+        *,
+        timeout: float | None = None,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL,
+        progress: bool | None = None,
+    ) -> FineTuningJob:
+        """Poll until the job has ended and return it when it succeeded.
+
+        Polls after ``poll_interval`` seconds, then backs off (x1.5 each poll) to ``max_poll_interval``,
+        starting again whenever the status changes. A progress bar (when shown, see ``progress``) gives the
+        status, step and loss from the job's metrics events. ``paused`` (or any status the library does not
+        know) is waited through.
+
+        Raises :class:`~finetune_embed.JobFailedError` (with the server's message, ``.error``),
+        :class:`~finetune_embed.JobCancelledError`, or :class:`~finetune_embed.JobTimeoutError` after
+        ``timeout`` seconds (the job goes on on the server).
+        """
+        backoff = PollBackoff(poll_interval, max_poll_interval)
+        clock = SleepClock()
+        tracker = EventTracker()
+        state = JobProgress()
+        show = progress_enabled(progress)
+        first = True
+        with progress_bar(total=None, desc=f"fine-tuning {job_id}", unit="step", progress=progress) as bar:
+            while True:
+                job = self.get(job_id)
+                status = status_of(job)
+                changed = status != state.status
+                if changed:
+                    logger.info("fine-tuning job %s: %s", job_id, status)
+                state.update_from_job(job)
+                if show:
+                    for event in self._new_events(job_id, tracker, first_page_only=first):
+                        state.update_from_event(event)
+                    update_bar(bar, state)
+                if is_terminal(status):
+                    return outcome(job)  # type: ignore[no-any-return]
+                if changed and not first:
+                    backoff.reset()
+                first = False
+                self._pause(backoff, clock, timeout, job, job_id)
+
+    # --- results --------------------------------------------------------------------------------------------
+
+    def checkpoints(self, job_id: str) -> builtins.list[FineTuningJobCheckpoint]:
+        """The job's checkpoints, by step (each with ``metrics`` and a usable ``fine_tuned_model_checkpoint``)."""
+
+        from openai import omit
+
+        def fetch(sdk: openai.OpenAI, after: str | None) -> Any:
+            return sdk.fine_tuning.jobs.checkpoints.list(job_id, limit=100, after=after if after else omit)
+
+        items = builtins.list(iter_pages(self.client, fetch, description=f"list checkpoints of {job_id}"))
+        return sorted(items, key=lambda c: getattr(c, "step_number", 0) or 0)
+
+    def metrics(self, job_id: str, *, file_id: str | None = None) -> TrainingMetrics:
+        """The job's per-step metrics from its result file (``job.result_files[0]`` unless ``file_id``)."""
+        job = self.get(job_id)
+        if file_id is None:
+            result_files = builtins.list(getattr(job, "result_files", None) or [])
+            if not result_files:
+                raise ResultsUnavailableError(
+                    f"Fine-tuning job {job_id} ({status_of(job)}) has no result file yet; it is written when "
+                    "the job ends. Wait for it first: jobs.wait(job_id).",
+                    job_id=job_id,
+                    job=job,
+                )
+            file_id = result_files[0]
+        return TrainingMetrics.from_csv(self.files.content(file_id), job_id=job_id, file_id=file_id)
+
+    def delete_model(self, model_id: str) -> ModelDeleted:
+        """Delete a fine-tuned model you own (``ft:...`` on OpenAI). Base models cannot be deleted."""
+        if self.client.provider == "openai" and not model_id.startswith("ft:"):
+            raise ConfigError(
+                f"{model_id!r} is not a fine-tuned model; only your own fine-tuned models (ft:...) can be deleted."
+            )
+        return self.client.request(lambda sdk: sdk.models.delete(model_id), description=f"delete model {model_id}")
