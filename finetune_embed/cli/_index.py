@@ -1,0 +1,233 @@
+"""``finetune-embed index build|info|search``: exact vector search over saved embeddings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ._common import echo_json, echo_table, handle_errors, json_option
+
+
+@click.group()
+def index() -> None:
+    """Build, inspect and search an exact embedding index (a directory written by EmbeddingIndex.save)."""
+
+
+def _read_ids(path: Path) -> list[str]:
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".json":
+        from .._exceptions import ConfigError
+
+        ids = json.loads(text)
+        if not isinstance(ids, list):
+            raise ConfigError(f"{path} must hold a JSON list of ids.")
+        return [str(i) for i in ids]
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def _read_metadata(path: Path) -> list[dict[str, Any]]:
+    from .._exceptions import DatasetFormatError
+
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DatasetFormatError(f"not valid JSON ({exc.msg}).", path=str(path), line=n) from None
+            if not isinstance(value, dict):
+                raise DatasetFormatError("each line must be a JSON object.", path=str(path), line=n)
+            out.append(value)
+    return out
+
+
+@index.command("build")
+@click.argument("input_path", metavar="INPUT", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Directory to write.")
+@click.option("--ids", "ids_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="For a .npy INPUT: ids, one per line (or a .json list). Default: row numbers.")
+@click.option("--metadata", "metadata_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="For a .npy INPUT: a JSONL file, one object per row.")
+@click.option("--embedding-column", default="embedding", show_default=True, help="CSV column of vectors.")
+@click.option("--id-column", default=None, help="CSV column of ids (default: row numbers).")
+@click.option("--metadata-column", "metadata_columns", multiple=True,
+              help="CSV column to keep as metadata (repeat; default: all other columns).")
+@click.option("--metric", type=click.Choice(["cosine", "dot"]), default="cosine", show_default=True)
+@click.option("--dtype", type=click.Choice(["float32", "float16", "int8"]), default="float32", show_default=True,
+              help="In-memory form: float16 halves RAM; int8 quarters it (exact, re-ranked from float32 on disk).")
+@click.option("--model", default=None, help="The embedding model, recorded in the manifest.")
+@click.option("--force", is_flag=True, help="Replace an existing index at --output.")
+@json_option
+@handle_errors
+def build(
+    input_path: Path,
+    output: Path,
+    ids_path: Path | None,
+    metadata_path: Path | None,
+    embedding_column: str,
+    id_column: str | None,
+    metadata_columns: tuple[str, ...],
+    metric: str,
+    dtype: str,
+    model: str | None,
+    force: bool,
+    as_json: bool,
+) -> None:
+    """Build an index from INPUT (a .npy matrix, or a CSV with an embedding column) and save it."""
+    import numpy as np
+
+    from ..index import EmbeddingIndex
+
+    occupied = any(output.iterdir()) if output.is_dir() else output.exists()
+    if occupied and not force:
+        raise click.UsageError(f"{output} already exists; pass --force to replace it.")
+    if input_path.suffix.lower() == ".npy":
+        try:
+            vectors = np.load(input_path, allow_pickle=False)
+        except ValueError as exc:
+            raise click.UsageError(f"{input_path} is not a numeric .npy array ({exc}).") from None
+        if vectors.ndim != 2:
+            raise click.UsageError(f"{input_path} holds shape {vectors.shape}; expected (n, dim).")
+        ids = _read_ids(ids_path) if ids_path else [str(i) for i in range(vectors.shape[0])]
+        if len(ids) != vectors.shape[0]:
+            raise click.UsageError(f"{len(ids)} ids for {vectors.shape[0]} vectors.")
+        metadata = _read_metadata(metadata_path) if metadata_path else None
+        idx = EmbeddingIndex(vectors.shape[1], metric=metric, dtype=dtype, model=model)  # type: ignore[arg-type]
+        idx.add(ids, vectors, metadata)
+    else:
+        idx = EmbeddingIndex.from_csv(
+            input_path,
+            embedding_column=embedding_column,
+            id_column=id_column,
+            metadata_columns=list(metadata_columns) or None,
+            metric=metric,  # type: ignore[arg-type]
+            dtype=dtype,
+            model=model,
+        )
+    idx.save(output)
+    summary = {"path": str(output), "count": len(idx), "dim": idx.dim, "metric": idx.metric, "dtype": idx.dtype,
+               "model": idx.model}
+    if as_json:
+        echo_json(summary)
+    else:
+        click.echo(f"Wrote {len(idx)} vectors of {idx.dim} dimensions ({idx.metric}, {idx.dtype}) to {output}")
+
+
+def _human(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"  # pragma: no cover
+
+
+@index.command("info")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--verify", is_flag=True, help="Also check every file's sha256 (reads all files).")
+@json_option
+@handle_errors
+def info(path: Path, verify: bool, as_json: bool) -> None:
+    """Show an index's manifest, size on disk and the memory its search needs."""
+    from ..index._storage import _check_files, read_manifest
+
+    manifest = read_manifest(path)
+    where = Path(manifest.pop("_path"))
+    _check_files(where, manifest, verify)
+    count, dim = manifest["count"], manifest["dim"] or 0
+    per = {"float32": 4, "float16": 2, "int8": 1}[manifest["dtype"]]
+    ram = count * dim * per + (count * 4 if manifest["dtype"] == "int8" else 0)
+    disk = sum(int(f["bytes"]) for f in manifest["files"].values())
+    data = {**manifest, "path": str(where), "ram_bytes": ram, "disk_bytes": disk, "verified": verify}
+    if as_json:
+        echo_json(data)
+        return
+    rows = [
+        {"field": "path", "value": str(where)},
+        {"field": "count", "value": count},
+        {"field": "dim", "value": manifest["dim"]},
+        {"field": "metric", "value": manifest["metric"]},
+        {"field": "dtype", "value": manifest["dtype"]},
+        {"field": "model", "value": manifest.get("model")},
+        {"field": "created", "value": manifest.get("created")},
+        {"field": "format_version", "value": manifest["format_version"]},
+        {"field": "ram (vectors scanned)", "value": _human(ram)},
+        {"field": "disk", "value": _human(disk)},
+        {"field": "sha256 verified", "value": "yes" if verify else "no (pass --verify)"},
+    ]
+    echo_table(rows, ["field", "value"])
+
+
+def _read_queries(path: Path) -> Any:
+    import numpy as np
+
+    if path.suffix.lower() == ".npy":
+        try:
+            return np.load(path, allow_pickle=False)
+        except ValueError as exc:
+            raise click.UsageError(f"{path} is not a numeric .npy array ({exc}).") from None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise click.UsageError(f"{path} is neither .npy nor a JSON list of numbers ({exc.msg}).") from None
+
+
+@index.command("search")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--vector-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Query vector(s): a .npy (dim,) or (n, dim) array, or a JSON list (of lists).")
+@click.option("--id", "item_id", default=None, help="Search with the stored vector of this id (itself left out).")
+@click.option("-k", "k", type=click.IntRange(min=1), default=10, show_default=True, help="Hits per query.")
+@click.option("--where", "where", default=None, help='Metadata filter as JSON, e.g. \'{"Score": {"$gte": 4}}\'.')
+@click.option("--exclude", multiple=True, help="An id never to return (repeat).")
+@click.option("--no-verify", is_flag=True, help="Skip the sha256 check when loading (faster for huge indexes).")
+@json_option
+@handle_errors
+def search(
+    path: Path,
+    vector_file: Path | None,
+    item_id: str | None,
+    k: int,
+    where: str | None,
+    exclude: tuple[str, ...],
+    no_verify: bool,
+    as_json: bool,
+) -> None:
+    """Exact top-k search in the index at PATH, by --vector-file or by --id."""
+    from ..index import EmbeddingIndex, Matches
+
+    if (vector_file is None) == (item_id is None):
+        raise click.UsageError("give exactly one of --vector-file or --id.")
+    where_obj = None
+    if where is not None:
+        try:
+            where_obj = json.loads(where)
+        except json.JSONDecodeError as exc:
+            raise click.UsageError(f"--where is not valid JSON ({exc.msg}).") from None
+        if not isinstance(where_obj, dict):
+            raise click.UsageError("--where must be a JSON object.")
+    idx = EmbeddingIndex.load(path, verify=not no_verify)
+    if item_id is not None:
+        results = [idx.search_by_id(item_id, k, where=where_obj, exclude=set(exclude))]
+    else:
+        assert vector_file is not None
+        found = idx.search(_read_queries(vector_file), k, where=where_obj, exclude=set(exclude))
+        results = [found] if isinstance(found, Matches) else list(found)
+    if as_json:
+        echo_json([m.to_list() for m in results])
+        return
+    rows = []
+    for q, matches in enumerate(results):
+        for rank, m in enumerate(matches, 1):
+            meta = json.dumps(m.metadata, ensure_ascii=False)
+            rows.append({"query": q, "rank": rank, "id": m.id, "score": f"{m.score:.6f}",
+                         "metadata": meta if len(meta) <= 80 else meta[:77] + "..."})
+    if not rows:
+        click.echo("No matches.")
+        return
+    echo_table(rows, ["query", "rank", "id", "score", "metadata"])

@@ -1,0 +1,896 @@
+"""EmbeddingIndex: exact cosine / dot-product search over string-keyed vectors with JSON metadata."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol, TypeAlias, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+from .._exceptions import (
+    ConfigError,
+    DuplicateIdError,
+    InvalidVectorError,
+    UnknownIdError,
+)
+from ._filters import Where, compile_where
+from ._matches import BatchMatches, Matches
+from ._store import Kind, VectorStore, fits_float16
+from ._topk import MAX_POSITIONS, PoolTooLarge, RunningTopK, decode_keys, score_keys
+from ._vectors import _shown, as_matrix, check_nonzero, clean_metadata, normalize_rows
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["DTypeLike", "EmbeddingIndex", "Item", "Metric", "SupportsEmbed"]
+
+Metric: TypeAlias = Literal["cosine", "dot"]
+DTypeLike: TypeAlias = Any  # np.float32 | np.float16 | "float32" | "float16" | "int8"
+
+_METRICS = ("cosine", "dot")
+_QUERY_CHUNK = 1024  # queries scanned together; more are done in chunks (memory stays bounded)
+_SCORE_ELEMENTS = 1 << 21  # a block's score buffer: about 8 MB, so it stays in the last-level cache
+_CAST_BYTES = 8 << 20  # float16 / int8 blocks are widened into a float32 buffer of about this size
+_U = 2.0**-24  # float32 unit round-off
+_EINSUM_QUERIES = 3  # up to this many queries, int8 / float16 rows are multiplied by einsum, not widened + BLAS
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _parallel_rows(work: Callable[[int, int], object], n: int) -> None:
+    """Run ``work(a, b)`` on row ranges covering ``0..n``, one per CPU, in threads (numpy releases the GIL)."""
+    global _POOL
+    parts = min(os.cpu_count() or 1, max(1, n // 4096))
+    if parts == 1:
+        work(0, n)
+        return
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="finetune-embed-index")
+    edges = np.linspace(0, n, parts + 1).astype(int).tolist()
+    list(_POOL.map(work, edges[:-1], edges[1:]))
+
+
+@runtime_checkable
+class SupportsEmbed(Protocol):
+    """Anything that turns texts into a ``(n, dim)`` float32 array, such as :class:`finetune_embed.Embedder`.
+
+    It may also have ``model`` and ``dimensions`` attributes, which the index records.
+    """
+
+    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        """Embed ``texts``; row ``i`` is the vector of ``texts[i]``."""
+        ...
+
+
+class Item(NamedTuple):
+    """What :meth:`EmbeddingIndex.get` returns: the stored vector (float32) and a copy of the metadata."""
+
+    vector: npt.NDArray[np.float32]
+    metadata: dict[str, Any]
+
+
+def _kind_of(dtype: DTypeLike) -> Kind:
+    if isinstance(dtype, str):
+        name = dtype.lower()
+    else:
+        try:
+            name = np.dtype(dtype).name
+        except TypeError:
+            name = str(dtype)
+    if name in ("float32", "float16", "int8"):
+        return name  # type: ignore[return-value]
+    raise ConfigError(
+        f"dtype must be np.float32, np.float16 or 'int8' (compressed, exact re-rank), got {dtype!r}."
+    )
+
+
+def _check_metric(metric: str) -> Metric:
+    if metric not in _METRICS:
+        raise ConfigError(f"metric must be one of {', '.join(map(repr, _METRICS))}, got {metric!r}.")
+    return metric  # type: ignore[return-value]
+
+
+def _as_ids(ids: str | Iterable[str], what: str = "ids") -> list[str]:
+    out = [ids] if isinstance(ids, str) else list(ids)
+    for i, x in enumerate(out):
+        if not isinstance(x, str) or not x:
+            raise ConfigError(f"{what} must be non-empty strings; item {i} is {x!r}. Convert with str() first.")
+    return out
+
+
+def _check_k(k: int) -> int:
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+        raise ConfigError(f"k must be a positive integer, got {k!r}.")
+    return int(k)
+
+
+@dataclass
+class _Rows:
+    """Validated rows and, for cosine, the factor that normalises each (applied when they are stored)."""
+
+    data: npt.NDArray[np.float32]
+    scale: npt.NDArray[np.float32] | None
+
+    def take(self, picked: list[int]) -> _Rows:
+        return _Rows(self.data[picked], None if self.scale is None else self.scale[picked])
+
+
+@dataclass
+class _Plan:
+    rows: int  # rows per BLAS / einsum block
+    first: int  # rows in the first block
+    chunk: int  # scores per query pushed to the running top-k at once
+    first_chunk: int  # the first push is small: it sets the thresholds cheaply
+
+
+class EmbeddingIndex:
+    """Exact nearest-neighbour search over embeddings, in process.
+
+    Items have a string id, a vector and optional JSON metadata. Search returns the exact top-k by cosine
+    similarity (vectors are normalised when added) or dot product, best first, ties broken by insertion order.
+
+    Args:
+        dim: the vectors' dimension; ``None`` takes it from the first ``add``.
+        metric: ``"cosine"`` (default) or ``"dot"``.
+        dtype: how vectors are held in memory: ``np.float32`` (default); ``np.float16`` (half the memory,
+            exact over the float16 values, slower); ``"int8"`` (a quarter of the memory: int8 codes are
+            scanned and a shortlist is re-ranked from float32 vectors kept in a memory-mapped file; the
+            result is provably the exact float32 top-k).
+        model: the embedding model the vectors come from (recorded in the saved manifest).
+        spill_dir: where the ``"int8"`` mode keeps its float32 vectors while the index is built in memory
+            (a temporary file, removed automatically; default: the system temp directory).
+
+    Example:
+        >>> index = EmbeddingIndex(3)
+        >>> index.add(["a", "b", "c"], [[1, 0, 0], [0, 1, 0], [1, 1, 0]], metadata=[{"n": 1}, {"n": 2}, {"n": 3}])
+        >>> index.search([1, 0.1, 0], k=2).ids
+        ['a', 'c']
+        >>> index.search([1, 0.1, 0], k=2, where={"n": {"$gte": 2}}).ids
+        ['c', 'b']
+    """
+
+    def __init__(
+        self,
+        dim: int | None = None,
+        *,
+        metric: Metric = "cosine",
+        dtype: DTypeLike = np.float32,
+        model: str | None = None,
+        spill_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or dim < 1):
+            raise ConfigError(f"dim must be a positive integer or None, got {dim!r}.")
+        self._metric: Metric = _check_metric(metric)
+        self._kind: Kind = _kind_of(dtype)
+        self._dim = dim
+        self.model = model
+        self._spill_dir = None if spill_dir is None else str(spill_dir)
+        self._store: VectorStore | None = None
+        self._ids: list[str | None] = []
+        self._meta: list[dict[str, Any] | None] = []
+        self._pos: dict[str, int] = {}
+        self._dead: list[int] = []  # deleted slots not yet compacted, unsorted
+        self._dead_sorted: npt.NDArray[np.int64] | None = None
+        self._source: Path | None = None  # the directory a loaded index came from
+
+    # --- basic properties ---------------------------------------------------------------------------------
+
+    @property
+    def dim(self) -> int | None:
+        """The vectors' dimension (``None`` until the first add when not given)."""
+        return self._dim
+
+    @property
+    def metric(self) -> Metric:
+        """``"cosine"`` or ``"dot"``."""
+        return self._metric
+
+    @property
+    def dtype(self) -> str:
+        """How vectors are held: ``"float32"``, ``"float16"`` or ``"int8"``."""
+        return self._kind
+
+    @property
+    def ids(self) -> list[str]:
+        """The ids, in insertion order."""
+        return [i for i in self._ids if i is not None]
+
+    @property
+    def vectors(self) -> npt.NDArray[np.float32]:
+        """All vectors as a float32 ``(len(index), dim)`` array in the order of :attr:`ids`.
+
+        A read-only view when the index is one float32 block without deletions; otherwise a copy.
+        """
+        if self._store is None:
+            return np.zeros((0, self._dim or 0), dtype=np.float32)
+        self._compact_if_needed(force=True)
+        out = self._store.as_float32()
+        if out.base is not None:  # a view of the stored rows: read-only, so the index cannot be corrupted
+            out = out.view(np.ndarray)
+            out.flags.writeable = False
+        return out
+
+    @property
+    def metadata(self) -> list[dict[str, Any]]:
+        """The metadata of every item, in the order of :attr:`ids` (copies)."""
+        return [dict(m or {}) for m, i in zip(self._meta, self._ids, strict=True) if i is not None]
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of vector data the search keeps in memory (for ``"int8"``: the codes, not the float32 file)."""
+        return 0 if self._store is None else self._store.nbytes_resident()
+
+    def __len__(self) -> int:
+        return len(self._pos)
+
+    def __contains__(self, item_id: object) -> bool:
+        return item_id in self._pos
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.ids)
+
+    def __repr__(self) -> str:
+        model = f", model={self.model!r}" if self.model else ""
+        return (
+            f"EmbeddingIndex(count={len(self)}, dim={self._dim}, metric={self._metric!r}, "
+            f"dtype={self._kind!r}{model})"
+        )
+
+    # --- writing --------------------------------------------------------------------------------------------
+
+    def _prepare(
+        self, ids: list[str], vectors: npt.ArrayLike, metadata: Any
+    ) -> tuple[_Rows, list[dict[str, Any]]]:
+        rows = as_matrix(vectors, self._dim, ids)  # may share memory with the caller's array: never modified
+        norms = check_nonzero(rows, ids)
+        scale = (1.0 / norms).astype(np.float32) if self._metric == "cosine" else None
+        if self._kind == "float16" and scale is None:
+            bad = fits_float16(rows)
+            if bad.size:
+                names = [ids[int(i)] for i in bad]
+                raise InvalidVectorError(
+                    f"{len(names)} vectors have values beyond float16's range (65504): {_shown(names)}; "
+                    "use dtype=np.float32.",
+                    ids=names,
+                )
+        metas: list[dict[str, Any]]
+        if metadata is None:
+            metas = [{} for _ in ids]
+        else:
+            if isinstance(metadata, Mapping):
+                metadata = [metadata]
+            metadata = list(metadata)
+            if len(metadata) != len(ids):
+                raise ConfigError(f"got {len(ids)} ids but {len(metadata)} metadata entries; give one per id.")
+            metas = [clean_metadata(m, i) for m, i in zip(metadata, ids, strict=True)]
+        return _Rows(rows, scale), metas
+
+    def _ensure_store(self, dim: int) -> VectorStore:
+        if self._store is None:
+            self._dim = dim
+            self._store = VectorStore(dim, self._kind, spill_dir=self._spill_dir)
+        return self._store
+
+    def add(
+        self,
+        ids: str | Sequence[str],
+        vectors: npt.ArrayLike,
+        metadata: Mapping[str, Any] | Sequence[Mapping[str, Any] | None] | None = None,
+    ) -> None:
+        """Add new items (all or none).
+
+        Args:
+            ids: one id or a sequence of unique ids not yet in the index.
+            vectors: one vector or an ``(n, dim)`` array-like, one row per id.
+            metadata: one JSON-compatible mapping per id (or one mapping for a single id).
+
+        Raises:
+            DuplicateIdError: an id already in the index or repeated in ``ids`` (use :meth:`upsert`).
+            DimensionMismatchError: vectors of the wrong dimension.
+            InvalidVectorError: zero, NaN or infinite vectors (``.ids`` names them).
+        """
+        id_list = _as_ids(ids)
+        seen: set[str] = set()
+        dup = sorted({i for i in id_list if i in seen or seen.add(i)})  # type: ignore[func-returns-value]
+        if dup:
+            raise DuplicateIdError(f"ids repeated in one add: {_shown(dup)}.", ids=dup)
+        existing = [i for i in id_list if i in self._pos]
+        if existing:
+            raise DuplicateIdError(
+                f"{len(existing)} ids are already in the index: {_shown(existing)}; use upsert() to replace them.",
+                ids=existing,
+            )
+        rows, metas = self._prepare(id_list, vectors, metadata)
+        self._append(id_list, rows, metas)
+
+    def _append(self, ids: list[str], rows: _Rows, metas: list[dict[str, Any]]) -> None:
+        if not ids:
+            return
+        store = self._ensure_store(rows.data.shape[1])
+        if store.n + len(ids) > MAX_POSITIONS:
+            raise ConfigError(f"an index holds at most {MAX_POSITIONS - 1} items.")
+        start = store.n
+        store.append(rows.data, rows.scale)
+        self._ids.extend(ids)
+        self._meta.extend(metas)
+        self._pos.update(zip(ids, range(start, start + len(ids)), strict=True))
+
+    def upsert(
+        self,
+        ids: str | Sequence[str],
+        vectors: npt.ArrayLike,
+        metadata: Mapping[str, Any] | Sequence[Mapping[str, Any] | None] | None = None,
+    ) -> None:
+        """Add new items and replace existing ones (vector and metadata); an id repeated in ``ids`` takes its
+        last occurrence. Replaced items keep their insertion position."""
+        id_list = _as_ids(ids)
+        rows, metas = self._prepare(id_list, vectors, metadata)
+        last = {i: j for j, i in enumerate(id_list)}
+        order = sorted(last.values())
+        old = [j for j in order if id_list[j] in self._pos]
+        new = [j for j in order if id_list[j] not in self._pos]
+        if old:
+            store = self._ensure_store(rows.data.shape[1])
+            slots = np.array([self._pos[id_list[j]] for j in old], dtype=np.int64)
+            store.overwrite(slots, rows.data[old], None if rows.scale is None else rows.scale[old])
+            for j, s in zip(old, slots.tolist(), strict=True):
+                self._meta[s] = metas[j]
+        if new:
+            picked = rows if len(new) == len(id_list) else rows.take(new)
+            self._append([id_list[j] for j in new], picked, [metas[j] for j in new])
+
+    def delete(self, ids: str | Iterable[str]) -> int:
+        """Remove items; ids not in the index are ignored. Returns how many were removed."""
+        removed = 0
+        for i in _as_ids(ids):
+            slot = self._pos.pop(i, None)
+            if slot is None:
+                continue
+            self._ids[slot] = None
+            self._meta[slot] = None
+            self._dead.append(slot)
+            removed += 1
+        if removed:
+            self._dead_sorted = None
+            self._compact_if_needed()
+        return removed
+
+    def _compact_if_needed(self, *, force: bool = False) -> None:
+        if not self._dead or self._store is None:
+            return
+        slots = self._store.n
+        if not force and len(self._dead) < max(1024, slots // 2):
+            return
+        keep = np.array([s for s, i in enumerate(self._ids) if i is not None], dtype=np.int64)
+        self._store.compact(keep)
+        self._ids = [self._ids[s] for s in keep.tolist()]
+        self._meta = [self._meta[s] for s in keep.tolist()]
+        self._pos = {i: s for s, i in enumerate(self._ids) if i is not None}
+        self._dead = []
+        self._dead_sorted = None
+
+    def get(self, item_id: str) -> Item:
+        """The stored (normalised, for cosine) float32 vector and a copy of the metadata of ``item_id``.
+
+        Raises:
+            UnknownIdError: ``item_id`` is not in the index.
+        """
+        slot = self._slot(item_id)
+        assert self._store is not None
+        vector = self._store.rows(np.array([slot], dtype=np.int64))[0]
+        meta = self._meta[slot]
+        return Item(vector, dict(meta or {}))
+
+    def _slot(self, item_id: str) -> int:
+        slot = self._pos.get(item_id)
+        if slot is None:
+            raise UnknownIdError(f"id {item_id!r} is not in the index ({len(self)} items).", ids=[item_id])
+        return slot
+
+    # --- search ---------------------------------------------------------------------------------------------
+
+    def _queries(self, queries: npt.ArrayLike) -> tuple[npt.NDArray[np.float32], bool]:
+        arr = np.asarray(queries) if not isinstance(queries, np.ndarray) else queries
+        single = arr.ndim == 1
+        n = 1 if single else (arr.shape[0] if arr.ndim >= 1 else 0)
+        labels = [f"query {i}" for i in range(n)]
+        dim = self._dim
+        rows = as_matrix(arr, dim, labels, what="queries", copy=True)
+        if self._metric == "cosine":
+            normalize_rows(rows, labels, normalize=True, what="queries")
+        return rows, single
+
+    def search(
+        self,
+        queries: npt.ArrayLike,
+        k: int = 10,
+        *,
+        where: Where | None = None,
+        exclude: Collection[str] | None = None,
+    ) -> Matches | BatchMatches:
+        """The exact ``k`` nearest items of each query.
+
+        Args:
+            queries: one vector (gives :class:`Matches`) or an ``(n, dim)`` matrix (gives
+                :class:`BatchMatches`, one :class:`Matches` per row).
+            k: how many hits per query (fewer when fewer items pass the filters).
+            where: a metadata filter: ``{"field": value}``, ``{"field": {"$gte": 3}}``, ``$in``, ... (see
+                :func:`~finetune_embed.index.parse_where`) or a callable ``metadata -> bool``.
+            exclude: ids never returned (ids not in the index are ignored).
+
+        Returns:
+            Hits best first: cosine similarity (or dot product), higher is better; equal scores keep
+            insertion order.
+        """
+        k = _check_k(k)
+        rows, single = self._queries(queries)
+        results = self._search_rows(rows, k, where, exclude, None)
+        batch = BatchMatches([self._matches(s, p) for s, p in results])
+        return batch[0] if single else batch
+
+    def search_by_id(
+        self,
+        item_id: str,
+        k: int = 10,
+        *,
+        where: Where | None = None,
+        exclude: Collection[str] | None = None,
+        exclude_self: bool = True,
+    ) -> Matches:
+        """The ``k`` nearest items of the stored item ``item_id`` (itself left out unless ``exclude_self`` is
+        false). Raises :class:`UnknownIdError` for an unknown id."""
+        k = _check_k(k)
+        slot = self._slot(item_id)
+        assert self._store is not None
+        query = self._store.rows(np.array([slot], dtype=np.int64))
+        extra = [slot] if exclude_self else []
+        return self._matches(*self._search_rows(query, k, where, exclude, extra)[0])
+
+    def search_text(
+        self,
+        text: str,
+        embedder: SupportsEmbed,
+        k: int = 10,
+        *,
+        where: Where | None = None,
+        exclude: Collection[str] | None = None,
+    ) -> Matches:
+        """Embed ``text`` with ``embedder`` and search. The embedder's ``model`` must match the index's."""
+        model = getattr(embedder, "model", None)
+        if self.model and model and model != self.model:
+            raise ConfigError(
+                f"the index holds {self.model!r} embeddings but the embedder uses {model!r}; "
+                "vectors from different models cannot be compared."
+            )
+        vector = np.asarray(embedder.embed([text]), dtype=np.float32)
+        if vector.ndim != 2 or vector.shape[0] != 1:
+            raise ConfigError(f"embedder.embed([text]) must return a (1, dim) array, got shape {vector.shape}.")
+        result = self.search(vector[0], k, where=where, exclude=exclude)
+        assert isinstance(result, Matches)
+        return result
+
+    def _matches(self, scores: npt.NDArray[np.float32], slots: npt.NDArray[np.int64]) -> Matches:
+        ids = self._ids
+        meta = self._meta
+        picked = slots.tolist()
+        return Matches(
+            ids=[ids[s] or "" for s in picked],
+            scores=scores,
+            metadata=[dict(meta[s] or {}) for s in picked],
+        )
+
+    # --- the scan -------------------------------------------------------------------------------------------
+
+    def _excluded(self, exclude: Collection[str] | None, extra: list[int] | None) -> npt.NDArray[np.int64]:
+        if self._dead_sorted is None:
+            self._dead_sorted = np.array(sorted(self._dead), dtype=np.int64)
+        if not exclude and not extra:
+            return self._dead_sorted
+        more = [self._pos[i] for i in (exclude or ()) if i in self._pos] + list(extra or [])
+        return np.union1d(self._dead_sorted, np.array(more, dtype=np.int64))
+
+    def _allowed(self, where: Where | None, excluded: npt.NDArray[np.int64]) -> npt.NDArray[np.int64] | None:
+        predicate = compile_where(where)
+        if predicate is None:
+            return None
+        keep = np.fromiter(
+            (m is not None and predicate(m) for m in self._meta), dtype=bool, count=len(self._meta)
+        )
+        keep[excluded] = False
+        return np.flatnonzero(keep).astype(np.int64)
+
+    def _search_rows(
+        self,
+        queries: npt.NDArray[np.float32],
+        k: int,
+        where: Where | None,
+        exclude: Collection[str] | None,
+        extra: list[int] | None,
+    ) -> list[tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]]:
+        empty = (np.zeros(0, np.float32), np.zeros(0, np.int64))
+        store = self._store
+        if store is None or store.n == 0:
+            return [empty for _ in range(queries.shape[0])]
+        excluded = self._excluded(exclude, extra)
+        allowed = self._allowed(where, excluded)
+        available = allowed.size if allowed is not None else store.n - excluded.size
+        if available == 0:
+            return [empty for _ in range(queries.shape[0])]
+        if self._kind == "int8":
+            return self._search_int8(queries, min(k, available), excluded, allowed, available)
+        out: list[tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]] = []
+        for a in range(0, queries.shape[0], _QUERY_CHUNK):
+            top = self._scan(queries[a : a + _QUERY_CHUNK], k, excluded, allowed, source="scan")
+            out.extend(top.results())
+        return out
+
+    def _plan(self, n_queries: int, k: int, widen: bool, segment_rows: int) -> _Plan:
+        """Block sizes, measured on the development machine (2 cores, OpenBLAS):
+
+        - one float32 query: one matrix-vector product per segment (every extra BLAS call cost more than the
+          cache-friendliness of smaller blocks gained); the selection then walks the scores in chunks;
+        - a few int8 / float16 queries: einsum over large blocks, split across the cores;
+        - batches: GEMM blocks of up to 8192 rows, with a score buffer (queries x rows) of about 8 MB;
+          int8 / float16 blocks are widened into a float32 buffer of about 8 MB first.
+        """
+        assert self._dim is not None
+        first = max(128, 16 * k)
+        if n_queries == 1 and not widen:
+            return _Plan(rows=max(1, segment_rows), first=max(1, segment_rows), chunk=1 << 16, first_chunk=first)
+        if n_queries <= _EINSUM_QUERIES and widen:
+            return _Plan(rows=1 << 18, first=first, chunk=1 << 16, first_chunk=first)
+        rows = min(8192, max(1024, _SCORE_ELEMENTS // n_queries))
+        if widen:
+            rows = min(rows, max(256, _CAST_BYTES // (4 * self._dim)))
+        return _Plan(rows=rows, first=min(rows, first), chunk=rows, first_chunk=rows)
+
+    def _scan(
+        self,
+        queries: npt.NDArray[np.float32],
+        k: int,
+        excluded: npt.NDArray[np.int64],
+        allowed: npt.NDArray[np.int64] | None,
+        *,
+        source: Literal["scan", "exact"],
+        margin: npt.NDArray[np.float32] | None = None,
+        pool_limit: int = 1 << 24,
+    ) -> RunningTopK:
+        """The exact top-k of ``queries`` against the stored rows (``source="scan"``: what is held in memory,
+        int8 codes included; ``"exact"``: the float32 rows)."""
+        store = self._store
+        assert store is not None
+        assert self._dim is not None
+        nq = queries.shape[0]
+        widen = source == "scan" and self._kind != "float32"
+        n_slots = store.n
+        gather = allowed is not None and allowed.size < (0.3 if nq < 16 else 0.8) * n_slots
+        if allowed is not None and not gather:
+            mask = np.ones(n_slots, dtype=bool)
+            mask[allowed] = False
+            excluded = np.flatnonzero(mask).astype(np.int64)
+            allowed = None
+        largest = max((seg.used for seg in store.segments), default=1)
+        plan = self._plan(nq, k, widen or gather, largest if not gather else min(largest, 1 << 16))
+        top = RunningTopK(nq, k, margin=margin, pool_limit=pool_limit)
+        single = nq == 1
+        q1 = queries[0]
+        scores = np.empty((nq, min(plan.rows, largest)), dtype=np.float32)
+        cast_rows = max(256, _CAST_BYTES // (4 * self._dim))
+        needs_buffer = gather or (widen and nq > _EINSUM_QUERIES)
+        widened = np.empty((min(plan.rows, cast_rows), self._dim), dtype=np.float32) if needs_buffer else None
+
+        def score(block: npt.NDArray[np.generic]) -> npt.NDArray[np.float32]:
+            n = block.shape[0]
+            if block.dtype != np.float32 and nq <= _EINSUM_QUERIES:
+                # a few queries over int8 / float16 rows: einsum widens as it goes, on every core (it releases
+                # the GIL); casting into a buffer for BLAS would cost more than the product itself
+                out = scores[:, :n]
+                rows_any: npt.NDArray[Any] = block
+                _parallel_rows(lambda a, b: [np.einsum("ij,j->i", rows_any[a:b], queries[j], out=out[j, a:b])
+                                             for j in range(nq)], n)
+                return out if nq == 1 or n == scores.shape[1] else np.ascontiguousarray(out)
+            if block.dtype != np.float32:
+                assert widened is not None
+                buf = widened[:n]
+                np.copyto(buf, block, casting="unsafe")
+                block = buf
+            if single:
+                out = scores[0, :n]
+                np.dot(block, q1, out=out)
+                return out.reshape(1, n)
+            if n == scores.shape[1]:
+                np.matmul(queries, block.T, out=scores)
+                return scores
+            partial: npt.NDArray[np.float32] = np.matmul(queries, block.T)
+            return partial
+
+        pushed = [False]
+
+        def push(s: npt.NDArray[np.float32], positions: int | npt.NDArray[np.int64]) -> None:
+            n = s.shape[1]
+            a = 0
+            while a < n:  # the very first chunk is small: it sets the thresholds cheaply
+                size = plan.chunk if pushed[0] else plan.first_chunk
+                pushed[0] = True
+                part = s if (a == 0 and size >= n) else s[:, a : a + size]
+                top.push(part, positions + a if isinstance(positions, int) else positions[a : a + size])
+                a += size
+
+        if allowed is not None and gather:
+            assert widened is not None
+            step = widened.shape[0]
+            for a in range(0, allowed.size, step):
+                slots = allowed[a : a + step]
+                if source == "exact":
+                    block: npt.NDArray[np.generic] = store.rows(slots)
+                else:
+                    block = store.scan_rows(slots, widened)
+                push(score(block), slots)
+            return top
+        blocks = store.exact_blocks(plan.rows, plan.first) if source == "exact" else store.blocks(
+            plan.rows, plan.first
+        )
+        has_excluded = excluded.size > 0
+        for start, block in blocks:
+            s = score(block)
+            if has_excluded:
+                lo, hi = np.searchsorted(excluded, (start, start + block.shape[0]))
+                if hi > lo:
+                    s[:, excluded[lo:hi] - start] = -np.inf
+            push(s, start)
+        return top
+
+    # --- int8: approximate scan, exact re-rank, proof of exactness -----------------------------------------------
+
+    def _search_int8(
+        self,
+        queries: npt.NDArray[np.float32],
+        k: int,
+        excluded: npt.NDArray[np.int64],
+        allowed: npt.NDArray[np.int64] | None,
+        available: int,
+    ) -> list[tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]]:
+        """Scan the int8 codes, keep every item that could still be in the exact top-k, re-rank those exactly.
+
+        With ``a`` the approximate score (query x dequantised codes) and ``e`` the exact one,
+        ``|e - a| <= eps = |q| * max_residual`` (+ float32 rounding of both dot products). If ``tau`` is the
+        k-th best approximate score, the k best-by-approximation items all have ``e >= tau - eps``, so the
+        exact k-th best is at least ``tau - eps`` and every exact top-k item has ``a >= tau - 2 * eps``. The
+        scan collects exactly those (a margin of ``2 * eps``); re-ranking them gives the exact top-k.
+        """
+        store = self._store
+        assert store is not None
+        assert store.scale is not None
+        assert self._dim is not None
+        d = self._dim
+        gamma = d * _U / (1 - d * _U)
+        qnorm = np.sqrt(np.einsum("ij,ij->i", queries, queries, dtype=np.float64))
+        eps = qnorm * store.max_residual + 4 * gamma * qnorm * (2 * store.max_norm + store.max_residual)
+        margin = (2 * eps * (1 + 1e-3) + 1e-30).astype(np.float32)
+        scaled = queries * store.scale
+        out: list[tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]] = []
+        # the fallback (an exact float32 scan) is only for pathological error bounds: a shortlist of more than
+        # a quarter of the index per query would cost about as much as scanning the float32 rows
+        limit = max(1 << 20, min(queries.shape[0], _QUERY_CHUNK) * available // 4)
+        for a in range(0, queries.shape[0], _QUERY_CHUNK):
+            part = slice(a, a + _QUERY_CHUNK)
+            try:
+                top = self._scan(
+                    scaled[part], k, excluded, allowed, source="scan", margin=margin[part], pool_limit=limit
+                )
+            except PoolTooLarge:  # the shortlist would be a large part of the index: scan float32 rows
+                out.extend(self._scan(queries[part], k, excluded, allowed, source="exact").results())
+                continue
+            rows, keys = top.pool()
+            out.extend(self._rerank(queries[part], rows, keys, k, eps[part]))
+        return out
+
+    def _rerank(
+        self,
+        queries: npt.NDArray[np.float32],
+        rows: npt.NDArray[np.intp],
+        keys: npt.NDArray[np.uint64],
+        k: int,
+        eps: npt.NDArray[np.float64],
+    ) -> list[tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]]:
+        """Each query's exact top-k from its shortlist (``keys`` hold approximate scores).
+
+        Candidates are re-ranked best-approximate first: the first ``k + 8`` of each query give an exact k-th
+        best ``e_k``; only the other candidates with ``approx >= e_k - eps`` can still beat it
+        (``exact <= approx + eps``), so the rest of the shortlist is never read.
+        """
+        nq = queries.shape[0]
+        order = np.lexsort((~keys, rows))  # by query, then best approximate score first
+        rows, keys = rows[order], keys[order]
+        approx, slots = decode_keys(keys)
+        bounds = np.searchsorted(rows, np.arange(nq + 1))
+        rank = np.arange(rows.size) - bounds[rows]
+        top = RunningTopK(nq, k)
+        everyone = np.arange(nq)
+        first = rank < k + 8
+        top.push_keys(everyone, rows[first], self._exact_keys(queries, rows[first], slots[first]))
+        later = ~first
+        later[later] = approx[later] >= (top.threshold.astype(np.float64)[rows[later]] - eps[rows[later]])
+        if later.any():
+            top.push_keys(everyone, rows[later], self._exact_keys(queries, rows[later], slots[later]))
+        return top.results()
+
+    def _exact_keys(
+        self, queries: npt.NDArray[np.float32], rows: npt.NDArray[np.intp], slots: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.uint64]:
+        """Keys of the exact float32 scores of (query row, slot) pairs."""
+        store = self._store
+        assert store is not None
+        exact = np.empty(slots.size, dtype=np.float32)
+        step = 1 << 14
+        for a in range(0, slots.size, step):
+            vec = store.rows(slots[a : a + step])
+            exact[a : a + step] = np.einsum("ij,ij->i", vec, queries[rows[a : a + step]])
+        return score_keys(exact, slots)
+
+    # --- persistence and interchange ------------------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the index to the directory ``path``, atomically: a crash leaves the old or the new index.
+
+        Files: ``vectors.npy``, ``ids.json``, ``metadata.jsonl`` and ``manifest.json`` (format version, dim,
+        metric, dtype, model, count, sha256 of every file); see :mod:`finetune_embed.index._storage`. An
+        existing index at ``path`` is replaced; any other non-empty directory is refused.
+        """
+        from ._storage import save_index
+
+        return save_index(self, path)
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        mmap: bool = True,
+        verify: bool = True,
+        spill_dir: str | os.PathLike[str] | None = None,
+    ) -> EmbeddingIndex:
+        """Read an index written by :meth:`save`.
+
+        Args:
+            mmap: map the vectors from disk (copy-on-write: changes stay in memory, the file is never
+                written) instead of reading them into memory. The ``"int8"`` kind always maps its float32
+                vectors.
+            verify: check every file's sha256 against the manifest (reads each file once: about a second
+                per 1-2 GB). Without it, sizes, shapes, counts and JSON are still checked.
+
+        Raises:
+            IndexFileError: a missing, truncated, corrupt or tampered file, or an unknown format version.
+        """
+        from ._storage import load_index
+
+        return load_index(path, mmap=mmap, verify=verify, spill_dir=None if spill_dir is None else str(spill_dir))
+
+    @classmethod
+    def from_csv(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        embedding_column: str = "embedding",
+        id_column: str | None = None,
+        metadata_columns: Sequence[str] | None = None,
+        infer_types: bool = True,
+        encoding: str = "utf-8",
+        metric: Metric = "cosine",
+        dtype: DTypeLike = np.float32,
+        model: str | None = None,
+    ) -> EmbeddingIndex:
+        """Read a CSV with one embedding per row, stored as a stringified list (the cookbook's format).
+
+        The file is streamed and each embedding cell is parsed as JSON (never evaluated).
+
+        Args:
+            embedding_column: the column holding ``"[0.1, -0.2, ...]"`` (e.g. ``"ada_embedding"``).
+            id_column: the column of ids; ``None`` numbers the rows ``"0"``, ``"1"``, ...
+            metadata_columns: columns to keep as metadata; ``None`` keeps every other named column.
+            infer_types: turn cells that are plain integers or floats into numbers (so that range filters
+                work); empty cells become ``None``.
+
+        Raises:
+            DatasetFormatError: a malformed row or cell (``.path`` and ``.line`` say where).
+            DuplicateIdError: an id repeated in ``id_column``.
+        """
+        from ._io import index_from_csv
+
+        return index_from_csv(
+            path,
+            embedding_column=embedding_column,
+            id_column=id_column,
+            metadata_columns=metadata_columns,
+            infer_types=infer_types,
+            encoding=encoding,
+            metric=metric,
+            dtype=dtype,
+            model=model,
+        )
+
+    @classmethod
+    def from_pandas(
+        cls,
+        frame: pd.DataFrame,
+        *,
+        embedding_column: str = "embedding",
+        id_column: str | None = None,
+        metadata_columns: Sequence[str] | None = None,
+        metric: Metric = "cosine",
+        dtype: DTypeLike = np.float32,
+        model: str | None = None,
+    ) -> EmbeddingIndex:
+        """Build an index from a DataFrame whose ``embedding_column`` holds vectors (arrays, lists, or
+        stringified lists). Ids come from ``id_column`` or the frame's index; other columns (or
+        ``metadata_columns``) become metadata, with NaN as ``None``."""
+        from ._io import index_from_pandas
+
+        return index_from_pandas(
+            frame,
+            embedding_column=embedding_column,
+            id_column=id_column,
+            metadata_columns=metadata_columns,
+            metric=metric,
+            dtype=dtype,
+            model=model,
+        )
+
+    def to_pandas(self, *, vector_column: str = "embedding") -> pd.DataFrame:
+        """A DataFrame with an ``id`` column, a ``vector_column`` of float32 arrays and one column per
+        top-level metadata key (a key named like those columns becomes ``metadata.<key>``)."""
+        import pandas as pd
+
+        frame = pd.DataFrame({"id": self.ids, vector_column: list(self.vectors)})
+        meta = pd.DataFrame(self.metadata, index=frame.index)
+        for col in meta.columns:
+            name = col if col not in ("id", vector_column) else f"metadata.{col}"
+            frame[name] = meta[col].to_numpy()
+        return frame
+
+    @classmethod
+    def build(
+        cls,
+        texts: Sequence[str],
+        embedder: SupportsEmbed,
+        ids: Sequence[str] | None = None,
+        metadata: Sequence[Mapping[str, Any] | None] | None = None,
+        *,
+        text_field: str | None = "text",
+        metric: Metric = "cosine",
+        dtype: DTypeLike = np.float32,
+    ) -> EmbeddingIndex:
+        """Embed ``texts`` with ``embedder`` and index them.
+
+        Args:
+            ids: one id per text (default ``"0"``, ``"1"``, ...).
+            metadata: one mapping per text.
+            text_field: also store each text in its metadata under this key (``None``: don't).
+
+        The index records ``embedder.model`` (when it has one), which :meth:`search_text` checks.
+        """
+        texts = list(texts)
+        id_list = [str(i) for i in range(len(texts))] if ids is None else _as_ids(ids)
+        if len(id_list) != len(texts):
+            raise ConfigError(f"got {len(texts)} texts but {len(id_list)} ids.")
+        metas: list[dict[str, Any]] = [dict(m or {}) for m in metadata] if metadata is not None else [{} for _ in texts]
+        if len(metas) != len(texts):
+            raise ConfigError(f"got {len(texts)} texts but {len(metas)} metadata entries.")
+        if text_field is not None:
+            for m, t in zip(metas, texts, strict=True):
+                m.setdefault(text_field, t)
+        vectors = np.asarray(embedder.embed(texts), dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape[0] != len(texts):
+            raise ConfigError(f"embedder.embed returned shape {vectors.shape} for {len(texts)} texts.")
+        index = cls(
+            vectors.shape[1] if texts else None, metric=metric, dtype=dtype, model=getattr(embedder, "model", None)
+        )
+        index.add(id_list, vectors, metas)
+        return index
+
+    def __getstate__(self) -> dict[str, Any]:
+        raise TypeError("EmbeddingIndex is not picklable; use index.save(dir) and EmbeddingIndex.load(dir).")

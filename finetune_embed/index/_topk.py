@@ -1,0 +1,174 @@
+"""Exact running top-k over blocks of scores, with deterministic tie-breaking.
+
+Every candidate is encoded as one ``uint64`` key: the high 32 bits are the float32 score mapped to an unsigned
+integer with the same order, the low 32 bits are ``0xFFFFFFFF - position``. Keys are unique, so "the k largest
+keys" is exactly "the k best scores, ties broken by the earlier position", and any selection algorithm
+(``np.partition`` included) gives the same answer. The key ``0`` is below every real key and marks an empty
+slot.
+
+:class:`RunningTopK` keeps, for each query, its k best keys so far and the score of its k-th best (the
+threshold). A block of scores only costs one vectorised max per query and, for the few queries whose block
+maximum beats their threshold, one comparison and a small merge. Blocks must be pushed in increasing position
+order for the threshold test (strictly greater) to be exact; the keys make any order give the same result.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["MAX_POSITIONS", "RunningTopK", "decode_keys", "score_keys"]
+
+MAX_POSITIONS = 1 << 32
+_LOW = np.uint64(0xFFFFFFFF)
+_SIGN = np.uint32(0x80000000)
+_SHIFT = np.uint64(32)
+
+
+def _sortable(scores: npt.NDArray[np.float32]) -> npt.NDArray[np.uint64]:
+    """Map float32 scores to uint32 (held in uint64) with the same order; -0.0 and 0.0 map alike."""
+    s = np.ascontiguousarray(scores, dtype=np.float32) + np.float32(0.0)  # -0.0 + 0.0 == +0.0
+    u = s.view(np.uint32)
+    out = np.where(u & _SIGN, ~u, u | _SIGN)
+    return out.astype(np.uint64)
+
+
+def score_keys(scores: npt.NDArray[np.float32], positions: npt.NDArray[np.integer]) -> npt.NDArray[np.uint64]:
+    """One unique, order-preserving key per (score, position): higher score first, then lower position."""
+    pos = np.asarray(positions).astype(np.uint64, copy=False)
+    return (_sortable(scores) << _SHIFT) | (_LOW - pos)
+
+
+def decode_keys(keys: npt.NDArray[np.uint64]) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+    """The scores and positions encoded in ``keys`` (the empty key 0 decodes to garbage: drop it first)."""
+    hi = (keys >> _SHIFT).astype(np.uint32)
+    u = np.where(hi & _SIGN, hi ^ _SIGN, ~hi)
+    scores = np.ascontiguousarray(u).view(np.float32)
+    positions = (_LOW - (keys & _LOW)).astype(np.int64)
+    return scores, positions
+
+
+def _threshold_of(min_keys: npt.NDArray[np.uint64]) -> npt.NDArray[np.float32]:
+    scores, _ = decode_keys(min_keys)
+    return np.where(min_keys == 0, np.float32(-np.inf), scores).astype(np.float32)
+
+
+class PoolTooLarge(Exception):
+    """The candidates within the margin outgrew the limit (the caller falls back to an exact scan)."""
+
+
+class RunningTopK:
+    """The exact top-``k`` of ``n_queries`` queries, fed one block of scores at a time.
+
+    Scores of ``-inf`` are never kept (use them to mask excluded items).
+
+    With a ``margin`` (one value per query), every item whose score is within the margin of the final k-th
+    best score is also collected in a pool (:meth:`pool`): the shortlist that the int8 mode re-ranks.
+    """
+
+    def __init__(
+        self,
+        n_queries: int,
+        k: int,
+        *,
+        margin: npt.NDArray[np.float32] | None = None,
+        pool_limit: int = 1 << 24,
+    ) -> None:
+        self.k = k
+        self.keys = np.zeros((n_queries, k), dtype=np.uint64)
+        self.threshold = np.full(n_queries, -np.inf, dtype=np.float32)
+        self.margin = margin
+        self.pool_limit = pool_limit
+        self._pool_rows: list[npt.NDArray[np.intp]] = []
+        self._pool_keys: list[npt.NDArray[np.uint64]] = []
+        self._pool_size = 0
+        self._pool_kept = 0  # the size after the last pruning: prune again when it has doubled
+
+    def _limit(self, rows: npt.NDArray[np.intp] | None = None) -> npt.NDArray[np.float32]:
+        thr = self.threshold if rows is None else self.threshold[rows]
+        if self.margin is None:
+            return thr
+        return thr - (self.margin if rows is None else self.margin[rows])
+
+    def push(self, scores: npt.NDArray[np.float32], positions: int | npt.NDArray[np.int64]) -> None:
+        """Feed a ``(n_queries, n)`` block of scores; ``positions`` is the first column's position, or one
+        position per column."""
+        q, n = scores.shape
+        if n == 0:
+            return
+        if q == 1:
+            cols = np.flatnonzero(scores[0] > self._limit()[0])
+            if cols.size == 0:
+                return
+            rows = np.zeros(1, dtype=np.intp)
+            local = np.zeros(cols.size, dtype=np.intp)
+            values = scores[0, cols]
+        else:
+            best = scores.max(axis=1)
+            rows = np.flatnonzero(best > self._limit())
+            if rows.size == 0:
+                return
+            sub = scores if rows.size == q else scores[rows]
+            flat = np.flatnonzero(sub > self._limit(rows)[:, None])
+            local, cols = np.divmod(flat, n)
+            values = sub.reshape(-1)[flat]
+        pos = cols + positions if isinstance(positions, int) else positions[cols]
+        keys = score_keys(values, pos)
+        if self.margin is None:
+            self._merge(rows, local, keys)
+            return
+        self._collect(rows[local], keys)
+        better = values > self.threshold[rows[local]]  # only these can enter the top-k itself
+        if better.any():
+            self._merge(rows, local[better], keys[better])
+
+    def _collect(self, rows: npt.NDArray[np.intp], keys: npt.NDArray[np.uint64]) -> None:
+        self._pool_rows.append(rows)
+        self._pool_keys.append(keys)
+        self._pool_size += keys.size
+        if self._pool_size > max(1 << 16, 8 * self.keys.size, 2 * self._pool_kept) and len(self._pool_rows) > 1:
+            self._prune()
+            if self._pool_size > self.pool_limit:
+                raise PoolTooLarge
+
+    def _prune(self) -> None:
+        rows = np.concatenate(self._pool_rows)
+        keys = np.concatenate(self._pool_keys)
+        scores, _ = decode_keys(keys)
+        keep = scores >= self._limit(rows)
+        self._pool_rows = [rows[keep]]
+        self._pool_keys = [keys[keep]]
+        self._pool_size = self._pool_kept = int(keep.sum())
+
+    def pool(self) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.uint64]]:
+        """The collected candidates within the margin of each query's final k-th best score, as
+        ``(query row, key)`` pairs. Needs ``margin``."""
+        if not self._pool_rows:
+            return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.uint64)
+        self._prune()
+        return self._pool_rows[0], self._pool_keys[0]
+
+    def push_keys(self, rows: npt.NDArray[np.intp], local: npt.NDArray[np.intp], keys: npt.NDArray[np.uint64]) -> None:
+        """Merge ready-made keys: ``keys[j]`` belongs to query ``rows[local[j]]``; ``local`` is sorted."""
+        if keys.size:
+            self._merge(rows, local, keys)
+
+    def _merge(self, rows: npt.NDArray[np.intp], local: npt.NDArray[np.intp], keys: npt.NDArray[np.uint64]) -> None:
+        k = self.k
+        counts = np.bincount(local, minlength=rows.size)
+        extra = int(counts.max())
+        starts = np.cumsum(counts) - counts
+        rank = np.arange(local.size) - starts[local]
+        merged = np.zeros((rows.size, k + extra), dtype=np.uint64)
+        merged[:, :k] = self.keys[rows]
+        merged[local, k + rank] = keys
+        top = np.partition(merged, extra, axis=1)[:, extra:]
+        self.keys[rows] = top
+        self.threshold[rows] = _threshold_of(top.min(axis=1))
+
+    def results(self) -> list[tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]]:
+        """Per query: (scores, positions), best first, without empty slots."""
+        ordered = np.ascontiguousarray(np.sort(self.keys, axis=1)[:, ::-1])
+        scores, positions = decode_keys(ordered)
+        counts = (ordered != 0).sum(axis=1).tolist()
+        return [(scores[i, :c].copy(), positions[i, :c].copy()) for i, c in enumerate(counts)]

@@ -1,0 +1,166 @@
+"""Checking and preparing vectors: shape, dimension, finiteness, zero norms, normalisation, JSON metadata."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .._exceptions import ConfigError, DimensionMismatchError, InvalidVectorError
+
+__all__ = ["as_matrix", "check_nonzero", "clean_metadata", "normalize_rows", "row_norms"]
+
+_SHOW = 5
+
+
+def _names(labels: Sequence[str], rows: npt.NDArray[np.intp]) -> list[str]:
+    return [labels[int(i)] for i in rows]
+
+
+def _shown(names: Sequence[str]) -> str:
+    head = ", ".join(repr(n) for n in names[:_SHOW])
+    return head + (f" and {len(names) - _SHOW} more" if len(names) > _SHOW else "")
+
+
+def _ragged_error(vectors: Any, dim: int | None, labels: Sequence[str], what: str) -> DimensionMismatchError:
+    lengths = []
+    for row in vectors:
+        try:
+            lengths.append(len(row))
+        except TypeError:
+            lengths.append(1)
+    expected = dim if dim is not None else max(set(lengths), key=lengths.count)
+    bad = [i for i, n in enumerate(lengths) if n != expected]
+    first = bad[0]
+    return DimensionMismatchError(
+        f"{what} must all have {expected} dimensions; {_shown(_names(labels, np.asarray(bad)))} "
+        f"{'has' if len(bad) == 1 else 'have'} {lengths[first]}{' (and others)' if len(bad) > 1 else ''}.",
+        expected=expected,
+        got=lengths[first],
+    )
+
+
+def as_matrix(
+    vectors: npt.ArrayLike, dim: int | None, labels: Sequence[str], *, what: str = "vectors", copy: bool = False
+) -> npt.NDArray[np.float32]:
+    """``vectors`` as a C-contiguous ``(n, dim)`` float32 matrix, or a clear error.
+
+    Without ``copy`` the result may share memory with ``vectors`` (never modify it then).
+
+    ``labels`` names the rows in messages (ids, or ``"query 3"``). A 1-D input is one row. Non-finite values
+    (including values too large for float32) raise :class:`InvalidVectorError`; a wrong dimension raises
+    :class:`DimensionMismatchError`.
+    """
+    try:
+        arr = np.asarray(vectors)
+    except ValueError:
+        raise _ragged_error(vectors, dim, labels, what) from None
+    if arr.dtype == object:
+        raise _ragged_error(vectors, dim, labels, what)
+    if arr.dtype.kind not in "fiu":
+        raise ConfigError(f"{what} must be numbers, got an array of dtype {arr.dtype}.")
+    if arr.ndim == 1:
+        arr = arr.reshape(1, -1)
+    if arr.ndim != 2:
+        raise ConfigError(f"{what} must be a 2-D array (n, dim) or one 1-D vector, got shape {arr.shape}.")
+    if arr.shape[0] != len(labels):
+        raise ConfigError(f"got {len(labels)} ids but {arr.shape[0]} {what}; give one vector per id.")
+    if dim is not None and arr.shape[1] != dim:
+        raise DimensionMismatchError(
+            f"{what} have {arr.shape[1]} dimensions but the index has {dim}"
+            + (f" (first: {labels[0]!r})" if labels else "")
+            + "; embed with the same model and dimensions as the index.",
+            expected=dim,
+            got=arr.shape[1],
+        )
+    if arr.shape[1] == 0:
+        raise DimensionMismatchError(f"{what} have 0 dimensions.", expected=dim or 1, got=0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.array(arr, dtype=np.float32, order="C", copy=True if copy else None)
+    step = max(1, (1 << 22) // out.shape[1])  # check in chunks: no big temporary
+    bad_rows = [
+        a + np.flatnonzero(~np.isfinite(out[a : a + step]).all(axis=1))
+        for a in range(0, out.shape[0], step)
+        if not np.isfinite(out[a : a + step]).all()
+    ]
+    if bad_rows:
+        bad = np.concatenate(bad_rows)
+        names = _names(labels, bad)
+        raise InvalidVectorError(
+            f"{len(names)} {what} contain NaN, infinity or values too large for float32: {_shown(names)}.",
+            ids=names,
+        )
+    return out
+
+
+def row_norms(matrix: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+    """Euclidean norms of the rows, computed in float64 (no overflow for any finite float32)."""
+    squares: npt.NDArray[np.float64] = np.einsum("ij,ij->i", matrix, matrix, dtype=np.float64)
+    return np.sqrt(squares)
+
+
+def check_nonzero(
+    matrix: npt.NDArray[np.float32], labels: Sequence[str], *, what: str = "vectors"
+) -> npt.NDArray[np.float64]:
+    """The row norms; refuses zero vectors, naming them."""
+    norms = row_norms(matrix)
+    zero = np.flatnonzero(norms == 0.0)
+    if zero.size:
+        names = _names(labels, zero)
+        raise InvalidVectorError(
+            f"{len(names)} {what} are all zeros (no direction to compare): {_shown(names)}.", ids=names
+        )
+    return norms
+
+
+def normalize_rows(
+    matrix: npt.NDArray[np.float32], labels: Sequence[str], *, normalize: bool, what: str = "vectors"
+) -> npt.NDArray[np.float32]:
+    """Refuse zero vectors (naming them) and, when ``normalize``, scale every row to unit length IN PLACE."""
+    norms = check_nonzero(matrix, labels, what=what)
+    if normalize:
+        # multiply by the float32 reciprocal, exactly as EmbeddingIndex stores rows, so every backend agrees bit for bit
+        matrix *= (1.0 / norms).astype(np.float32)[:, None]
+    return matrix
+
+
+def _clean(value: Any, path: str, item_id: str) -> Any:
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, int | np.integer):
+        return int(value)
+    where = f"field {path!r} of id {item_id!r}" if path else f"of id {item_id!r}"
+    if isinstance(value, float | np.floating):
+        f = float(value)
+        if not math.isfinite(f):
+            raise ConfigError(f"metadata {where} is {f}; JSON has no NaN or infinity (use None for missing).")
+        return f
+    if isinstance(value, Mapping):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ConfigError(f"metadata {where} has a non-string key {key!r}; JSON keys are strings.")
+            out[key] = _clean(item, f"{path}.{key}" if path else key, item_id)
+        return out
+    if isinstance(value, list | tuple):
+        return [_clean(item, f"{path}[{i}]", item_id) for i, item in enumerate(value)]
+    raise ConfigError(
+        f"metadata {where} is a {type(value).__name__}, which JSON cannot store; "
+        "use str, int, float, bool, None, lists and dicts."
+    )
+
+
+def clean_metadata(metadata: Any, item_id: str) -> dict[str, Any]:
+    """A JSON-ready copy of one item's metadata (numpy scalars become Python ones), or a ConfigError naming
+    the item and the bad field."""
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, Mapping):
+        raise ConfigError(f"metadata for id {item_id!r} must be a mapping (dict), got {type(metadata).__name__}.")
+    cleaned: dict[str, Any] = _clean(metadata, "", item_id)
+    return cleaned

@@ -1,0 +1,790 @@
+"""PgVectorIndex: the EmbeddingIndex API over a PostgreSQL table with pgvector (layout: see ``_schema``).
+
+Search is exact by default: a scan ordered by distance, with index scans switched off for the query so that
+an HNSW index cannot make it approximate. With ``hnsw=True`` it goes through the HNSW index (approximate,
+much faster on large tables). Either way equal scores keep insertion order (the ``seq`` column), as in
+:class:`~finetune_embed.index.EmbeddingIndex`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, overload
+
+import numpy as np
+import numpy.typing as npt
+
+from ..._exceptions import ConfigError, DuplicateIdError, UnknownIdError
+from ..._logging import get_logger
+from ..._progress import progress_bar
+from .._filters import Where
+from .._index import EmbeddingIndex, Item, SupportsEmbed
+from .._matches import BatchMatches, Matches
+from .._vectors import _shown, as_matrix, clean_metadata, normalize_rows
+from ._copy import copy_chunks, parse_vector
+from ._sql import Unrepresentable, metadata_json, where_to_sql
+
+try:
+    import psycopg
+    from psycopg import sql
+    from psycopg.rows import tuple_row
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise ImportError(
+        "finetune_embed.index.pgvector needs psycopg 3: pip install 'finetune-embed[pgvector]'"
+    ) from exc
+
+from ._schema import Metric, check_dim, create_table, ensure_extension, read_table, set_comment, table_identifier
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["Metric", "PgVectorIndex"]
+
+_log = get_logger("index.pgvector")
+
+_MAX_HNSW_DIM = 2000  # pgvector's limit for indexing the vector type
+_MAX_DIM = 16000  # pgvector's limit for the vector type
+_DEFAULT_EF_SEARCH = 40  # pgvector's default hnsw.ef_search
+_MAX_EF_SEARCH = 1000  # pgvector's upper bound for hnsw.ef_search
+_OPS = {"cosine": ("<=>", "vector_cosine_ops"), "dot": ("<#>", "vector_ip_ops")}
+
+Cursor = psycopg.Cursor[tuple[Any, ...]]
+
+
+def _as_ids(ids: str | Iterable[str], what: str = "ids") -> list[str]:
+    out = [ids] if isinstance(ids, str) else list(ids)
+    for i, x in enumerate(out):
+        if not isinstance(x, str) or not x:
+            raise ConfigError(f"{what} must be non-empty strings; item {i} is {x!r}. Convert with str() first.")
+        if "\x00" in x:
+            raise ConfigError(f"{what} cannot hold NUL characters (PostgreSQL text cannot store them): {x!r}.")
+    return out
+
+
+def _own(rows: npt.NDArray[np.float32], source: Any) -> npt.NDArray[np.float32]:
+    """``rows``, copied if it is the caller's array: normalisation works in place and must not change it."""
+    if isinstance(source, np.ndarray) and np.may_share_memory(rows, source):
+        return rows.copy()
+    return rows
+
+
+def _check_k(k: int) -> int:
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+        raise ConfigError(f"k must be a positive integer, got {k!r}.")
+    return int(k)
+
+
+class PgVectorIndex:
+    """The :class:`~finetune_embed.index.EmbeddingIndex` API on a PostgreSQL table with pgvector.
+
+    Args:
+        conninfo: a libpq connection string or URL (the index opens an autocommit connection and closes it in
+            :meth:`close`), or an open ``psycopg.Connection``, used as it is and left open: each operation
+            commits at once when that connection is idle, and joins its transaction when one is open.
+        table: the table, ``"name"`` or ``"schema.name"``.
+        dim: the vector dimension. Creates the table up front; otherwise the first ``add`` / ``upsert`` sets
+            it, or an existing table (a different ``dim`` raises :class:`~finetune_embed.DimensionMismatchError`).
+        metric: ``"cosine"`` (vectors normalised when added; score ``1 - (a <=> b)``) or ``"dot"`` (score
+            ``-(a <#> b)``, the inner product). Default: the table's, else ``"cosine"``.
+        model: the embedding model the vectors come from (recorded in the table's comment; checked by
+            :meth:`search_text`). Default: the table's.
+        create: create the ``vector`` extension, the table and (with ``hnsw=True``) the HNSW index when
+            missing; with ``False`` a missing table raises :class:`~finetune_embed.ConfigError`.
+        hnsw: search through the HNSW index (approximate). Default ``False``: exact search.
+        ef_search: HNSW candidates per query (pgvector's ``hnsw.ef_search``, default 40, at most 1000); at
+            least ``k`` is used so that ``k`` results can come back. Higher: more accurate, slower.
+
+    Database errors (connection refused, permissions, ...) are psycopg's exceptions.
+
+    Example:
+        >>> index = PgVectorIndex("postgresql://app@db.internal/app", "docs", dim=1536)  # doctest: +SKIP
+        >>> index.add(["a", "b"], vectors, metadata=[{"lang": "en"}, {"lang": "fr"}])  # doctest: +SKIP
+        >>> index.search(query, k=5, where={"lang": "en"}).ids  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        conninfo: str | psycopg.Connection[Any],
+        table: str = "embeddings",
+        *,
+        dim: int | None = None,
+        metric: Metric | None = None,
+        model: str | None = None,
+        create: bool = True,
+        hnsw: bool = False,
+        ef_search: int | None = None,
+    ) -> None:
+        if metric is not None and metric not in _OPS:
+            raise ConfigError(f"metric must be one of 'cosine', 'dot', got {metric!r}.")
+        if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim <= _MAX_DIM):
+            raise ConfigError(f"dim must be an integer from 1 to {_MAX_DIM} (pgvector's limit), got {dim!r}.")
+        self._name = table
+        self._table = table_identifier(table)
+        self._create = create
+        self.ef_search = ef_search
+        if isinstance(conninfo, str):
+            self._conn: psycopg.Connection[Any] = psycopg.connect(conninfo, autocommit=True)
+            self._owns = True
+        elif isinstance(conninfo, psycopg.Connection):
+            self._conn = conninfo
+            self._owns = False
+        else:
+            raise ConfigError(
+                f"conninfo must be a connection string or a psycopg.Connection, got {type(conninfo).__name__}."
+            )
+        try:
+            self._open(dim, metric, model)
+            self._hnsw = False
+            if hnsw:
+                if self._dim is not None and not self.has_hnsw_index:
+                    if not create:
+                        raise ConfigError(
+                            f"hnsw=True but table {table!r} has no HNSW index; call create_hnsw_index() or pass "
+                            "create=True."
+                        )
+                    self.create_hnsw_index()
+                self._hnsw = True
+        except BaseException:
+            if self._owns:
+                self._conn.close()
+            raise
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[Cursor]:
+        """A cursor inside a transaction block: committed at the end when the connection was idle, a savepoint
+        inside the caller's open transaction otherwise (so no operation leaves a transaction open)."""
+        with self._conn.transaction(), self._conn.cursor(row_factory=tuple_row) as cur:
+            yield cur
+
+    def _open(self, dim: int | None, metric: Metric | None, model: str | None) -> None:
+        with self._tx() as cur:
+            ensure_extension(cur, create=self._create)
+            info = read_table(cur, self._table, self._name)
+            if info is None:
+                if not self._create:
+                    raise ConfigError(f"Table {self._name!r} does not exist; pass create=True to create it.")
+                self._dim, self._metric, self._model = dim, metric or "cosine", model
+                if dim is not None:
+                    create_table(cur, self._table, dim, self._metric, model)
+                return
+            check_dim(self._name, info.dim, dim)
+            if info.metric is not None and metric is not None and info.metric != metric:
+                raise ConfigError(
+                    f"Table {self._name!r} was created with metric={info.metric!r}; open it with that metric "
+                    f"(got {metric!r})."
+                )
+            if info.model is not None and model is not None and info.model != model:
+                raise ConfigError(
+                    f"Table {self._name!r} holds {info.model!r} embeddings, not {model!r}; vectors from "
+                    "different models cannot be compared."
+                )
+            self._dim = info.dim
+            self._metric = metric or info.metric or "cosine"
+            self._model = model or info.model
+            if (self._metric, self._model) != (info.metric, info.model):
+                set_comment(cur, self._table, self._metric, self._model)
+
+    # --- properties ------------------------------------------------------------------------------------------
+
+    @property
+    def dim(self) -> int | None:
+        """The vector dimension (``None`` until known)."""
+        return self._dim
+
+    @property
+    def metric(self) -> Metric:
+        """``"cosine"`` or ``"dot"``."""
+        return self._metric
+
+    @property
+    def model(self) -> str | None:
+        """The embedding model recorded for the table, if any."""
+        return self._model
+
+    @property
+    def table(self) -> str:
+        """The table name, as given."""
+        return self._name
+
+    @property
+    def connection(self) -> psycopg.Connection[Any]:
+        """The psycopg connection in use."""
+        return self._conn
+
+    @property
+    def ef_search(self) -> int | None:
+        """HNSW candidates per query (``None``: pgvector's default, 40)."""
+        return self._ef_search
+
+    @ef_search.setter
+    def ef_search(self, value: int | None) -> None:
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= _MAX_EF_SEARCH
+        ):
+            raise ConfigError(f"ef_search must be an integer from 1 to {_MAX_EF_SEARCH}, got {value!r}.")
+        self._ef_search = value
+
+    @property
+    def hnsw(self) -> bool:
+        """Whether searches go through the HNSW index (approximate); settable."""
+        return self._hnsw
+
+    @hnsw.setter
+    def hnsw(self, value: bool) -> None:
+        if value and not self.has_hnsw_index:
+            raise ConfigError("This table has no HNSW index yet: call create_hnsw_index() first.")
+        self._hnsw = bool(value)
+
+    def __repr__(self) -> str:
+        mode = "hnsw" if self._hnsw else "exact"
+        model = f", model={self._model!r}" if self._model else ""
+        return f"PgVectorIndex(table={self._name!r}, dim={self._dim}, metric={self._metric!r}{model}, {mode})"
+
+    def close(self) -> None:
+        """Close the connection if the index opened it (a connection you passed in stays open)."""
+        if self._owns:
+            self._conn.close()
+
+    def __enter__(self) -> PgVectorIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- reading ---------------------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        if self._dim is None:
+            return 0
+        with self._tx() as cur:
+            row = cur.execute(sql.SQL("SELECT count(*) FROM {}").format(self._table)).fetchone()
+        return int(row[0]) if row else 0
+
+    def __contains__(self, item_id: object) -> bool:
+        if not isinstance(item_id, str) or self._dim is None or "\x00" in item_id:
+            return False
+        with self._tx() as cur:
+            row = cur.execute(
+                sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE id = %s)").format(self._table), [item_id]
+            ).fetchone()
+        return bool(row and row[0])
+
+    def __iter__(self) -> Iterator[str]:
+        return self.iter_ids()
+
+    @property
+    def ids(self) -> list[str]:
+        """All ids in insertion order (:meth:`iter_ids` streams them for tables too big for one list)."""
+        return list(self.iter_ids())
+
+    def iter_ids(self, batch_size: int = 10_000) -> Iterator[str]:
+        """The ids in insertion order, fetched ``batch_size`` at a time."""
+        for chunk in self._pages("id", batch_size):
+            yield from (row[0] for row in chunk)
+
+    def iter_items(
+        self, batch_size: int = 5_000
+    ) -> Iterator[tuple[list[str], npt.NDArray[np.float32], list[dict[str, Any]]]]:
+        """Everything in insertion order, ``batch_size`` rows at a time: ``(ids, vectors, metadata)``."""
+        for chunk in self._pages("id, vector_send(embedding), metadata", batch_size):
+            yield [r[0] for r in chunk], np.stack([parse_vector(r[1]) for r in chunk]), [r[2] for r in chunk]
+
+    def _pages(self, columns: str, batch_size: int) -> Iterator[list[tuple[Any, ...]]]:
+        """Rows in ``seq`` order, one page per query (keyset pagination: no long transaction or cursor)."""
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        if self._dim is None:
+            return
+        query = sql.SQL("SELECT seq, " + columns + " FROM {} WHERE seq > %s ORDER BY seq LIMIT %s").format(
+            self._table
+        )
+        last = -1
+        while True:
+            with self._tx() as cur:
+                rows = cur.execute(query, [last, batch_size], binary=True).fetchall()
+            if rows:
+                yield [row[1:] for row in rows]
+            if len(rows) < batch_size:
+                return
+            last = rows[-1][0]
+
+    @property
+    def vectors(self) -> npt.NDArray[np.float32]:
+        """All vectors, a float32 ``(len(index), dim)`` array in the order of :attr:`ids` (reads the table)."""
+        parts = [v for _, v, _ in self.iter_items(50_000)]
+        return np.concatenate(parts) if parts else np.zeros((0, self._dim or 0), dtype=np.float32)
+
+    @property
+    def metadata(self) -> list[dict[str, Any]]:
+        """The metadata of every item, in the order of :attr:`ids` (reads the table)."""
+        return [m for chunk in self._pages("metadata", 50_000) for (m,) in chunk]
+
+    def _fetch(self, ids: Sequence[str]) -> dict[str, Item]:
+        if self._dim is None or not ids:
+            return {}
+        with self._tx() as cur:
+            rows = cur.execute(
+                sql.SQL("SELECT id, vector_send(embedding), metadata FROM {} WHERE id = ANY(%s)").format(
+                    self._table
+                ),
+                [list(ids)],
+                binary=True,
+            ).fetchall()
+        return {id_: Item(parse_vector(vec), meta) for id_, vec, meta in rows}
+
+    def get(self, item_id: str) -> Item:
+        """The stored float32 vector (normalised, for cosine) and the metadata of ``item_id``.
+
+        Raises:
+            UnknownIdError: ``item_id`` is not in the index.
+        """
+        found = self._fetch(_as_ids(item_id, "item_id"))
+        if item_id not in found:
+            raise UnknownIdError(f"id {item_id!r} is not in table {self._name!r}.", ids=[item_id])
+        return found[item_id]
+
+    # --- writing ---------------------------------------------------------------------------------------------
+
+    def _prepare(
+        self, ids: list[str], vectors: npt.ArrayLike, metadata: Any, *, normalized: bool = False
+    ) -> tuple[npt.NDArray[np.float32], list[str]]:
+        # the in-process index's checks and normalisation: the same errors and the same float32 values
+        rows = _own(as_matrix(vectors, self._dim, ids), vectors)
+        if rows.shape[1] > _MAX_DIM:
+            raise ConfigError(f"pgvector stores at most {_MAX_DIM} dimensions, got {rows.shape[1]}.")
+        normalize_rows(rows, ids, normalize=self._metric == "cosine" and not normalized)
+        if metadata is None:
+            return rows, ["{}"] * len(ids)
+        if isinstance(metadata, Mapping):
+            metadata = [metadata]
+        metadata = list(metadata)
+        if len(metadata) != len(ids):
+            raise ConfigError(f"got {len(ids)} ids but {len(metadata)} metadata entries; give one per id.")
+        texts = []
+        for meta, item_id in zip(metadata, ids, strict=True):
+            try:
+                texts.append(metadata_json(clean_metadata(meta, item_id), f"metadata of id {item_id!r}"))
+            except Unrepresentable as exc:
+                raise ConfigError(f"{exc.path}: {exc.reason}.") from None
+        return rows, texts
+
+    def _ensure_table(self, cur: Cursor, dim: int) -> None:
+        if self._dim is None:
+            create_table(cur, self._table, dim, self._metric, self._model)
+            self._dim = dim
+            if self._hnsw:
+                self._build_hnsw(cur, 16, 64)
+
+    def _copy(self, cur: Cursor, target: sql.Composable, ids: list[str], rows: npt.NDArray[np.float32],
+              metas: list[str], *, with_order: bool = False) -> None:
+        columns = "(id, embedding, metadata, ord)" if with_order else "(id, embedding, metadata)"
+        statement = sql.SQL("COPY {} " + columns + " FROM STDIN (FORMAT BINARY)").format(target)
+        with cur.copy(statement) as copy:
+            for chunk in copy_chunks(ids, rows, metas, extra_int=range(len(ids)) if with_order else None):
+                copy.write(chunk)
+
+    def add(
+        self,
+        ids: str | Sequence[str],
+        vectors: npt.ArrayLike,
+        metadata: Mapping[str, Any] | Sequence[Mapping[str, Any] | None] | None = None,
+    ) -> None:
+        """Add new items with one binary ``COPY``, all or none.
+
+        Args:
+            ids: one id or a sequence of unique ids not yet in the table.
+            vectors: one vector or an ``(n, dim)`` array-like, one row per id.
+            metadata: one JSON-compatible mapping per id (or one mapping for a single id), stored as JSONB.
+
+        Raises:
+            DuplicateIdError: an id already in the table or repeated in ``ids`` (use :meth:`upsert`).
+            DimensionMismatchError: vectors of the wrong dimension.
+            InvalidVectorError: zero, NaN or infinite vectors (``.ids`` names them).
+            ConfigError: metadata that JSONB cannot hold (NaN, NUL characters, non-string keys, ...).
+        """
+        self._add(_as_ids(ids), vectors, metadata)
+
+    def _add(self, id_list: list[str], vectors: npt.ArrayLike, metadata: Any, *, normalized: bool = False) -> None:
+        seen: set[str] = set()
+        dup = sorted({i for i in id_list if i in seen or seen.add(i)})  # type: ignore[func-returns-value]
+        if dup:
+            raise DuplicateIdError(f"ids repeated in one add: {_shown(dup)}.", ids=dup)
+        rows, metas = self._prepare(id_list, vectors, metadata, normalized=normalized)
+        if not id_list:
+            return
+        try:
+            with self._tx() as cur:
+                self._ensure_table(cur, rows.shape[1])
+                self._copy(cur, self._table, id_list, rows, metas)
+        except psycopg.errors.UniqueViolation:
+            existing = [i for i in id_list if i in self._fetch(id_list)]
+            raise DuplicateIdError(
+                f"{len(existing)} ids are already in table {self._name!r}: {_shown(existing)}; use upsert() to "
+                "replace them.",
+                ids=existing,
+            ) from None
+        except BaseException:
+            self._forget_uncommitted_table()
+            raise
+
+    def _forget_uncommitted_table(self) -> None:
+        """After a rollback, a table created in the same transaction is gone again."""
+        if self._dim is not None:
+            with contextlib.suppress(psycopg.Error), self._tx() as cur:
+                if read_table(cur, self._table, self._name) is None:
+                    self._dim = None
+
+    def upsert(
+        self,
+        ids: str | Sequence[str],
+        vectors: npt.ArrayLike,
+        metadata: Mapping[str, Any] | Sequence[Mapping[str, Any] | None] | None = None,
+    ) -> None:
+        """Add new items and replace existing ones (vector and metadata); an id repeated in ``ids`` takes its
+        last occurrence. Replaced items keep their insertion position."""
+        id_list = _as_ids(ids)
+        rows, metas = self._prepare(id_list, vectors, metadata)
+        if not id_list:
+            return
+        last = {item_id: j for j, item_id in enumerate(id_list)}
+        order = sorted(last.values())
+        if len(order) < len(id_list):
+            id_list, rows, metas = [id_list[j] for j in order], rows[order], [metas[j] for j in order]
+        staging = sql.Identifier("_finetune_embed_upsert")
+        try:
+            with self._tx() as cur:
+                self._ensure_table(cur, rows.shape[1])
+                cur.execute(
+                    sql.SQL(
+                        "CREATE TEMP TABLE {s} (id text, embedding vector({d}), metadata jsonb, ord int) "
+                        "ON COMMIT DROP"
+                    ).format(s=staging, d=sql.Literal(rows.shape[1]))
+                )
+                self._copy(cur, staging, id_list, rows, metas, with_order=True)
+                cur.execute(
+                    sql.SQL(
+                        "INSERT INTO {t} (id, embedding, metadata) SELECT id, embedding, metadata FROM {s} "
+                        "ORDER BY ord ON CONFLICT (id) DO UPDATE SET embedding = EXCLUDED.embedding, "
+                        "metadata = EXCLUDED.metadata"
+                    ).format(t=self._table, s=staging)
+                )
+                cur.execute(sql.SQL("DROP TABLE {}").format(staging))
+        except BaseException:
+            self._forget_uncommitted_table()
+            raise
+
+    def delete(self, ids: str | Iterable[str]) -> int:
+        """Remove items; ids not in the table are ignored. Returns how many were removed."""
+        wanted = _as_ids(ids)
+        if not wanted or self._dim is None:
+            return 0
+        with self._tx() as cur:
+            cur.execute(sql.SQL("DELETE FROM {} WHERE id = ANY(%s)").format(self._table), [wanted])
+            return int(cur.rowcount)
+
+    # --- indexes ---------------------------------------------------------------------------------------------
+
+    def _index_name(self, suffix: str, *, qualified: bool = False) -> sql.Identifier:
+        *schema, base = self._name.split(".")
+        name = f"{base}_{suffix}"[:63]
+        return sql.Identifier(*schema, name) if qualified else sql.Identifier(name)
+
+    @property
+    def has_hnsw_index(self) -> bool:
+        """Whether the table has an HNSW index."""
+        if self._dim is None:
+            return False
+        with self._tx() as cur:
+            row = cur.execute(
+                "SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                "JOIN pg_am am ON am.oid = c.relam WHERE i.indrelid = to_regclass(%s) AND am.amname = 'hnsw')",
+                [self._table.as_string(self._conn)],
+            ).fetchone()
+        return bool(row and row[0])
+
+    def create_hnsw_index(self, m: int = 16, ef_construction: int = 64) -> None:
+        """Build an HNSW index for the metric (if there is none) and search through it from now on.
+
+        Build it after a bulk load: adding to an indexed table is much slower. The build is fast while the
+        graph fits in the server's ``maintenance_work_mem`` (pgvector logs a notice when it stops fitting).
+
+        Raises:
+            ConfigError: more than 2000 dimensions (pgvector cannot index them: search exactly, or embed
+                with ``dimensions`` of at most 2000), no table yet (pass ``dim`` or add vectors first), or
+                bad ``m`` / ``ef_construction``.
+        """
+        if self._dim is None:
+            raise ConfigError("The table does not exist yet: pass dim= or add vectors before create_hnsw_index().")
+        if not (isinstance(m, int) and 2 <= m <= 100 and isinstance(ef_construction, int)
+                and 2 * m <= ef_construction <= 1000):
+            raise ConfigError(
+                f"HNSW needs 2 <= m <= 100 and 2*m <= ef_construction <= 1000, got m={m!r}, "
+                f"ef_construction={ef_construction!r}."
+            )
+        if not self.has_hnsw_index:
+            with self._tx() as cur:
+                self._build_hnsw(cur, m, ef_construction)
+        self._hnsw = True
+
+    def _build_hnsw(self, cur: Cursor, m: int, ef_construction: int) -> None:
+        assert self._dim is not None
+        if self._dim > _MAX_HNSW_DIM:
+            raise ConfigError(
+                f"pgvector's HNSW index covers up to {_MAX_HNSW_DIM} dimensions and this table has {self._dim}: "
+                "search exactly (hnsw=False), or embed with dimensions<=2000 (text-embedding-3 models accept it)."
+            )
+        _, opclass = _OPS[self._metric]
+        cur.execute(
+            sql.SQL(
+                "CREATE INDEX IF NOT EXISTS {n} ON {t} USING hnsw (embedding {o}) WITH (m = {m}, ef_construction = {e})"
+            ).format(
+                n=self._index_name("embedding_hnsw"),
+                t=self._table,
+                o=sql.SQL(opclass),
+                m=sql.Literal(m),
+                e=sql.Literal(ef_construction),
+            )
+        )
+        _log.info("built HNSW index on %s (m=%d, ef_construction=%d)", self._name, m, ef_construction)
+
+    def drop_hnsw_index(self) -> None:
+        """Drop the HNSW index that :meth:`create_hnsw_index` made; searches are exact again."""
+        if self._dim is not None:
+            with self._tx() as cur:
+                cur.execute(
+                    sql.SQL("DROP INDEX IF EXISTS {}").format(self._index_name("embedding_hnsw", qualified=True))
+                )
+        self._hnsw = False
+
+    def create_metadata_index(self) -> None:
+        """A GIN index (``jsonb_path_ops``) on ``metadata``; it serves equality filters on large tables."""
+        if self._dim is None:
+            raise ConfigError("The table does not exist yet: pass dim= or add vectors first.")
+        with self._tx() as cur:
+            cur.execute(
+                sql.SQL("CREATE INDEX IF NOT EXISTS {n} ON {t} USING gin (metadata jsonb_path_ops)").format(
+                    n=self._index_name("metadata_gin"), t=self._table
+                )
+            )
+
+    # --- search ----------------------------------------------------------------------------------------------
+
+    def _queries(self, queries: npt.ArrayLike) -> tuple[npt.NDArray[np.float32], bool]:
+        arr = np.asarray(queries) if not isinstance(queries, np.ndarray) else queries
+        single = arr.ndim == 1
+        n = 1 if single else (arr.shape[0] if arr.ndim >= 1 else 0)
+        labels = [f"query {i}" for i in range(n)]
+        rows = _own(as_matrix(arr, self._dim, labels, what="queries"), queries)
+        if self._metric == "cosine":
+            normalize_rows(rows, labels, normalize=True, what="queries")
+        return rows, single
+
+    @overload
+    def search(
+        self,
+        queries: Sequence[float] | npt.NDArray[np.floating[Any]],
+        k: int = ...,
+        *,
+        where: Where | None = ...,
+        exclude: Collection[str] | None = ...,
+    ) -> Matches | BatchMatches: ...
+
+    @overload
+    def search(
+        self,
+        queries: npt.ArrayLike,
+        k: int = ...,
+        *,
+        where: Where | None = ...,
+        exclude: Collection[str] | None = ...,
+    ) -> Matches | BatchMatches: ...
+
+    def search(
+        self,
+        queries: npt.ArrayLike,
+        k: int = 10,
+        *,
+        where: Where | None = None,
+        exclude: Collection[str] | None = None,
+    ) -> Matches | BatchMatches:
+        """The ``k`` nearest items of each query, in one SQL statement for all queries.
+
+        Args:
+            queries: one vector (gives :class:`Matches`) or an ``(n, dim)`` matrix (gives
+                :class:`BatchMatches`, one :class:`Matches` per row).
+            k: how many hits per query (fewer when fewer items pass the filters).
+            where: a metadata filter mapping, ``{"field": value}``, ``{"field": {"$gte": 3}}``, ``$in``, ...
+                (the rules of :func:`~finetune_embed.index.parse_where`), run inside PostgreSQL. A callable
+                cannot run there and raises :class:`~finetune_embed.ConfigError`.
+            exclude: ids never returned (ids not in the table are ignored).
+
+        Returns:
+            Hits best first: cosine similarity (or dot product), higher is better; equal scores keep insertion
+            order. Exact unless :attr:`hnsw` is on; then approximate, and a selective ``where`` may leave fewer
+            than ``k`` hits (pgvector filters the index's ``ef_search`` candidates).
+        """
+        k = _check_k(k)
+        condition = where_to_sql(where)
+        rows, single = self._queries(queries)
+        excluded = _as_ids(list(exclude), "exclude") if exclude else []
+        results = self._search_rows(rows, k, condition, excluded)
+        return results[0] if single else BatchMatches(results)
+
+    def search_by_id(
+        self,
+        item_id: str,
+        k: int = 10,
+        *,
+        where: Where | None = None,
+        exclude: Collection[str] | None = None,
+        exclude_self: bool = True,
+    ) -> Matches:
+        """The ``k`` nearest items of the stored item ``item_id`` (itself left out unless ``exclude_self`` is
+        false). Raises :class:`~finetune_embed.UnknownIdError` for an unknown id."""
+        k = _check_k(k)
+        vector = self.get(item_id).vector
+        skip = list(exclude or ()) + ([item_id] if exclude_self else [])
+        rows = vector.reshape(1, -1)
+        return self._search_rows(rows, k, where_to_sql(where), _as_ids(skip, "exclude"))[0]
+
+    def search_text(
+        self,
+        text: str,
+        embedder: SupportsEmbed,
+        k: int = 10,
+        *,
+        where: Where | None = None,
+        exclude: Collection[str] | None = None,
+    ) -> Matches:
+        """Embed ``text`` with ``embedder`` and search. The embedder's ``model`` must match the table's."""
+        model = getattr(embedder, "model", None)
+        if self._model and model and model != self._model:
+            raise ConfigError(
+                f"the table holds {self._model!r} embeddings but the embedder uses {model!r}; "
+                "vectors from different models cannot be compared."
+            )
+        vector = np.asarray(embedder.embed([text]), dtype=np.float32)
+        if vector.ndim != 2 or vector.shape[0] != 1:
+            raise ConfigError(f"embedder.embed([text]) must return a (1, dim) array, got shape {vector.shape}.")
+        result = self.search(vector[0], k, where=where, exclude=exclude)
+        assert isinstance(result, Matches)
+        return result
+
+    def _search_rows(
+        self, queries: npt.NDArray[np.float32], k: int, condition: sql.Composable | None, excluded: list[str]
+    ) -> list[Matches]:
+        n, dim = queries.shape
+        if self._dim is None or n == 0:
+            return [Matches() for _ in range(n)]
+        op, _ = _OPS[self._metric]
+        filters: list[sql.Composable] = [] if condition is None else [condition]
+        if excluded:
+            filters.append(sql.SQL("NOT (t.id = ANY(%(exclude)s::text[]))"))
+        where_sql = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(filters) if filters else sql.SQL("")
+        distance = sql.SQL("t.embedding {} q.v").format(sql.SQL(op))
+        if self._hnsw:  # the index serves ORDER BY <distance> LIMIT k; its hits are re-sorted for the tie-break
+            inner = sql.SQL(
+                "SELECT * FROM (SELECT t.id, t.metadata, t.seq, {d} AS dist FROM {t} AS t{w} ORDER BY {d} "
+                "LIMIT %(k)s) AS h ORDER BY dist, seq"
+            ).format(d=distance, t=self._table, w=where_sql)
+        else:
+            inner = sql.SQL(
+                "SELECT t.id, t.metadata, t.seq, {d} AS dist FROM {t} AS t{w} ORDER BY dist, t.seq LIMIT %(k)s"
+            ).format(d=distance, t=self._table, w=where_sql)
+        # all queries travel as one float8[] and are cut into vectors once (MATERIALIZED), not per row
+        query = sql.SQL(
+            "WITH q AS MATERIALIZED (SELECT i, ((%(flat)s::float8[])[i * {dim} + 1:(i + 1) * {dim}])::vector AS v "
+            "FROM generate_series(0, %(n)s - 1) AS i) "
+            "SELECT q.i, r.id, r.dist, r.metadata FROM q CROSS JOIN LATERAL ({inner}) AS r ORDER BY q.i, r.dist, r.seq"
+        ).format(dim=sql.Literal(dim), inner=inner)
+        params: dict[str, Any] = {"flat": queries.ravel().tolist(), "n": n, "k": k, "exclude": excluded}
+        with self._tx() as cur:
+            if self._hnsw:
+                ef = min(max(self._ef_search or _DEFAULT_EF_SEARCH, k), _MAX_EF_SEARCH)
+                cur.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(ef)))
+            else:
+                cur.execute("SET LOCAL enable_indexscan = off")  # exact: never an (approximate) index scan
+            found = cur.execute(query, params).fetchall()
+        per: list[tuple[list[str], list[float], list[dict[str, Any]]]] = [([], [], []) for _ in range(n)]
+        for i, item_id, dist, meta in found:
+            ids_i, dists_i, metas_i = per[i]
+            ids_i.append(item_id)
+            dists_i.append(dist)
+            metas_i.append(meta)
+        out = []
+        for ids_i, dists_i, metas_i in per:
+            d = np.asarray(dists_i, dtype=np.float64)
+            scores = (1.0 - d) if self._metric == "cosine" else -d
+            out.append(Matches(ids=ids_i, scores=scores.astype(np.float32), metadata=metas_i))
+        return out
+
+    # --- moving data -----------------------------------------------------------------------------------------
+
+    @classmethod
+    def from_index(
+        cls,
+        index: EmbeddingIndex,
+        conninfo: str | psycopg.Connection[Any],
+        table: str = "embeddings",
+        *,
+        hnsw: bool = False,
+        batch_size: int = 50_000,
+        progress: bool | None = None,
+    ) -> PgVectorIndex:
+        """Copy an in-process :class:`~finetune_embed.index.EmbeddingIndex` into a new (or empty) table.
+
+        Ids, float32 vectors (bit for bit), metadata, order, metric and model carry over, in one transaction:
+        all or nothing. With ``hnsw=True`` the HNSW index is built after the load (the fast way round).
+
+        Raises:
+            DuplicateIdError: the table already holds some of the ids.
+            ConfigError: the table has another metric or model; metadata JSONB cannot hold.
+        """
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        target = cls(conninfo, table, dim=index.dim, metric=index.metric, model=index.model)
+        try:
+            ids = index.ids
+            vectors = index.vectors
+            metadata = index.metadata
+            with target._conn.transaction(), progress_bar(
+                total=len(ids), desc="copy to PostgreSQL", unit="vec", progress=progress
+            ) as bar:
+                for start in range(0, len(ids), batch_size):
+                    stop = start + batch_size
+                    target._add(ids[start:stop], vectors[start:stop], metadata[start:stop], normalized=True)
+                    bar.update(len(ids[start:stop]))
+            if hnsw:
+                target.create_hnsw_index()
+        except BaseException:
+            target.close()
+            raise
+        return target
+
+    def to_index(self, *, dtype: Any = np.float32, batch_size: int = 50_000) -> EmbeddingIndex:
+        """An in-process :class:`~finetune_embed.index.EmbeddingIndex` with everything in the table, in order
+        (for cosine the stored unit vectors are normalised again, which may change a last bit)."""
+        local = EmbeddingIndex(self._dim, metric=self._metric, dtype=dtype, model=self._model)
+        for ids, vectors, metadata in self.iter_items(batch_size):
+            local.add(ids, vectors, metadata)
+        return local
+
+    def to_pandas(self, *, vector_column: str = "embedding") -> pd.DataFrame:
+        """A DataFrame with an ``id`` column, a ``vector_column`` of float32 arrays and one column per top-level
+        metadata key (reads the whole table)."""
+        import pandas as pd
+
+        ids: list[str] = []
+        vectors: list[npt.NDArray[np.float32]] = []
+        metadata: list[dict[str, Any]] = []
+        for chunk_ids, chunk_vectors, chunk_meta in self.iter_items(50_000):
+            ids += chunk_ids
+            vectors += list(chunk_vectors)
+            metadata += chunk_meta
+        frame = pd.DataFrame({"id": ids, vector_column: vectors})
+        meta = pd.DataFrame(metadata)
+        for col in meta.columns:
+            name = col if col not in ("id", vector_column) else f"metadata.{col}"
+            frame[name] = meta[col].to_numpy()
+        return frame
