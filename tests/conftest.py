@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,8 @@ TIKTOKEN_CACHE = SHARED / "tiktoken-cache"
 # tiktoken reads this when an encoding is first loaded; set it before any test runs
 os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(TIKTOKEN_CACHE))
 os.environ.setdefault("FINETUNE_EMBED_PROGRESS", "0")
+# the embedding cache is on by default; tests must never write to the user's ~/.cache
+os.environ["FINETUNE_EMBED_CACHE_DIR"] = tempfile.mkdtemp(prefix="finetune-embed-test-cache-")
 
 pytest_plugins = ["finetune_embed.testing.pytest_plugin"]
 

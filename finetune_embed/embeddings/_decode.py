@@ -1,0 +1,195 @@
+"""Decoding embedding responses: base64 (or float lists) straight to float32, checked against the request.
+
+Rows are placed by each item's ``index``, never by arrival order. A response is refused as a whole
+(:class:`~finetune_embed.EmbeddingResponseError`) when it has the wrong number of items, an index out of range
+or repeated, or a vector of the wrong size; nothing of it is written then.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .._exceptions import EmbeddingResponseError
+
+__all__ = ["StreamDecoder", "decode_into", "decode_vector", "row_flags"]
+
+# an innermost JSON object: the response's items ({"object": "embedding", "index": 3, "embedding": "..."}) hold
+# no nested objects, so this finds each item in a stream without parsing the whole body
+_ITEM = re.compile(rb"\{[^{}]*\}")
+
+
+def _field(item: Any, name: str) -> Any:
+    if isinstance(item, Mapping):
+        return item.get(name)
+    return getattr(item, name, None)
+
+
+def decode_vector(embedding: object) -> npt.NDArray[np.float32]:
+    """One embedding as a float32 array: a base64 string of little-endian float32, or a list of numbers.
+
+    A base64 string is decoded without any Python float objects (the result is a read-only view over the
+    decoded bytes).
+    """
+    if isinstance(embedding, str):
+        try:
+            raw = base64.b64decode(embedding, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise EmbeddingResponseError(f"an embedding is not valid base64: {exc}") from exc
+        if len(raw) % 4:
+            raise EmbeddingResponseError(
+                f"a base64 embedding decodes to {len(raw)} bytes, not a whole number of float32 values"
+            )
+        return np.frombuffer(raw, dtype="<f4")
+    if isinstance(embedding, list | tuple | np.ndarray):
+        try:
+            return np.asarray(embedding, dtype=np.float32)
+        except (TypeError, ValueError) as exc:
+            raise EmbeddingResponseError(f"an embedding is not a list of numbers: {exc}") from exc
+    raise EmbeddingResponseError(
+        f"an embedding is {type(embedding).__name__}, expected a base64 string or a list of floats"
+    )
+
+
+def _check_indices(indices: Sequence[object], expected: int) -> None:
+    bad = [i for i in indices if not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < expected]
+    if bad:
+        raise EmbeddingResponseError(
+            f"the response has index {bad[0]!r}, outside 0..{expected - 1} for a request of {expected} inputs"
+        )
+    seen = np.zeros(expected, dtype=np.int64)
+    np.add.at(seen, np.asarray(indices, dtype=np.int64), 1)
+    dup = np.flatnonzero(seen > 1)
+    if dup.size:
+        missing = np.flatnonzero(seen == 0)
+        raise EmbeddingResponseError(
+            f"the response repeats index {int(dup[0])} (and misses {int(missing[0]) if missing.size else '-'}); "
+            "its rows cannot be matched to the inputs"
+        )
+
+
+def decode_into(
+    data: Sequence[Any] | None,
+    *,
+    expected: int,
+    dim: int | None,
+    put: Callable[[int, npt.NDArray[np.float32]], None],
+    allow_missing: bool = False,
+) -> list[int]:
+    """Check ``data`` (the response's items) and call ``put(index, vector)`` for each; returns the positions
+    that got no vector (always empty unless ``allow_missing``).
+
+    ``expected`` is the number of inputs sent; ``dim`` the expected vector size (``None``: taken from the
+    first vector, then required of all). Everything is checked before the first ``put``. With
+    ``allow_missing``, a response with *fewer* items than inputs is accepted when every item carries a valid,
+    distinct ``index``: those items are placed, and the missing positions are returned to be asked again.
+    More items than inputs, a repeated or out-of-range index, or a vector of the wrong size always raise.
+    """
+    got = 0 if data is None else len(data)
+    if data is None or got > expected or (got < expected and not allow_missing) or (expected and not got):
+        raise EmbeddingResponseError(
+            f"the response has {got} embeddings for {expected} inputs; refusing to guess which is which"
+        )
+    indices = [_field(item, "index") for item in data]
+    _check_indices(indices, expected)
+    vectors = [decode_vector(_field(item, "embedding")) for item in data]
+    size = dim if dim is not None else (int(vectors[0].shape[0]) if vectors else 0)
+    for index, vec in zip(indices, vectors, strict=True):
+        if vec.ndim != 1 or vec.shape[0] != size or size == 0:
+            raise EmbeddingResponseError(
+                f"the embedding at index {index} has {vec.shape[0] if vec.ndim == 1 else vec.shape} values, "
+                f"expected {size}"
+                + (" (is `dimensions` ignored by this server?)" if dim is not None else "")
+            )
+    for index, vec in zip(indices, vectors, strict=True):
+        put(int(index), vec)  # type: ignore[arg-type, unused-ignore]
+    if got == expected:
+        return []
+    seen = set(indices)
+    return [i for i in range(expected) if i not in seen]
+
+
+class StreamDecoder:
+    """Decode an embeddings response body as it streams in, one item at a time, straight into the output.
+
+    Memory stays at one network chunk plus one item, whatever the response size: no whole body, no parsed
+    JSON tree, no Python floats. Each item's ``index`` is checked (in range, not repeated) and its vector's
+    size (equal to ``dim``, or to the first vector's) before ``put(index, vector)`` is called. :meth:`finish`
+    checks the count, as :func:`decode_into` does.
+    """
+
+    def __init__(self, *, expected: int, dim: int | None, put: Callable[[int, npt.NDArray[np.float32]], None]) -> None:
+        self.expected = expected
+        self.dim = dim
+        self.put = put
+        self.seen = np.zeros(expected, dtype=bool)
+        self.count = 0
+        self._tail = b""
+
+    def feed(self, chunk: bytes) -> None:
+        """Take the next bytes of the body."""
+        buf = self._tail + chunk if self._tail else chunk
+        end = 0
+        for match in _ITEM.finditer(buf):
+            end = match.end()
+            item = match.group()
+            if b'"embedding"' in item:
+                self._item(item)
+        self._tail = buf[end:]
+
+    def _item(self, raw: bytes) -> None:
+        try:
+            item = json.loads(raw)
+        except ValueError as exc:
+            raise EmbeddingResponseError(f"an item of the response is not valid JSON: {exc}") from exc
+        index = item.get("index")
+        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < self.expected:
+            raise EmbeddingResponseError(
+                f"the response has index {index!r}, outside 0..{self.expected - 1} for a request of "
+                f"{self.expected} inputs"
+            )
+        if self.seen[index]:
+            raise EmbeddingResponseError(
+                f"the response repeats index {index}; its rows cannot be matched to the inputs"
+            )
+        vec = decode_vector(item.get("embedding"))
+        if self.dim is None:
+            self.dim = int(vec.shape[0])
+        if vec.ndim != 1 or vec.shape[0] != self.dim or self.dim == 0:
+            raise EmbeddingResponseError(
+                f"the embedding at index {index} has {vec.shape[0] if vec.ndim == 1 else vec.shape} values, "
+                f"expected {self.dim} (is `dimensions` ignored by this server?)"
+            )
+        self.seen[index] = True
+        self.count += 1
+        self.put(index, vec)
+
+    def finish(self, *, allow_missing: bool = False) -> list[int]:
+        """Check the whole response; returns the positions that got no vector (see :func:`decode_into`)."""
+        if b"{" in self._tail:
+            raise EmbeddingResponseError("the response ended in the middle of an item (a truncated body)")
+        if self.count == self.expected:
+            return []
+        if self.count == 0 or not allow_missing:
+            raise EmbeddingResponseError(
+                f"the response has {self.count} embeddings for {self.expected} inputs; refusing to guess which is "
+                "which"
+            )
+        return np.flatnonzero(~self.seen).tolist()
+
+
+def row_flags(rows: npt.NDArray[np.float32]) -> npt.NDArray[np.bool_]:
+    """True for each row that is a usable embedding: every value finite and not all zero."""
+    if rows.ndim != 2:
+        raise ValueError("row_flags expects a 2-D array")
+    finite = np.asarray(np.isfinite(rows).all(axis=1), dtype=bool)
+    nonzero = np.asarray((rows != 0).any(axis=1), dtype=bool)
+    flags: npt.NDArray[np.bool_] = np.logical_and(finite, nonzero)
+    return flags

@@ -1,0 +1,143 @@
+"""Decoding responses: base64 or float lists into float32, placed by index, checked against the request."""
+
+from __future__ import annotations
+
+import base64
+
+import numpy as np
+import pytest
+
+from finetune_embed import EmbeddingResponseError
+from finetune_embed.embeddings._decode import decode_into, decode_vector, row_flags
+
+
+def b64(v: list[float]) -> str:
+    return base64.b64encode(np.asarray(v, "<f4").tobytes()).decode()
+
+
+def items(vectors: list[list[float]], order: list[int] | None = None, fmt: str = "b64") -> list[dict[str, object]]:
+    order = order if order is not None else list(range(len(vectors)))
+    return [{"index": i, "embedding": b64(vectors[i]) if fmt == "b64" else vectors[i]} for i in order]
+
+
+def run(data: object, expected: int, dim: int | None = None, **kw: object) -> tuple[np.ndarray, list[int]]:
+    out = np.full((expected, 2), -9.0, np.float32)
+
+    def put(i: int, v: np.ndarray) -> None:
+        out[i] = v
+
+    missing = decode_into(data, expected=expected, dim=dim, put=put, **kw)  # type: ignore[arg-type]
+    return out, missing
+
+
+def test_base64_goes_straight_to_float32_without_python_floats() -> None:
+    vec = decode_vector(b64([0.5, -1.25]))
+    assert vec.dtype == np.float32
+    assert isinstance(vec.base, bytes | memoryview)  # a view over the decoded bytes
+    np.testing.assert_array_equal(vec, [0.5, -1.25])
+
+
+def test_float_lists_from_compatible_servers() -> None:
+    out, _ = run(items([[1, 2], [3, 4]], fmt="float"), 2)
+    np.testing.assert_array_equal(out, [[1, 2], [3, 4]])
+
+
+def test_rows_are_placed_by_index_not_arrival_order() -> None:
+    out, _ = run(items([[1, 1], [2, 2], [3, 3]], order=[2, 0, 1]), 3)
+    np.testing.assert_array_equal(out[:, 0], [1, 2, 3])
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (items([[1, 1]]), "1 embeddings for 2 inputs"),
+        (items([[1, 1], [2, 2], [3, 3]]), "3 embeddings for 2 inputs"),
+        ([{"index": 0, "embedding": b64([1, 1])}, {"index": 0, "embedding": b64([2, 2])}], "repeats index 0"),
+        ([{"index": 0, "embedding": b64([1, 1])}, {"index": 5, "embedding": b64([2, 2])}], "index 5, outside"),
+        ([{"index": 0, "embedding": b64([1, 1])}, {"index": 1, "embedding": b64([2, 2, 2])}], "has 3 values"),
+        ([{"index": 0, "embedding": "%%%"}, {"index": 1, "embedding": b64([2, 2])}], "not valid base64"),
+        ([{"index": 0, "embedding": None}, {"index": 1, "embedding": b64([2, 2])}], "NoneType"),
+        (None, "0 embeddings"),
+    ],
+)
+def test_mismatched_responses_are_refused_and_nothing_is_written(data: object, message: str) -> None:
+    out = np.full((2, 2), -9.0, np.float32)
+    with pytest.raises(EmbeddingResponseError, match=message):
+        decode_into(data, expected=2, dim=None, put=lambda i, v: out.__setitem__(i, v))  # type: ignore[arg-type]
+    assert (out == -9).all()
+
+
+def test_a_short_response_with_valid_indices_can_be_salvaged() -> None:
+    data = [{"index": 2, "embedding": b64([3, 3])}, {"index": 0, "embedding": b64([1, 1])}]
+    out, missing = run(data, 3, allow_missing=True)
+    assert missing == [1]
+    np.testing.assert_array_equal(out[[0, 2], 0], [1, 3])
+
+
+def test_expected_dimension_is_enforced() -> None:
+    with pytest.raises(EmbeddingResponseError, match="dimensions"):
+        run(items([[1, 1]]), 1, dim=3)
+
+
+def test_row_flags() -> None:
+    rows = np.array([[1, 0], [0, 0], [np.nan, 1], [np.inf, 0]], np.float32)
+    assert row_flags(rows).tolist() == [True, False, False, False]
+
+
+# --- streaming ---------------------------------------------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from finetune_embed.embeddings._decode import StreamDecoder  # noqa: E402
+
+
+def body(vectors: list[list[float]], order: list[int], fmt: str = "b64") -> bytes:
+    import json
+
+    data = items(vectors, order, fmt)
+    usage = {"prompt_tokens": 3, "total_tokens": 3}
+    return json.dumps({"object": "list", "data": data, "model": "m", "usage": usage}).encode()
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    cuts=st.lists(st.integers(min_value=1, max_value=400), max_size=30),
+    order=st.permutations(list(range(6))),
+    fmt=st.sampled_from(["b64", "float"]),
+)
+def test_stream_decoder_any_chunking(cuts: list[int], order: list[int], fmt: str) -> None:
+    vectors = [[float(i), -float(i), 0.5] for i in range(6)]
+    raw = body(vectors, order, fmt)
+    out = np.zeros((6, 3), np.float32)
+    dec = StreamDecoder(expected=6, dim=None, put=lambda i, v: out.__setitem__(i, v))
+    pos = 0
+    for cut in cuts:
+        dec.feed(raw[pos : pos + cut])
+        pos += cut
+    dec.feed(raw[pos:])
+    assert dec.finish() == []
+    np.testing.assert_array_equal(out, np.asarray(vectors, np.float32))
+
+
+def test_stream_decoder_refuses_bad_streams() -> None:
+    vectors = [[1.0, 1.0], [2.0, 2.0]]
+    raw = body(vectors, [0, 1])
+    dec = StreamDecoder(expected=2, dim=None, put=lambda i, v: None)
+    dec.feed(raw[: len(raw) // 2])
+    with pytest.raises(EmbeddingResponseError, match="ended in the middle"):
+        dec.finish()
+    dec = StreamDecoder(expected=2, dim=None, put=lambda i, v: None)
+    with pytest.raises(EmbeddingResponseError, match="repeats index 0"):
+        dec.feed(body(vectors, [0, 0]))
+    dec = StreamDecoder(expected=3, dim=None, put=lambda i, v: None)
+    dec.feed(raw)
+    with pytest.raises(EmbeddingResponseError, match="2 embeddings for 3 inputs"):
+        dec.finish()
+    assert StreamDecoder(expected=3, dim=None, put=lambda i, v: None).finish is not None
+    dec = StreamDecoder(expected=3, dim=None, put=lambda i, v: None)
+    dec.feed(raw)
+    assert dec.finish(allow_missing=True) == [2]
+    dec = StreamDecoder(expected=2, dim=3, put=lambda i, v: None)
+    with pytest.raises(EmbeddingResponseError, match="expected 3"):
+        dec.feed(raw)
