@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from ._exceptions import APITimeoutError as APITimeoutError
     from ._exceptions import AuthenticationError as AuthenticationError
     from ._exceptions import BadRequestError as BadRequestError
+    from ._exceptions import BatchAPIError as BatchAPIError
+    from ._exceptions import BatchTimeoutError as BatchTimeoutError
     from ._exceptions import ConfigError as ConfigError
     from ._exceptions import ConflictError as ConflictError
     from ._exceptions import DatasetError as DatasetError
@@ -34,10 +36,14 @@ if TYPE_CHECKING:
     from ._exceptions import EmbeddingIndexError as EmbeddingIndexError
     from ._exceptions import EmbeddingResponseError as EmbeddingResponseError
     from ._exceptions import EmptyInputError as EmptyInputError
+    from ._exceptions import FileProcessingError as FileProcessingError
+    from ._exceptions import FileProcessingTimeoutError as FileProcessingTimeoutError
     from ._exceptions import FinetuneEmbedError as FinetuneEmbedError
     from ._exceptions import IndexFileError as IndexFileError
     from ._exceptions import InputTooLongError as InputTooLongError
+    from ._exceptions import InvalidEmbeddingError as InvalidEmbeddingError
     from ._exceptions import InvalidVectorError as InvalidVectorError
+    from ._exceptions import ItemTooLargeError as ItemTooLargeError
     from ._exceptions import JobCancelledError as JobCancelledError
     from ._exceptions import JobError as JobError
     from ._exceptions import JobFailedError as JobFailedError
@@ -48,12 +54,35 @@ if TYPE_CHECKING:
     from ._exceptions import PermissionDeniedError as PermissionDeniedError
     from ._exceptions import QuotaExceededError as QuotaExceededError
     from ._exceptions import RateLimitError as RateLimitError
+    from ._exceptions import ResultsUnavailableError as ResultsUnavailableError
     from ._exceptions import ServerError as ServerError
     from ._exceptions import TokenizerUnavailableError as TokenizerUnavailableError
     from ._exceptions import UnknownIdError as UnknownIdError
     from ._exceptions import UnprocessableEntityError as UnprocessableEntityError
     from ._exceptions import UnsupportedModelError as UnsupportedModelError
     from .catalog import ModelCatalog as ModelCatalog
+    from .dataset import Dataset as Dataset
+    from .dataset import DatasetIssue as DatasetIssue
+    from .dataset import DatasetSplits as DatasetSplits
+    from .dataset import DatasetStats as DatasetStats
+    from .dataset import IssueCode as IssueCode
+    from .dataset import ValidationReport as ValidationReport
+    from .embeddings import AsyncEmbedder as AsyncEmbedder
+    from .embeddings import Embedder as Embedder
+    from .embeddings import EmbeddingCache as EmbeddingCache
+    from .embeddings import EmbeddingEstimate as EmbeddingEstimate
+    from .embeddings import EmbeddingResult as EmbeddingResult
+    from .finetuning import AsyncFileManager as AsyncFileManager
+    from .finetuning import AsyncJobManager as AsyncJobManager
+    from .finetuning import FileManager as FileManager
+    from .finetuning import JobEstimate as JobEstimate
+    from .finetuning import JobManager as JobManager
+    from .finetuning import ModelRetirementWarning as ModelRetirementWarning
+    from .finetuning import TrainingMetrics as TrainingMetrics
+    from .index import BatchMatches as BatchMatches
+    from .index import EmbeddingIndex as EmbeddingIndex
+    from .index import Match as Match
+    from .index import Matches as Matches
     from .retry import RetryPolicy as RetryPolicy
     from .tokenizer import Tokenizer as Tokenizer
 
@@ -65,6 +94,8 @@ _EXCEPTIONS = (
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "BatchAPIError",
+    "BatchTimeoutError",
     "ConfigError",
     "ConflictError",
     "DatasetError",
@@ -76,10 +107,14 @@ _EXCEPTIONS = (
     "EmbeddingIndexError",
     "EmbeddingResponseError",
     "EmptyInputError",
+    "FileProcessingError",
+    "FileProcessingTimeoutError",
     "FinetuneEmbedError",
     "IndexFileError",
     "InputTooLongError",
+    "InvalidEmbeddingError",
     "InvalidVectorError",
+    "ItemTooLargeError",
     "JobCancelledError",
     "JobError",
     "JobFailedError",
@@ -90,6 +125,7 @@ _EXCEPTIONS = (
     "PermissionDeniedError",
     "QuotaExceededError",
     "RateLimitError",
+    "ResultsUnavailableError",
     "ServerError",
     "TokenizerUnavailableError",
     "UnknownIdError",
@@ -103,6 +139,28 @@ _LAZY: dict[str, str] = {
     "Client": "._client",
     "RateLimits": "._client",
     "RawResponse": "._client",
+    "Dataset": ".dataset",
+    "DatasetIssue": ".dataset",
+    "DatasetSplits": ".dataset",
+    "DatasetStats": ".dataset",
+    "IssueCode": ".dataset",
+    "ValidationReport": ".dataset",
+    "AsyncFileManager": ".finetuning",
+    "AsyncJobManager": ".finetuning",
+    "FileManager": ".finetuning",
+    "JobEstimate": ".finetuning",
+    "JobManager": ".finetuning",
+    "ModelRetirementWarning": ".finetuning",
+    "TrainingMetrics": ".finetuning",
+    "AsyncEmbedder": ".embeddings",
+    "Embedder": ".embeddings",
+    "EmbeddingCache": ".embeddings",
+    "EmbeddingEstimate": ".embeddings",
+    "EmbeddingResult": ".embeddings",
+    "BatchMatches": ".index",
+    "EmbeddingIndex": ".index",
+    "Match": ".index",
+    "Matches": ".index",
     "ModelCatalog": ".catalog",
     "RetryPolicy": ".retry",
     "Tokenizer": ".tokenizer",
