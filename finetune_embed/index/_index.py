@@ -22,7 +22,7 @@ from ._filters import Where, compile_where
 from ._matches import BatchMatches, Matches
 from ._store import Kind, VectorStore, fits_float16
 from ._topk import MAX_POSITIONS, PoolTooLarge, RunningTopK, decode_keys, score_keys
-from ._vectors import _shown, as_matrix, check_nonzero, clean_metadata, normalize_rows
+from ._vectors import _shown, as_matrix, check_nonzero, clean_metadata, embed_query, normalize_rows
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -460,16 +460,8 @@ class EmbeddingIndex:
         exclude: Collection[str] | None = None,
     ) -> Matches:
         """Embed ``text`` with ``embedder`` and search. The embedder's ``model`` must match the index's."""
-        model = getattr(embedder, "model", None)
-        if self.model and model and model != self.model:
-            raise ConfigError(
-                f"the index holds {self.model!r} embeddings but the embedder uses {model!r}; "
-                "vectors from different models cannot be compared."
-            )
-        vector = np.asarray(embedder.embed([text]), dtype=np.float32)
-        if vector.ndim != 2 or vector.shape[0] != 1:
-            raise ConfigError(f"embedder.embed([text]) must return a (1, dim) array, got shape {vector.shape}.")
-        result = self.search(vector[0], k, where=where, exclude=exclude)
+        vector = embed_query(embedder, text, self.model, "the index")
+        result = self.search(vector, k, where=where, exclude=exclude)
         assert isinstance(result, Matches)
         return result
 

@@ -164,3 +164,22 @@ def clean_metadata(metadata: Any, item_id: str) -> dict[str, Any]:
         raise ConfigError(f"metadata for id {item_id!r} must be a mapping (dict), got {type(metadata).__name__}.")
     cleaned: dict[str, Any] = _clean(metadata, "", item_id)
     return cleaned
+
+
+def embed_query(embedder: Any, text: str, expected_model: str | None, holder: str) -> npt.NDArray[np.float32]:
+    """Embed one query text for a search over ``holder`` ("the index", "the table") of ``expected_model``.
+
+    Refuses an embedder of another model (vectors of different models cannot be compared) and an embedder that does
+    not return one row.
+    """
+    model = getattr(embedder, "model", None)
+    if expected_model and model and model != expected_model:
+        raise ConfigError(
+            f"{holder} holds {expected_model!r} embeddings but the embedder uses {model!r}; "
+            "vectors from different models cannot be compared."
+        )
+    vector: npt.NDArray[np.float32] = np.asarray(embedder.embed([text]), dtype=np.float32)
+    if vector.ndim != 2 or vector.shape[0] != 1:
+        raise ConfigError(f"embedder.embed([text]) must return a (1, dim) array, got shape {vector.shape}.")
+    row: npt.NDArray[np.float32] = vector[0]
+    return row

@@ -21,7 +21,7 @@ from ..._progress import progress_bar
 from .._filters import Where
 from .._index import EmbeddingIndex, Item, SupportsEmbed
 from .._matches import BatchMatches, Matches
-from .._vectors import _shown, as_matrix, clean_metadata, normalize_rows
+from .._vectors import _shown, as_matrix, clean_metadata, embed_query, normalize_rows
 from ._copy import copy_chunks, parse_vector
 from ._sql import Unrepresentable, metadata_json, where_to_sql
 
@@ -658,16 +658,8 @@ class PgVectorIndex:
         exclude: Collection[str] | None = None,
     ) -> Matches:
         """Embed ``text`` with ``embedder`` and search. The embedder's ``model`` must match the table's."""
-        model = getattr(embedder, "model", None)
-        if self._model and model and model != self._model:
-            raise ConfigError(
-                f"the table holds {self._model!r} embeddings but the embedder uses {model!r}; "
-                "vectors from different models cannot be compared."
-            )
-        vector = np.asarray(embedder.embed([text]), dtype=np.float32)
-        if vector.ndim != 2 or vector.shape[0] != 1:
-            raise ConfigError(f"embedder.embed([text]) must return a (1, dim) array, got shape {vector.shape}.")
-        result = self.search(vector[0], k, where=where, exclude=exclude)
+        vector = embed_query(embedder, text, self._model, "the table")
+        result = self.search(vector, k, where=where, exclude=exclude)
         assert isinstance(result, Matches)
         return result
 
