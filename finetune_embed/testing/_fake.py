@@ -191,9 +191,8 @@ class FakeOpenAI:
         ``/v1/fine_tuning/jobs/*``, or ``None`` for any) answer ``status`` with ``body`` (default: the
         service's body for that status; an injected 429 also gets ``retry-after: 1``)."""
         hdrs = dict(headers or {})
-        if status == 429 and body is None:
-            hdrs.setdefault("retry-after", "1")
-            hdrs.setdefault("retry-after-ms", "1000")
+        if status == 429 and body is None and not {"retry-after", "retry-after-ms"} & {k.lower() for k in hdrs}:
+            hdrs.update({"retry-after": "1", "retry-after-ms": "1000"})  # only when the caller chose no wait
         self.faults.add(
             FaultRule(
                 "status",

@@ -109,3 +109,18 @@ def test_latency_advances_the_manual_clock_with_jitter() -> None:
         sdk.embeddings.create(model=MODEL, input="x")
     assert 1.0 <= fake.clock.now() <= 3.0
     assert fake.clock.now() not in (1.0, 3.0)
+
+
+def test_injected_429_keeps_the_callers_retry_after() -> None:
+    """A retry-after given to inject() is the one sent (no default retry-after-ms overrides it)."""
+    import httpx as _httpx
+
+    from finetune_embed.testing import FakeOpenAI as _Fake
+
+    fake = _Fake()
+    fake.inject(status=429, path="/v1/files", headers={"retry-after": "7"})
+    with _httpx.Client(transport=fake.transport, base_url="https://api.openai.com/v1") as http:
+        response = http.get("/files", headers={"authorization": "Bearer sk-test"})
+    assert response.status_code == 429
+    assert response.headers["retry-after"] == "7"
+    assert "retry-after-ms" not in response.headers
