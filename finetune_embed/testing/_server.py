@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .._logging import get_logger
 from ._http import FakeRequest
@@ -69,6 +69,16 @@ def _handler_class(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up mid-request (a killed process, a timeout) is normal here: log, don't print."""
+        import sys
+
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ConnectionError | TimeoutError):
+            logger.debug("loopback: client %s went away: %r", client_address, exc)
+            return
+        logger.warning("loopback: error while serving %s", client_address, exc_info=True)
 
 
 @contextlib.contextmanager
