@@ -358,7 +358,7 @@ def bench_size(n: int, d: int, qs: list[int], k: int, args: argparse.Namespace, 
             _progress(rows[-1])
         following = qs[qs.index(q) + 1] if qs.index(q) + 1 < len(qs) else q
         for name in results:  # the next batch size costs at most (Q_next / Q) times this one
-            if not name.startswith("calibration"):
+            if not name.startswith("calibration") and q >= 16:  # from Q=1, batching makes it a poor guess
                 estimates[name] = best[name] * following / q
     del engines, fx
     gc.collect()
