@@ -190,3 +190,21 @@ class TestRateLimitHeaders:
         client = AsyncClient(api_key="sk-x-000000", transport=script.transport())
         raw = asyncio.run(client.request_raw(lambda sdk: sdk.with_raw_response.files.list()))
         assert raw.rate_limits.limit_tokens == 1000000
+
+
+class TestFromOpenAIOnItsOwnTransport:
+    def test_default_httpx2_client_over_loopback(self) -> None:
+        """A stock openai.OpenAI (httpx2 transport) wrapped with from_openai works against a real HTTP server."""
+        from finetune_embed.testing import FakeOpenAI
+
+        fake = FakeOpenAI()
+        with fake.serve() as base_url:
+            sdk = openai.OpenAI(api_key="sk-loopback-000000", base_url=base_url)
+            assert not isinstance(sdk._client, httpx.Client)  # the SDK's own transport, not ours
+            client = Client.from_openai(sdk, retry=RetryPolicy(max_attempts=3, sleep=lambda s: None))
+            fake.inject(status=503, path="/v1/embeddings", times=1)
+            response = client.request(
+                lambda s: s.embeddings.create(input=["hello"], model="text-embedding-3-small", encoding_format="float")
+            )
+        assert len(response.data) == 1
+        assert fake.ledger.count("/v1/embeddings") == 2  # one 503, one success: our retry, not the SDK's
