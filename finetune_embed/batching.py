@@ -53,6 +53,19 @@ def _check_limits(max_inputs: int, max_tokens: int) -> None:
         raise ValueError(f"max_tokens must be at least 1, got {max_tokens}")
 
 
+def _check_item(index: int, count: int, max_tokens: int) -> None:
+    """Refuse a negative token count, and an item that no batch can hold."""
+    if count < 0:
+        raise ValueError(f"token count of item {index} is negative ({count})")
+    if count > max_tokens:
+        raise ItemTooLargeError(
+            f"item {index} has {count} tokens, more than the {max_tokens} allowed in one batch",
+            index=index,
+            tokens=count,
+            max_tokens=max_tokens,
+        )
+
+
 def next_batch_end(
     token_counts: Sequence[int], start: int, *, max_inputs: int, max_tokens: int
 ) -> int:
@@ -66,15 +79,7 @@ def next_batch_end(
     if not 0 <= start < n:
         raise IndexError(f"start {start} is outside 0..{n - 1}")
     first = token_counts[start]
-    if first < 0:
-        raise ValueError(f"token count of item {start} is negative ({first})")
-    if first > max_tokens:
-        raise ItemTooLargeError(
-            f"item {start} has {first} tokens, more than the {max_tokens} allowed in one batch",
-            index=start,
-            tokens=first,
-            max_tokens=max_tokens,
-        )
+    _check_item(start, first, max_tokens)
     total = first
     end = start + 1
     stop = min(n, start + max_inputs)
@@ -129,15 +134,7 @@ def pack_stream(
     batch: list[T] = []
     total = 0
     for position, (item, count) in enumerate(items):
-        if count < 0:
-            raise ValueError(f"token count of item {position} is negative ({count})")
-        if count > max_tokens:
-            raise ItemTooLargeError(
-                f"item {position} has {count} tokens, more than the {max_tokens} allowed in one batch",
-                index=position,
-                tokens=count,
-                max_tokens=max_tokens,
-            )
+        _check_item(position, count, max_tokens)
         if batch and (len(batch) >= max_inputs or total + count > max_tokens):
             yield batch
             batch, total = [], 0
