@@ -12,6 +12,9 @@ in its own subprocess so that its peak RSS is measured alone:
   cookbook issue #1270 do), count assistant tokens again, compute the distributions, epochs and billed tokens.
 * ``baseline-model``: the same logic with the model's own encoding (o200k_base for gpt-4o-mini), so that the
   tokenizer work matches ours.
+* ``floor-model``: not a validator but the floor under any validator that counts tokens: stream the file,
+  ``json.loads`` each line and encode every message text and tool-call arguments once with the model's encoding
+  (no checks, no cache, no tool definitions).
 * ``ours-1`` / ``ours-cpus``: ``Dataset.validate_file(path, model=..., stats=True)`` in one process / split over
   one process per CPU (``workers=None``, the default, picks one per idle CPU): every check of docs/datasets.md plus the stats (tokens per example and per role including tool
   definitions, distributions, epochs, billed tokens, cost, duplicates, refusals).
@@ -370,6 +373,29 @@ def run_baseline(path: str, model: str, encoding_name: str | None = None) -> dic
     }
 
 
+def run_floor(path: str, model: str) -> dict[str, object]:
+    """Not a validator: the least work any validator that counts tokens does. Stream the file, ``json.loads``
+    each line, encode every message text and tool-call arguments once (the model's encoding, no cache), sum."""
+    import tiktoken
+
+    sys.path.insert(0, str(ROOT))
+    from finetune_embed.tokenizer import encoding_name_for_model
+
+    encode = tiktoken.get_encoding(encoding_name_for_model(model)).encode_ordinary
+    examples = tokens = 0
+    with open(path, "rb") as f:
+        for raw in f:
+            ex = json.loads(raw)
+            examples += 1
+            for message in ex.get("messages", ()):
+                content = message.get("content")
+                if isinstance(content, str):
+                    tokens += len(encode(content))
+                for call in message.get("tool_calls") or ():
+                    tokens += len(encode(call["function"]["arguments"]))
+    return {"examples": examples, "tokens": tokens, "billed": 0}
+
+
 def run_ours(path: str, model: str, workers: int | None = None) -> dict[str, object]:
     sys.path.insert(0, str(ROOT))
     from finetune_embed.dataset import Dataset
@@ -396,6 +422,10 @@ CONTENDERS = {
         lambda p, m: run_baseline(p, m, "cl100k_base"),
     ),
     "baseline-model": ("baseline: cookbook logic, model's encoding", lambda p, m: run_baseline(p, m)),
+    "floor-model": (
+        "floor (not a validator): json.loads + encode every text once, model's encoding",
+        run_floor,
+    ),
     "ours-1": ("ours: validate_file + stats, 1 process", lambda p, m: run_ours(p, m, workers=1)),
     "ours-cpus": (
         f"ours: validate_file + stats, {os.cpu_count()} processes",
@@ -455,7 +485,7 @@ def main() -> None:
             print(f"generated {n:,} examples, {size_mb:.1f} MB in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
             names = ["ours-1", "ours-cpus"]
             if scale <= args.baseline_up_to:
-                names = ["baseline-cl100k", "baseline-model", *names]
+                names = ["baseline-cl100k", "baseline-model", "floor-model", *names]
             best: dict[str, dict[str, object]] = {}
             for attempt in range(args.repeat):  # interleaved, best of N: the machine may be shared
                 for name in names:

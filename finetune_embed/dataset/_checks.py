@@ -34,6 +34,7 @@ __all__ = [
 C = IssueCode
 _MISSING: Any = object()
 _FUNCTION_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}\Z")
+_RECENT_TOOLS = 8
 _RESERVED_DEFAULT = (
     "<|endoftext|>",
     "<|fim_prefix|>",
@@ -83,7 +84,7 @@ def detect_format(obj: dict[str, Any]) -> str | None:
 
 def digest(data: bytes) -> int:
     """A stable 64-bit digest (the same in every process, unlike ``hash``)."""
-    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little", signed=True)
+    return int.from_bytes(hashlib.sha1(data, usedforsecurity=False).digest()[:8], "little", signed=True)
 
 
 _WHITESPACE = b" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"
@@ -95,7 +96,8 @@ def near_key(text: str) -> int:
     return digest(text.casefold().encode("utf-8", "replace").translate(None, _WHITESPACE))
 
 
-_REFUSAL_HINTS = ("can", "unable", "won", "will not", "not able", "as an ai")
+# every match of _REFUSAL (lower-cased) contains one of these: a cheap test before the regex
+_REFUSAL_HINTS = ("i'm ", "i am ", "i can", "i won", "i will", "i 'm", "as an ai")
 
 
 def _looks_like_refusal(text: str) -> bool:
@@ -240,8 +242,8 @@ class RowChecker:
         self._role_tokens: dict[str, int] = (
             {r: self.counter.count(r) for r in _ROLE_KEYS} if self.counter is not None else dict.fromkeys(_ROLE_KEYS, 0)
         )
-        self._last_tools: Any = _MISSING
-        self._last_tools_n = 0
+        self._recent_tools: list[tuple[Any, int]] = []  # the last few distinct definition lists and their tokens
+        self._valid_names: set[str] = set()  # function names already matched against _FUNCTION_NAME
         # per example
         self._images = 0
         self._images_flagged = False
@@ -463,7 +465,11 @@ class RowChecker:
                         f"{self._ex()}: {format_path(fsegs[len(base) :])}.name must be a string",
                     )
                 else:
-                    if not _FUNCTION_NAME.match(name):
+                    if name in self._valid_names:
+                        pass
+                    elif _FUNCTION_NAME.match(name):
+                        self._remember_name(name)
+                    else:
                         self.emit(
                             C.INVALID_FUNCTION_NAME,
                             (*fsegs, "name"),
@@ -487,15 +493,30 @@ class RowChecker:
                 if desc is not None and not isinstance(desc, str):
                     self.emit(C.INVALID_TOOLS, (*fsegs, "description"), f"{self._ex()}: description must be a string")
             if self.counter is not None:
-                if defs == self._last_tools:
-                    n = self._last_tools_n
-                else:
-                    n = self.counter.count(json.dumps(defs, ensure_ascii=False, separators=(",", ":")))
-                    self._last_tools, self._last_tools_n = defs, n
-                tokens += n
+                tokens += self._tools_tokens(defs)
         if tokens and self.stats is not None:
             self.stats.approximate = True
         return declared, tokens
+
+    def _remember_name(self, name: str) -> None:
+        if len(self._valid_names) >= 4096:  # bounded: a file with endless distinct names pays the regex again
+            self._valid_names.clear()
+        self._valid_names.add(name)
+
+    def _tools_tokens(self, defs: list[Any]) -> int:
+        """Tokens of a tool definition list, counted as compact JSON; the few distinct lists a file uses are
+        remembered (compared by value, which is cheaper than serialising them again)."""
+        recent = self._recent_tools
+        for k, (seen, n) in enumerate(recent):
+            if seen == defs:
+                if k:
+                    recent.insert(0, recent.pop(k))
+                return n
+        assert self.counter is not None
+        n = self.counter.count(json.dumps(defs, ensure_ascii=False, separators=(",", ":")))
+        recent.insert(0, (defs, n))
+        del recent[_RECENT_TOOLS:]
+        return n
 
     def _messages(
         self,
@@ -977,17 +998,23 @@ class RowChecker:
         *,
         kind: IssueCode = C.INVALID_TOOL_CALLS,
     ) -> int:
-        where = format_path(segs[segs.index("tool_calls") :] if "tool_calls" in segs else segs[-1:])
+        def where() -> str:
+            return format_path(segs[segs.index("tool_calls") :] if "tool_calls" in segs else segs[-1:])
+
         if not isinstance(fn, dict):
-            self.emit(kind, segs, f'{self._msg(i)}: {where} must be an object {{"name": ..., "arguments": ...}}')
+            self.emit(kind, segs, f'{self._msg(i)}: {where()} must be an object {{"name": ..., "arguments": ...}}')
             return 0
         tokens = 0
         count = self.counter.count if self.counter is not None else None
         name = fn.get("name")
         if not isinstance(name, str):
-            self.emit(kind, (*segs, "name"), f"{self._msg(i)}: {where}.name must be a string")
+            self.emit(kind, (*segs, "name"), f"{self._msg(i)}: {where()}.name must be a string")
         else:
-            if not _FUNCTION_NAME.match(name):
+            if name in self._valid_names:
+                pass
+            elif _FUNCTION_NAME.match(name):
+                self._remember_name(name)
+            else:
                 self.emit(
                     C.INVALID_FUNCTION_NAME,
                     (*segs, "name"),
@@ -1012,7 +1039,7 @@ class RowChecker:
         args = fn.get("arguments", _MISSING)
         asegs = (*segs, "arguments")
         if args is _MISSING:
-            self.emit(kind, asegs, f'{self._msg(i)}: {where} needs "arguments", the JSON text of an object')
+            self.emit(kind, asegs, f'{self._msg(i)}: {where()} needs "arguments", the JSON text of an object')
         elif not isinstance(args, str):
             self.emit(
                 kind,
