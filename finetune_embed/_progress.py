@@ -6,12 +6,15 @@ notebook; ``True`` forces it, ``False`` silences it. ``FINETUNE_EMBED_PROGRESS=0
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
-from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["ProgressBar", "SilentBar", "progress_bar", "progress_enabled"]
+if TYPE_CHECKING:
+    from tqdm import tqdm
+
+__all__ = ["progress_bar", "progress_enabled"]
 
 
 def _in_notebook() -> bool:
@@ -37,75 +40,20 @@ def progress_enabled(progress: bool | None) -> bool:
         return False
 
 
-class ProgressBar(Protocol):
-    """What callers use of a bar: a ``tqdm`` when shown, a :class:`SilentBar` when not."""
-
-    n: float
-    total: float | None
-
-    def __enter__(self) -> Self: ...
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None, /
-    ) -> None: ...
-    def update(self, n: float = 1) -> bool | None: ...
-    def close(self) -> None: ...
-    def refresh(self) -> None: ...
-    def set_postfix(self, ordered_dict: Any = None, refresh: bool = True, **kwargs: Any) -> None: ...
-    def set_postfix_str(self, s: str = "", refresh: bool = True) -> None: ...
-
-
-class SilentBar:
-    """A bar that shows nothing. Unlike ``tqdm(disable=True)`` it starts no monitor thread: a process that has a
-    thread running can no longer fork safely, which would slow down parallel dataset validation."""
-
-    def __init__(self, total: float | None = None) -> None:
-        self.n: float = 0
-        self.total = total
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None, /
-    ) -> None:
-        return None
-
-    def update(self, n: float = 1) -> bool | None:
-        self.n += n
-        return None
-
-    def close(self) -> None:
-        return None
-
-    def refresh(self) -> None:
-        return None
-
-    def set_postfix(self, ordered_dict: Any = None, refresh: bool = True, **kwargs: Any) -> None:
-        return None
-
-    def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
-        return None
-
-
 def progress_bar(
     *, total: float | None, desc: str, unit: str = "it", progress: bool | None = None, **kwargs: Any
-) -> ProgressBar:
-    """A tqdm bar when :func:`progress_enabled` says so, else a :class:`SilentBar`."""
-    if not progress_enabled(progress):
-        return SilentBar(total)
-    bar: ProgressBar = _bar_class()(total=total, desc=desc, unit=unit, dynamic_ncols=True, **kwargs)
-    return bar
+) -> tqdm[Any]:
+    """A tqdm bar (one that starts no thread), disabled unless :func:`progress_enabled` says otherwise."""
+    return _bar_class()(
+        total=total, desc=desc, unit=unit, disable=not progress_enabled(progress), dynamic_ncols=True, **kwargs
+    )
 
 
-_BAR_CLASS: Any = None
+@functools.cache
+def _bar_class() -> type[tqdm[Any]]:
+    """``tqdm.auto.tqdm`` without its monitor thread (``monitor_interval = 0``; tqdm starts it with every bar, even
+    a disabled one, and never stops it): our bars are updated often enough, and a process with a thread running
+    cannot fork its dataset-validation workers safely."""
+    from tqdm.auto import tqdm as auto_tqdm
 
-
-def _bar_class() -> Any:
-    """``tqdm.auto.tqdm`` without its monitor thread (``monitor_interval = 0``): our bars are updated often enough,
-    and a process with a thread running cannot fork its dataset-validation workers safely."""
-    global _BAR_CLASS
-    if _BAR_CLASS is None:
-        from tqdm.auto import tqdm as auto_tqdm
-
-        _BAR_CLASS = type("Bar", (auto_tqdm,), {"monitor_interval": 0})
-    return _BAR_CLASS
+    return type("Bar", (auto_tqdm,), {"monitor_interval": 0})

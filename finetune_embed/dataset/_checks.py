@@ -100,6 +100,11 @@ def near_key(text: str) -> int:
 _REFUSAL_HINTS = ("i'm ", "i am ", "i can", "i won", "i will", "i 'm", "as an ai")
 
 
+def _call_path(segs: tuple[str | int, ...]) -> str:
+    """``tool_calls[k].function`` (or ``function_call``): where a function call sits, for messages."""
+    return format_path(segs[segs.index("tool_calls") :] if "tool_calls" in segs else segs[-1:])
+
+
 def _looks_like_refusal(text: str) -> bool:
     """A heuristic: does an assistant reply open like a refusal ("I'm sorry, but I can't ...")?"""
     head = text[:200].lower()
@@ -465,11 +470,7 @@ class RowChecker:
                         f"{self._ex()}: {format_path(fsegs[len(base) :])}.name must be a string",
                     )
                 else:
-                    if name in self._valid_names:
-                        pass
-                    elif _FUNCTION_NAME.match(name):
-                        self._remember_name(name)
-                    else:
+                    if not self._valid_name(name):
                         self.emit(
                             C.INVALID_FUNCTION_NAME,
                             (*fsegs, "name"),
@@ -498,10 +499,17 @@ class RowChecker:
             self.stats.approximate = True
         return declared, tokens
 
-    def _remember_name(self, name: str) -> None:
-        if len(self._valid_names) >= 4096:  # bounded: a file with endless distinct names pays the regex again
+    def _valid_name(self, name: str) -> bool:
+        """Does ``name`` match ``_FUNCTION_NAME``? Valid names are remembered, so the few names a file repeats skip
+        the regex (bounded: a file with endless distinct names pays the regex again)."""
+        if name in self._valid_names:
+            return True
+        if _FUNCTION_NAME.match(name) is None:
+            return False
+        if len(self._valid_names) >= 4096:
             self._valid_names.clear()
         self._valid_names.add(name)
+        return True
 
     def _tools_tokens(self, defs: list[Any]) -> int:
         """Tokens of a tool definition list, counted as compact JSON; the few distinct lists a file uses are
@@ -998,23 +1006,18 @@ class RowChecker:
         *,
         kind: IssueCode = C.INVALID_TOOL_CALLS,
     ) -> int:
-        def where() -> str:
-            return format_path(segs[segs.index("tool_calls") :] if "tool_calls" in segs else segs[-1:])
-
         if not isinstance(fn, dict):
-            self.emit(kind, segs, f'{self._msg(i)}: {where()} must be an object {{"name": ..., "arguments": ...}}')
+            self.emit(
+                kind, segs, f'{self._msg(i)}: {_call_path(segs)} must be an object {{"name": ..., "arguments": ...}}'
+            )
             return 0
         tokens = 0
         count = self.counter.count if self.counter is not None else None
         name = fn.get("name")
         if not isinstance(name, str):
-            self.emit(kind, (*segs, "name"), f"{self._msg(i)}: {where()}.name must be a string")
+            self.emit(kind, (*segs, "name"), f"{self._msg(i)}: {_call_path(segs)}.name must be a string")
         else:
-            if name in self._valid_names:
-                pass
-            elif _FUNCTION_NAME.match(name):
-                self._remember_name(name)
-            else:
+            if not self._valid_name(name):
                 self.emit(
                     C.INVALID_FUNCTION_NAME,
                     (*segs, "name"),
@@ -1039,7 +1042,7 @@ class RowChecker:
         args = fn.get("arguments", _MISSING)
         asegs = (*segs, "arguments")
         if args is _MISSING:
-            self.emit(kind, asegs, f'{self._msg(i)}: {where()} needs "arguments", the JSON text of an object')
+            self.emit(kind, asegs, f'{self._msg(i)}: {_call_path(segs)} needs "arguments", the JSON text of an object')
         elif not isinstance(args, str):
             self.emit(
                 kind,

@@ -19,6 +19,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from .._logging import get_logger
 from ._checks import DuplicateTracker, Profile, RowChecker, detect_format, digest
 from ._codes import CODE_INFO, IssueCode
 from ._profile import FileIssue, Resolved, format_issues, resolve
@@ -36,6 +37,7 @@ _BOM = b"\xef\xbb\xbf"
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _UTF32_BOMS = (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")
 C = IssueCode
+logger = get_logger("dataset")
 
 
 class _DupKeysDict(dict[str, Any]):
@@ -514,35 +516,29 @@ def validate_path(
         n_workers = 1
     context = _mp_context(explicit=workers is not None) if n_workers > 1 else None
     if n_workers > 1 and context is None:
-        from .._logging import get_logger
-
-        get_logger("dataset").debug(
+        logger.debug(
             "validating %s in this process only: threads are running (no fork) and __main__ is a script that "
             "spawned workers would run again; pass workers=N to use processes anyway",
             name,
         )
     ranges = _split_ranges(name, size, n_workers) if context is not None else [(0, size, 1)]
-    from .._progress import progress_bar
+    from .._progress import progress_bar  # our bars start no thread, so they leave fork possible
 
-    def bar_for() -> Any:
-        return progress_bar(total=size, desc=f"validating {p.name}", unit="B", progress=progress, unit_scale=True)
-
-    if len(ranges) == 1:
-        with bar_for() as bar:
+    with progress_bar(total=size, desc=f"validating {p.name}", unit="B", progress=progress, unit_scale=True) as bar:
+        if len(ranges) == 1:
             results = [_process_range(name, 0, size, 1, profile, fmt, max_issues, bar)]
-    else:
-        from concurrent.futures import ProcessPoolExecutor
+        else:
+            from concurrent.futures import ProcessPoolExecutor
 
-        if profile.encoding is not None:  # load it once here: forked workers inherit it
-            from ..tokenizer import get_encoding
+            if profile.encoding is not None:  # load it once here: forked workers inherit it
+                from ..tokenizer import get_encoding
 
-            get_encoding(profile.encoding)
-        # the pool starts its workers before the bar exists: tqdm's monitor thread would rule out fork
-        with ProcessPoolExecutor(max_workers=len(ranges) - 1, mp_context=context) as pool:
-            futures = [
-                pool.submit(_process_range, name, s, e, first, profile, fmt, max_issues) for s, e, first in ranges[1:]
-            ]
-            with bar_for() as bar:
+                get_encoding(profile.encoding)
+            with ProcessPoolExecutor(max_workers=len(ranges) - 1, mp_context=context) as pool:
+                futures = [
+                    pool.submit(_process_range, name, s, e, first, profile, fmt, max_issues)
+                    for s, e, first in ranges[1:]
+                ]
                 first_result = _process_range(name, *ranges[0], profile, fmt, max_issues, bar)
                 results = [first_result]
                 for fut, (s, e, _first) in zip(futures, ranges[1:], strict=True):
@@ -602,9 +598,7 @@ def validate_path(
             n_leaked=_leaked(validation, dups, stats_builder) if validation is not None and stats else None,
         ),
     )
-    from .._logging import get_logger
-
-    get_logger("dataset").debug(
+    logger.debug(
         "validated %s: %d examples in %d range(s); %d texts tokenized (the rest from the cache)",
         name,
         n_examples,

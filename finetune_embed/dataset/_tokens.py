@@ -26,56 +26,42 @@ COOKBOOK_ENCODING = "cl100k_base"
 _CACHE_CHARS = 4_000_000  # per generation; two generations are kept (at most ~8M characters referenced)
 
 
-class _Counts(dict[str, int]):
-    """The young generation of the cache: a hit is one C-level lookup, a miss asks the counter (internal)."""
-
-    __slots__ = ("miss",)
-    miss: Callable[[str], int]
-
-    def __missing__(self, text: str) -> int:
-        return self.miss(text)
-
-
 class TokenCounter:
     """Counts tokens of texts with one encoding, remembering recent texts (system prompts, tool definitions and
     stock replies repeat across examples). Memory is bounded: the cache holds at most two generations of
-    ``cache_chars`` characters.
+    ``cache_chars`` characters."""
 
-    ``count(text)`` is the number of tokens of ``text`` (special-token text counts as ordinary text).
-    """
-
-    __slots__ = ("_encode", "_old", "_young", "_young_chars", "cache_chars", "count", "encoding_name", "misses")
+    __slots__ = ("_encode", "_old", "_young", "_young_chars", "cache_chars", "encoding_name", "misses")
 
     def __init__(self, encoding_name: str, *, cache_chars: int = _CACHE_CHARS) -> None:
         from ..tokenizer import get_encoding
 
         self.encoding_name = encoding_name
         enc = get_encoding(encoding_name)
-        # the Rust encoder itself when tiktoken exposes it (one Python frame less per text), else the wrapper
-        core = getattr(enc, "_core_bpe", None)
-        self._encode: Callable[[str], list[int]] = getattr(core, "encode_ordinary", None) or enc.encode_ordinary
-        self._young = _Counts()
-        self._young.miss = self._miss
+        self._encode: Callable[[str], list[int]] = enc.encode_ordinary
+        self._young: dict[str, int] = {}
         self._old: dict[str, int] = {}
         self._young_chars = 0
         self.cache_chars = cache_chars
         self.misses = 0
-        self.count: Callable[[str], int] = self._young.__getitem__
 
-    def _miss(self, text: str) -> int:
+    def count(self, text: str) -> int:
+        """Number of tokens of ``text`` (special-token text counts as ordinary text)."""
+        n = self._young.get(text)
+        if n is not None:
+            return n
         n = self._old.get(text)
         if n is None:
             self.misses += 1
             try:
                 n = len(self._encode(text))
-            except UnicodeEncodeError:  # lone surrogates become U+FFFD, as tiktoken does (the line is an error anyway)
-                n = len(self._encode(text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")))
-        young = self._young
-        young[text] = n
+            except UnicodeEncodeError:  # lone surrogates: count what can be encoded (the line is an error anyway)
+                n = len(self._encode(text.encode("utf-8", "replace").decode("utf-8")))
+        self._young[text] = n
         self._young_chars += len(text)
-        if self._young_chars > self.cache_chars:  # a new generation; the young dict stays the same object
-            self._old = dict(young)
-            young.clear()
+        if self._young_chars > self.cache_chars:
+            self._old = self._young
+            self._young = {}
             self._young_chars = 0
         return n
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .._exceptions import ConfigError, JobCancelledError, JobFailedError, JobTimeoutError
 from .._logging import get_logger
-from .._progress import ProgressBar, progress_bar, progress_enabled
+from .._progress import progress_bar, progress_enabled
 from ._errors import ResultsUnavailableError
 from ._files import FileManager, is_dataset
 from ._metrics import TrainingMetrics
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from openai.types import ModelDeleted
     from openai.types.fine_tuning import FineTuningJob, FineTuningJobEvent
     from openai.types.fine_tuning.jobs import FineTuningJobCheckpoint
+    from tqdm import tqdm
 
     from .._client import Client
     from ._estimate import JobEstimate
@@ -120,7 +121,9 @@ def failed_error(job: Any) -> JobFailedError:
     message = getattr(error, "message", None)
     text = f"Fine-tuning job {job_id} failed"
     text += f": {message}" if message else "; the server gave no reason"
-    details = ", ".join(f"{name}={value}" for name in ("code", "param") if (value := getattr(error, name, None)))
+    details = ", ".join(
+        f"{name}={value}" for name in ("code", "param") if (value := getattr(error, name, None))
+    )
     if details:
         text += f" ({details})"
     if not message:
@@ -173,7 +176,7 @@ def events_page(job_id: str, after: str | None, limit: int = EVENTS_PAGE_SIZE) -
     return lambda sdk: sdk.fine_tuning.jobs.list_events(job_id, limit=limit, after=after if after else omit)
 
 
-def update_bar(bar: ProgressBar, state: JobProgress) -> None:
+def update_bar(bar: tqdm[Any], state: JobProgress) -> None:
     """Show ``state`` on a progress bar (step of total steps, status and loss in the postfix)."""
     if state.total_steps:
         bar.total = state.total_steps
@@ -373,7 +376,9 @@ class JobManager:
         tracker.scan(newest_first)
         return tracker.commit(newest_first)
 
-    def _new_events(self, job_id: str, tracker: EventTracker, *, first_page_only: bool = False) -> builtins.list[Any]:
+    def _new_events(
+        self, job_id: str, tracker: EventTracker, *, first_page_only: bool = False
+    ) -> builtins.list[Any]:
         collected: builtins.list[Any] = []
         after: str | None = None
         while True:

@@ -160,7 +160,7 @@ def test_automatic_workers_stay_in_process_when_a_script_could_run_again(
     assert "in 1 range(s)" in caplog.text
 
 
-def test_workers_start_before_the_progress_bar(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_progress_bar_thread_when_workers_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Starting workers sees no thread of the progress bar (forking with threads running is unsafe)."""
     import multiprocessing.process
     import threading
