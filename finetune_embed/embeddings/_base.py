@@ -177,7 +177,6 @@ class EmbedderBase:
         self.tokenizer = Tokenizer(self.info.encoding)
         self._cache_arg = cache
         self._cache: EmbeddingCache | None = cache if isinstance(cache, EmbeddingCache) else None
-        self._owns_cache = False
         self._cache_lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -197,7 +196,6 @@ class EmbedderBase:
                 path = None if arg is True or arg is None else arg
                 assert not isinstance(path, bool | EmbeddingCache)
                 self._cache = EmbeddingCache(path)
-                self._owns_cache = True
                 logger.info("Embedding cache: %s", self._cache.path)
             return self._cache
 
@@ -217,10 +215,9 @@ class EmbedderBase:
 
     def _close_cache(self) -> None:
         with self._cache_lock:
-            if self._owns_cache and self._cache is not None:
+            if self._cache is not None and self._cache is not self._cache_arg:  # opened here, not passed in
                 self._cache.close()
                 self._cache = None
-                self._owns_cache = False
 
     # --- planning ---------------------------------------------------------------------------------------------
 

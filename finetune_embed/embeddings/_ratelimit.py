@@ -85,6 +85,17 @@ class Bucket:
         self.level = min(self.level, float(remaining))
 
 
+def _server_bucket(bucket: Bucket | None, limit: int, remaining: int | None, now: float) -> Bucket:
+    """The server's bucket once a response said ``limit`` per minute, ``remaining`` left: a new one holding
+    ``remaining`` (else full) the first time, later ``bucket`` resized with its level pulled down to ``remaining``."""
+    if bucket is None:
+        return Bucket(float(limit), float(remaining if remaining is not None else limit), now)
+    bucket.resize(limit, now)
+    if remaining is not None:
+        bucket.observe(remaining, now)
+    return bucket
+
+
 class RateState:
     """The pure state machine behind :class:`Gate` / :class:`AsyncGate` (not thread-safe by itself)."""
 
@@ -104,7 +115,6 @@ class RateState:
         self.pause_until = 0.0
         self.probing = True  # one request in flight until the first answer
         self.rate_limited = 0
-        self.headers_seen = False
         # fallback when the server says nothing about its limits: a spacing between request starts learned from
         # the Retry-After of its 429s
         self.min_interval = 0.0
@@ -151,23 +161,12 @@ class RateState:
     def learn(self, limits: RateLimits | None, now: float) -> None:
         if limits is None or not limits.known:
             return
-        self.headers_seen = True
         if limits.limit_requests:
-            if self.server_requests is None:
-                start = limits.remaining_requests if limits.remaining_requests is not None else limits.limit_requests
-                self.server_requests = Bucket(float(limits.limit_requests), float(start), now)
-            else:
-                self.server_requests.resize(limits.limit_requests, now)
-                if limits.remaining_requests is not None:
-                    self.server_requests.observe(limits.remaining_requests, now)
+            self.server_requests = _server_bucket(
+                self.server_requests, limits.limit_requests, limits.remaining_requests, now
+            )
         if limits.limit_tokens:
-            if self.server_tokens is None:
-                start = limits.remaining_tokens if limits.remaining_tokens is not None else limits.limit_tokens
-                self.server_tokens = Bucket(float(limits.limit_tokens), float(start), now)
-            else:
-                self.server_tokens.resize(limits.limit_tokens, now)
-                if limits.remaining_tokens is not None:
-                    self.server_tokens.observe(limits.remaining_tokens, now)
+            self.server_tokens = _server_bucket(self.server_tokens, limits.limit_tokens, limits.remaining_tokens, now)
 
     def on_success(self, limits: RateLimits | None, now: float) -> None:
         """A request came back with a 2xx (its headers in ``limits``)."""
