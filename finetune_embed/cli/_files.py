@@ -35,6 +35,13 @@ def file_row(file: Any) -> dict[str, Any]:
     }
 
 
+def _echo_file(file: Any, as_json: bool) -> None:
+    if as_json:
+        echo_json(file)
+    else:
+        echo_table([file_row(file)], FILE_COLUMNS)
+
+
 @contextlib.contextmanager
 def _manager(azure: bool) -> Iterator[Any]:
     """A FileManager on a client from the environment, closed afterwards."""
@@ -83,10 +90,7 @@ def upload(
             dedupe=not no_dedupe,
             wait=not no_wait,
         )
-    if as_json:
-        echo_json(file)
-    else:
-        echo_table([file_row(file)], FILE_COLUMNS)
+    _echo_file(file, as_json)
 
 
 @files.command("list")
@@ -114,10 +118,7 @@ def get_file(file_id: str, as_json: bool, azure: bool) -> None:
     """Show one file."""
     with _manager(azure) as manager:
         file = manager.retrieve(file_id)
-    if as_json:
-        echo_json(file)
-    else:
-        echo_table([file_row(file)], FILE_COLUMNS)
+    _echo_file(file, as_json)
 
 
 @files.command("download")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+import functools
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,9 @@ from ._jobs import (
     events_page,
     file_id_of,
     is_local_file,
+    jobs_page,
     matches,
+    oldest_first,
     outcome,
     plan_create,
     status_filter,
@@ -29,7 +32,16 @@ from ._jobs import (
     update_bar,
 )
 from ._pages import aiter_pages
-from ._polling import EventTracker, JobProgress, PollBackoff, SleepClock, is_terminal, status_of
+from ._polling import (
+    EventTracker,
+    JobProgress,
+    PollBackoff,
+    SleepClock,
+    await_sleep,
+    is_terminal,
+    next_poll_delay,
+    status_of,
+)
 from ._validate import check_metadata
 
 if TYPE_CHECKING:
@@ -70,11 +82,6 @@ class AsyncJobManager:
 
     def __repr__(self) -> str:
         return f"AsyncJobManager(provider={self.client.provider!r})"
-
-    async def _sleep_for(self, seconds: float) -> None:
-        result = self._sleep(seconds)
-        if isinstance(result, Awaitable):
-            await result
 
     async def create(
         self,
@@ -159,18 +166,10 @@ class AsyncJobManager:
         page_size: int = 100,
     ) -> AsyncIterator[FineTuningJob]:
         """See :meth:`JobManager.list` (an async iterator)."""
-        from openai import omit
-
         statuses = status_filter(status)
         meta = check_metadata(metadata)
-
-        def fetch(sdk: openai.AsyncOpenAI, after: str | None) -> Any:
-            return sdk.fine_tuning.jobs.list(
-                after=after if after is not None else omit, limit=page_size, metadata=meta if meta else omit
-            )
-
         count = 0
-        async for job in aiter_pages(self.client, fetch, description="list fine-tuning jobs"):
+        async for job in aiter_pages(self.client, jobs_page(page_size, meta), description="list fine-tuning jobs"):
             if limit is not None and count >= limit:
                 return
             if matches(job, statuses, meta):
@@ -184,11 +183,8 @@ class AsyncJobManager:
         def fetch(sdk: openai.AsyncOpenAI, after: str | None) -> Any:
             return events_page(job_id, after, size)(sdk)
 
-        tracker = EventTracker()
         pages = aiter_pages(self.client, fetch, description=f"list events of {job_id}", limit=limit)
-        newest_first = [event async for event in pages]
-        tracker.scan(newest_first)
-        return tracker.commit(newest_first)
+        return oldest_first([event async for event in pages])
 
     async def _new_events(
         self, job_id: str, tracker: EventTracker, *, first_page_only: bool = False
@@ -208,14 +204,8 @@ class AsyncJobManager:
     async def _pause(
         self, backoff: PollBackoff, clock: SleepClock, timeout: float | None, job: Any, job_id: str
     ) -> None:
-        delay = backoff.next_delay()
-        if timeout is not None:
-            remaining = timeout - clock.elapsed()
-            if remaining <= 0:
-                raise timeout_error(job, job_id, timeout)
-            delay = min(delay, remaining)
-        clock.add_sleep(delay)
-        await self._sleep_for(delay)
+        delay = next_poll_delay(backoff, clock, timeout, functools.partial(timeout_error, job, job_id))
+        await await_sleep(self._sleep, delay)
 
     async def follow(
         self,

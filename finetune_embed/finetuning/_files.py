@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import os
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -23,7 +24,7 @@ from .._logging import get_logger
 from .._progress import progress_bar
 from ._errors import FileProcessingError, FileProcessingTimeoutError
 from ._pages import aiter_pages, iter_pages
-from ._polling import PollBackoff, SleepClock, status_of
+from ._polling import PollBackoff, SleepClock, await_sleep, next_poll_delay, status_of
 from ._uploads import (
     FILES_API_MAX_BYTES,
     UPLOAD_PART_BYTES,
@@ -119,14 +120,27 @@ def _check_limits(files_api_limit: int, part_size: int, max_bytes: int) -> None:
         raise ConfigError(f"part_size may be at most {UPLOAD_PART_BYTES:,} bytes (64 MB), got {part_size:,}.")
 
 
-def _file_error(file: Any, file_id: str) -> FileProcessingError:
-    details = getattr(file, "status_details", None)
-    return FileProcessingError(
-        f"The server could not process file {file_id} ({getattr(file, 'filename', '?')}): status "
-        f"{status_of(file)!r}{': ' + str(details) if details else ''}. Fix the file and upload it again.",
+def _is_processed(file: Any, file_id: str) -> bool:
+    """Whether the server has processed ``file``; raises :class:`FileProcessingError` when it could not."""
+    status = status_of(file)
+    if status in _FAILED:
+        details = getattr(file, "status_details", None)
+        raise FileProcessingError(
+            f"The server could not process file {file_id} ({getattr(file, 'filename', '?')}): status "
+            f"{status!r}{': ' + str(details) if details else ''}. Fix the file and upload it again.",
+            file_id=file_id,
+            file=file,
+            details=details,
+        )
+    return status == _PROCESSED
+
+
+def _timeout_error(file: Any, file_id: str, timeout: float) -> FileProcessingTimeoutError:
+    return FileProcessingTimeoutError(
+        f"File {file_id} is still {status_of(file)!r} after {timeout:g}s; the server goes on processing it. Wait "
+        "again with files.wait(file_id), or upload it again.",
         file_id=file_id,
         file=file,
-        details=details,
     )
 
 
@@ -299,24 +313,10 @@ class FileManager:
         clock = SleepClock()
         while True:
             file = self.retrieve(file_id)
-            status = status_of(file)
-            if status == _PROCESSED:
+            if _is_processed(file, file_id):
                 return file
-            if status in _FAILED:
-                raise _file_error(file, file_id)
-            delay = backoff.next_delay()
-            if timeout is not None:
-                remaining = timeout - clock.elapsed()
-                if remaining <= 0:
-                    raise FileProcessingTimeoutError(
-                        f"File {file_id} is still {status!r} after {timeout:g}s; the server goes on processing "
-                        "it. Wait again with files.wait(file_id), or upload it again.",
-                        file_id=file_id,
-                        file=file,
-                    )
-                delay = min(delay, remaining)
-            clock.add_sleep(delay)
-            self._sleep(delay)
+            timed_out = functools.partial(_timeout_error, file, file_id)
+            self._sleep(next_poll_delay(backoff, clock, timeout, timed_out))
 
     def retrieve(self, file_id: str) -> FileObject:
         """The file object of ``file_id``."""
@@ -400,11 +400,6 @@ class AsyncFileManager:
 
     def __repr__(self) -> str:
         return f"AsyncFileManager(provider={self.client.provider!r})"
-
-    async def _pause(self, seconds: float) -> None:
-        result = self._sleep(seconds)
-        if isinstance(result, Awaitable):
-            await result
 
     async def upload(
         self,
@@ -512,23 +507,10 @@ class AsyncFileManager:
         clock = SleepClock()
         while True:
             file = await self.retrieve(file_id)
-            status = status_of(file)
-            if status == _PROCESSED:
+            if _is_processed(file, file_id):
                 return file
-            if status in _FAILED:
-                raise _file_error(file, file_id)
-            delay = backoff.next_delay()
-            if timeout is not None:
-                remaining = timeout - clock.elapsed()
-                if remaining <= 0:
-                    raise FileProcessingTimeoutError(
-                        f"File {file_id} is still {status!r} after {timeout:g}s; the server goes on processing it.",
-                        file_id=file_id,
-                        file=file,
-                    )
-                delay = min(delay, remaining)
-            clock.add_sleep(delay)
-            await self._pause(delay)
+            timed_out = functools.partial(_timeout_error, file, file_id)
+            await await_sleep(self._sleep, next_poll_delay(backoff, clock, timeout, timed_out))
 
     async def retrieve(self, file_id: str) -> FileObject:
         """See :meth:`FileManager.retrieve`."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import functools
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -18,7 +19,7 @@ from ._errors import ResultsUnavailableError
 from ._files import FileManager, is_dataset
 from ._metrics import TrainingMetrics
 from ._pages import iter_pages
-from ._polling import EventTracker, JobProgress, PollBackoff, SleepClock, is_terminal, status_of
+from ._polling import EventTracker, JobProgress, PollBackoff, SleepClock, is_terminal, next_poll_delay, status_of
 from ._validate import (
     build_method,
     check_integrations,
@@ -169,11 +170,27 @@ def status_filter(status: str | Iterable[str] | None) -> frozenset[str] | None:
     return frozenset([status] if isinstance(status, str) else status)
 
 
+def jobs_page(page_size: int, metadata: Mapping[str, str] | None) -> Callable[[Any, str | None], Any]:
+    """The request for one page of jobs after the job ``after`` (``fetch(sdk, after)``); sync or async SDK."""
+    from openai import omit
+
+    return lambda sdk, after: sdk.fine_tuning.jobs.list(
+        after=after if after is not None else omit, limit=page_size, metadata=metadata if metadata else omit
+    )
+
+
 def events_page(job_id: str, after: str | None, limit: int = EVENTS_PAGE_SIZE) -> Callable[[Any], Any]:
     """The request for one page of a job's events (newest first) after the event ``after``; sync or async SDK."""
     from openai import omit
 
     return lambda sdk: sdk.fine_tuning.jobs.list_events(job_id, limit=limit, after=after if after else omit)
+
+
+def oldest_first(events: Sequence[Any]) -> builtins.list[Any]:
+    """A job's listed events (newest first, or oldest first from some servers) oldest first, each once."""
+    tracker = EventTracker()
+    tracker.scan(events)
+    return tracker.commit(events)
 
 
 def update_bar(bar: tqdm[Any], state: JobProgress) -> None:
@@ -341,20 +358,10 @@ class JobManager:
         all these pairs (sent to the server as a filter and checked again here); ``limit`` stops after that
         many matching jobs.
         """
-        from openai import omit
-
         statuses = status_filter(status)
         meta = check_metadata(metadata)
-
-        def fetch(sdk: openai.OpenAI, after: str | None) -> Any:
-            return sdk.fine_tuning.jobs.list(
-                after=after if after is not None else omit,
-                limit=page_size,
-                metadata=meta if meta else omit,
-            )
-
         count = 0
-        for job in iter_pages(self.client, fetch, description="list fine-tuning jobs"):
+        for job in iter_pages(self.client, jobs_page(page_size, meta), description="list fine-tuning jobs"):
             if limit is not None and count >= limit:
                 return
             if matches(job, statuses, meta):
@@ -369,12 +376,9 @@ class JobManager:
         def fetch(sdk: openai.OpenAI, after: str | None) -> Any:
             return events_page(job_id, after, size)(sdk)
 
-        tracker = EventTracker()
-        newest_first = builtins.list(
-            iter_pages(self.client, fetch, description=f"list events of {job_id}", limit=limit)
+        return oldest_first(
+            builtins.list(iter_pages(self.client, fetch, description=f"list events of {job_id}", limit=limit))
         )
-        tracker.scan(newest_first)
-        return tracker.commit(newest_first)
 
     def _new_events(
         self, job_id: str, tracker: EventTracker, *, first_page_only: bool = False
@@ -426,14 +430,7 @@ class JobManager:
             self._pause(backoff, clock, timeout, job, job_id)
 
     def _pause(self, backoff: PollBackoff, clock: SleepClock, timeout: float | None, job: Any, job_id: str) -> None:
-        delay = backoff.next_delay()
-        if timeout is not None:
-            remaining = timeout - clock.elapsed()
-            if remaining <= 0:
-                raise timeout_error(job, job_id, timeout)
-            delay = min(delay, remaining)
-        clock.add_sleep(delay)
-        self._sleep(delay)
+        self._sleep(next_poll_delay(backoff, clock, timeout, functools.partial(timeout_error, job, job_id)))
 
     def wait(
         self,

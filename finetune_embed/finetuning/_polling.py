@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +18,9 @@ __all__ = [
     "JobProgress",
     "PollBackoff",
     "SleepClock",
+    "await_sleep",
     "is_terminal",
+    "next_poll_delay",
     "status_of",
 ]
 
@@ -97,6 +99,28 @@ class SleepClock:
     def elapsed(self) -> float:
         """Seconds spent so far."""
         return max(self._monotonic() - self._start, self._slept)
+
+
+def next_poll_delay(
+    backoff: PollBackoff, clock: SleepClock, timeout: float | None, timed_out: Callable[[float], Exception]
+) -> float:
+    """The delay before the next poll: the backoff's, cut short so as not to wait past ``timeout`` seconds
+    (``None``: no limit), and recorded on ``clock``. Raises ``timed_out(timeout)`` once they have passed."""
+    delay = backoff.next_delay()
+    if timeout is not None:
+        remaining = timeout - clock.elapsed()
+        if remaining <= 0:
+            raise timed_out(timeout)
+        delay = min(delay, remaining)
+    clock.add_sleep(delay)
+    return delay
+
+
+async def await_sleep(sleep: Callable[[float], Any], seconds: float) -> None:
+    """Call ``sleep(seconds)`` and await its result when it is awaitable (``sleep`` may be sync or async)."""
+    result = sleep(seconds)
+    if isinstance(result, Awaitable):
+        await result
 
 
 def _event_key(event: Any) -> str:

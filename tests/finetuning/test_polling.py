@@ -17,6 +17,7 @@ from finetune_embed.finetuning._polling import (
     JobProgress,
     SleepClock,
     is_terminal,
+    next_poll_delay,
     status_of,
 )
 
@@ -62,6 +63,17 @@ def test_sleep_clock_counts_fake_sleeps() -> None:
     real = SleepClock(monotonic=lambda: next(ticks))
     real.add_sleep(1)
     assert real.elapsed() == 30.0
+
+
+def test_next_poll_delay_stops_at_the_timeout() -> None:
+    backoff, clock = PollBackoff(5.0, 60.0), SleepClock(monotonic=lambda: 0.0)
+    delays = [next_poll_delay(backoff, clock, 20, TimeoutError) for _ in range(3)]
+    assert delays == [5.0, 7.5, 7.5]  # the third cut short: 20 s in all
+    assert clock.elapsed() == 20
+    with pytest.raises(TimeoutError, match=r"^20$"):
+        next_poll_delay(backoff, clock, 20, lambda timeout: TimeoutError(f"{timeout:g}"))
+    unlimited = PollBackoff(5.0, 60.0)
+    assert [next_poll_delay(unlimited, clock, None, TimeoutError) for _ in range(2)] == [5.0, 7.5]
 
 
 def test_status_of_is_lenient() -> None:
