@@ -22,7 +22,7 @@ from ._filters import Where, compile_where
 from ._matches import BatchMatches, Matches
 from ._store import Kind, VectorStore, fits_float16
 from ._topk import MAX_POSITIONS, PoolTooLarge, RunningTopK, decode_keys, score_keys
-from ._vectors import _shown, as_matrix, check_nonzero, clean_metadata, embed_query, normalize_rows
+from ._vectors import _shown, as_matrix, as_queries, check_nonzero, clean_metadata, embed_query, metadata_per_id
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -94,12 +94,24 @@ def _check_metric(metric: str) -> Metric:
     return metric  # type: ignore[return-value]
 
 
-def _as_ids(ids: str | Iterable[str], what: str = "ids") -> list[str]:
+def _as_ids(ids: str | Iterable[str], what: str = "ids", *, allow_nul: bool = True) -> list[str]:
+    """``ids`` as a list of non-empty strings (one string is one id); ``allow_nul=False`` also refuses NUL
+    characters, which PostgreSQL text cannot store."""
     out = [ids] if isinstance(ids, str) else list(ids)
     for i, x in enumerate(out):
         if not isinstance(x, str) or not x:
             raise ConfigError(f"{what} must be non-empty strings; item {i} is {x!r}. Convert with str() first.")
+        if not allow_nul and "\x00" in x:
+            raise ConfigError(f"{what} cannot hold NUL characters (PostgreSQL text cannot store them): {x!r}.")
     return out
+
+
+def _reject_repeats(ids: list[str]) -> None:
+    """Refuse ids repeated in one ``add``."""
+    seen: set[str] = set()
+    dup = sorted({i for i in ids if i in seen or seen.add(i)})  # type: ignore[func-returns-value]
+    if dup:
+        raise DuplicateIdError(f"ids repeated in one add: {_shown(dup)}.", ids=dup)
 
 
 def _check_k(k: int) -> int:
@@ -257,17 +269,10 @@ class EmbeddingIndex:
                     "use dtype=np.float32.",
                     ids=names,
                 )
-        metas: list[dict[str, Any]]
-        if metadata is None:
-            metas = [{} for _ in ids]
-        else:
-            if isinstance(metadata, Mapping):
-                metadata = [metadata]
-            metadata = list(metadata)
-            if len(metadata) != len(ids):
-                raise ConfigError(f"got {len(ids)} ids but {len(metadata)} metadata entries; give one per id.")
-            metas = [clean_metadata(m, i) for m, i in zip(metadata, ids, strict=True)]
-        return _Rows(rows, scale), metas
+        given = metadata_per_id(metadata, ids)
+        if given is None:
+            return _Rows(rows, scale), [{} for _ in ids]
+        return _Rows(rows, scale), [clean_metadata(m, i) for m, i in zip(given, ids, strict=True)]
 
     def _ensure_store(self, dim: int) -> VectorStore:
         if self._store is None:
@@ -294,10 +299,7 @@ class EmbeddingIndex:
             InvalidVectorError: zero, NaN or infinite vectors (``.ids`` names them).
         """
         id_list = _as_ids(ids)
-        seen: set[str] = set()
-        dup = sorted({i for i in id_list if i in seen or seen.add(i)})  # type: ignore[func-returns-value]
-        if dup:
-            raise DuplicateIdError(f"ids repeated in one add: {_shown(dup)}.", ids=dup)
+        _reject_repeats(id_list)
         existing = [i for i in id_list if i in self._pos]
         if existing:
             raise DuplicateIdError(
@@ -393,17 +395,6 @@ class EmbeddingIndex:
 
     # --- search ---------------------------------------------------------------------------------------------
 
-    def _queries(self, queries: npt.ArrayLike) -> tuple[npt.NDArray[np.float32], bool]:
-        arr = np.asarray(queries) if not isinstance(queries, np.ndarray) else queries
-        single = arr.ndim == 1
-        n = 1 if single else (arr.shape[0] if arr.ndim >= 1 else 0)
-        labels = [f"query {i}" for i in range(n)]
-        dim = self._dim
-        rows = as_matrix(arr, dim, labels, what="queries", copy=True)
-        if self._metric == "cosine":
-            normalize_rows(rows, labels, normalize=True, what="queries")
-        return rows, single
-
     def search(
         self,
         queries: npt.ArrayLike,
@@ -427,7 +418,7 @@ class EmbeddingIndex:
             insertion order.
         """
         k = _check_k(k)
-        rows, single = self._queries(queries)
+        rows, single = as_queries(queries, self._dim, normalize=self._metric == "cosine")
         results = self._search_rows(rows, k, where, exclude, None)
         batch = BatchMatches([self._matches(s, p) for s, p in results])
         return batch[0] if single else batch
@@ -835,14 +826,9 @@ class EmbeddingIndex:
     def to_pandas(self, *, vector_column: str = "embedding") -> pd.DataFrame:
         """A DataFrame with an ``id`` column, a ``vector_column`` of float32 arrays and one column per
         top-level metadata key (a key named like those columns becomes ``metadata.<key>``)."""
-        import pandas as pd
+        from ._io import items_frame
 
-        frame = pd.DataFrame({"id": self.ids, vector_column: list(self.vectors)})
-        meta = pd.DataFrame(self.metadata, index=frame.index)
-        for col in meta.columns:
-            name = col if col not in ("id", vector_column) else f"metadata.{col}"
-            frame[name] = meta[col].to_numpy()
-        return frame
+        return items_frame(self.ids, list(self.vectors), self.metadata, vector_column)
 
     @classmethod
     def build(

@@ -1,4 +1,5 @@
-"""Reading embeddings from the seed's CSV format (stringified lists) and from pandas, streaming and safely.
+"""Reading embeddings from the seed's CSV format (stringified lists) and from pandas, streaming and safely;
+writing an index's items to pandas.
 
 The cookbook stores each embedding as the text of a list, ``"[0.0023, -0.0091, ...]"``, and reloads it with
 ``eval``. Here each cell is parsed as JSON (never evaluated), row by row, with errors naming the line.
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
     from ._index import EmbeddingIndex
 
-__all__ = ["convert_cell", "index_from_csv", "index_from_pandas", "parse_vector"]
+__all__ = ["convert_cell", "index_from_csv", "index_from_pandas", "items_frame", "parse_vector"]
 
 _CHUNK = 4096
 
@@ -267,3 +268,18 @@ def index_from_pandas(
     if ids:
         index.add(ids, matrix, metas)
     return index
+
+
+def items_frame(
+    ids: list[str], vectors: list[npt.NDArray[np.float32]], metadata: list[dict[str, Any]], vector_column: str
+) -> pd.DataFrame:
+    """The ``to_pandas`` frame of both index backends: an ``id`` column, a ``vector_column`` of arrays and one
+    column per top-level metadata key (a key named like those columns becomes ``metadata.<key>``)."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"id": ids, vector_column: vectors})
+    meta = pd.DataFrame(metadata, index=frame.index)
+    for col in meta.columns:
+        name = col if col not in ("id", vector_column) else f"metadata.{col}"
+        frame[name] = meta[col].to_numpy()
+    return frame

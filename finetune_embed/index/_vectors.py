@@ -11,7 +11,15 @@ import numpy.typing as npt
 
 from .._exceptions import ConfigError, DimensionMismatchError, InvalidVectorError
 
-__all__ = ["as_matrix", "check_nonzero", "clean_metadata", "normalize_rows", "row_norms"]
+__all__ = [
+    "as_matrix",
+    "as_queries",
+    "check_nonzero",
+    "clean_metadata",
+    "metadata_per_id",
+    "normalize_rows",
+    "row_norms",
+]
 
 _SHOW = 5
 
@@ -127,6 +135,19 @@ def normalize_rows(
     return matrix
 
 
+def as_queries(queries: npt.ArrayLike, dim: int | None, *, normalize: bool) -> tuple[npt.NDArray[np.float32], bool]:
+    """One query vector or an ``(n, dim)`` matrix as a checked float32 matrix of its own (rows scaled to unit
+    length when ``normalize``), and whether it was one vector."""
+    arr = np.asarray(queries) if not isinstance(queries, np.ndarray) else queries
+    single = arr.ndim == 1
+    n = 1 if single else (arr.shape[0] if arr.ndim >= 1 else 0)
+    labels = [f"query {i}" for i in range(n)]
+    rows = as_matrix(arr, dim, labels, what="queries", copy=True)
+    if normalize:
+        normalize_rows(rows, labels, normalize=True, what="queries")
+    return rows, single
+
+
 def _clean(value: Any, path: str, item_id: str) -> Any:
     if value is None or isinstance(value, bool | str):
         return value
@@ -164,6 +185,17 @@ def clean_metadata(metadata: Any, item_id: str) -> dict[str, Any]:
         raise ConfigError(f"metadata for id {item_id!r} must be a mapping (dict), got {type(metadata).__name__}.")
     cleaned: dict[str, Any] = _clean(metadata, "", item_id)
     return cleaned
+
+
+def metadata_per_id(metadata: Any, ids: Sequence[str]) -> list[Any] | None:
+    """``add`` / ``upsert``'s ``metadata`` argument as one entry per id (``None`` when not given): a single
+    mapping stands for a single id; any other count than one per id raises :class:`ConfigError`."""
+    if metadata is None:
+        return None
+    entries: list[Any] = [metadata] if isinstance(metadata, Mapping) else list(metadata)
+    if len(entries) != len(ids):
+        raise ConfigError(f"got {len(ids)} ids but {len(entries)} metadata entries; give one per id.")
+    return entries
 
 
 def embed_query(embedder: Any, text: str, expected_model: str | None, holder: str) -> npt.NDArray[np.float32]:

@@ -227,24 +227,15 @@ def _jsonl(rows: list[dict[str, Any]]) -> bytes:
 def _write_files(store: Store, batch: BatchRecord, at: float) -> None:
     seconds = (batch.output_expires_after or {}).get("seconds")
     expires_at = int(at) + int(seconds) if seconds else None
+
+    def write(kind: str, rows: list[dict[str, Any]]) -> str:
+        name = f"batch_{batch.id}_{kind}.jsonl"
+        return store.add_file(name, "batch_output", _jsonl(rows), expires_at=expires_at, created_at=int(at)).id
+
     if batch.results:
-        f = store.add_file(
-            f"batch_{batch.id}_output.jsonl",
-            "batch_output",
-            _jsonl(batch.results),
-            expires_at=expires_at,
-            created_at=int(at),
-        )
-        batch.output_file_id = f.id
+        batch.output_file_id = write("output", batch.results)
     if batch.errors_out:
-        f = store.add_file(
-            f"batch_{batch.id}_error.jsonl",
-            "batch_output",
-            _jsonl(batch.errors_out),
-            expires_at=expires_at,
-            created_at=int(at),
-        )
-        batch.error_file_id = f.id
+        batch.error_file_id = write("error", batch.errors_out)
 
 
 def _process_until(fake: FakeOpenAI, batch: BatchRecord, until: float) -> None:

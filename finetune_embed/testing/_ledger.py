@@ -72,8 +72,7 @@ class Ledger:
     @property
     def rate_limited(self) -> int:
         """How many 429 responses were sent (rate limits and injected 429s alike)."""
-        with self._lock:
-            return sum(1 for r in self._records if r.status == 429)
+        return self.count(status=429)
 
     @property
     def tokens_billed(self) -> int:
@@ -96,8 +95,7 @@ class Ledger:
     @property
     def embedding_requests(self) -> int:
         """Number of successful (200) embeddings requests."""
-        with self._lock:
-            return sum(1 for r in self._records if r.endpoint == "/v1/embeddings" and r.status == 200)
+        return self.count("/v1/embeddings", status=200)
 
     def count(self, endpoint: str | None = None, *, status: int | None = None, method: str | None = None) -> int:
         """How many requests matched (``endpoint`` canonical, e.g. ``"/v1/files"``)."""

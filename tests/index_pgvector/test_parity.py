@@ -217,3 +217,23 @@ def test_callers_arrays_are_left_alone(conninfo: str, table: str) -> None:
         index.search(query, k=1)
     np.testing.assert_array_equal(vectors, [[3.0, 4.0], [1.0, 0.0]])
     np.testing.assert_array_equal(query, [6.0, 8.0])
+
+
+def test_callers_buffers_are_left_alone(conninfo: str, table: str) -> None:
+    """Not only numpy arrays: a float32 buffer (array.array, memoryview) shares memory with what numpy makes of it."""
+    import array
+
+    query = array.array("f", [3.0, 4.0])
+    row = array.array("f", [6.0, 8.0])
+    with PgVectorIndex(conninfo, table) as index:
+        index.add(["a"], [memoryview(row)])
+        index.upsert(["b"], [memoryview(row)])
+        index.search(query, k=1)
+        index.search(memoryview(query), k=1)
+    assert list(query) == [3.0, 4.0]
+    assert list(row) == [6.0, 8.0]
+    local = EmbeddingIndex(dim=2)
+    local.add(["a"], [memoryview(row)])
+    local.search(query, k=1)
+    assert list(query) == [3.0, 4.0]
+    assert list(row) == [6.0, 8.0]

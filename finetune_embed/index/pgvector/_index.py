@@ -19,9 +19,10 @@ from ..._exceptions import ConfigError, DuplicateIdError, UnknownIdError
 from ..._logging import get_logger
 from ..._progress import progress_bar
 from .._filters import Where
-from .._index import EmbeddingIndex, Item, SupportsEmbed
+from .._index import EmbeddingIndex, Item, SupportsEmbed, _check_k, _check_metric, _reject_repeats
+from .._index import _as_ids as _any_ids
 from .._matches import BatchMatches, Matches
-from .._vectors import _shown, as_matrix, clean_metadata, embed_query, normalize_rows
+from .._vectors import _shown, as_matrix, as_queries, clean_metadata, embed_query, metadata_per_id, normalize_rows
 from ._copy import copy_chunks, parse_vector
 from ._sql import Unrepresentable, metadata_json, where_to_sql
 
@@ -53,26 +54,8 @@ Cursor = psycopg.Cursor[tuple[Any, ...]]
 
 
 def _as_ids(ids: str | Iterable[str], what: str = "ids") -> list[str]:
-    out = [ids] if isinstance(ids, str) else list(ids)
-    for i, x in enumerate(out):
-        if not isinstance(x, str) or not x:
-            raise ConfigError(f"{what} must be non-empty strings; item {i} is {x!r}. Convert with str() first.")
-        if "\x00" in x:
-            raise ConfigError(f"{what} cannot hold NUL characters (PostgreSQL text cannot store them): {x!r}.")
-    return out
-
-
-def _own(rows: npt.NDArray[np.float32], source: Any) -> npt.NDArray[np.float32]:
-    """``rows``, copied if it is the caller's array: normalisation works in place and must not change it."""
-    if isinstance(source, np.ndarray) and np.may_share_memory(rows, source):
-        return rows.copy()
-    return rows
-
-
-def _check_k(k: int) -> int:
-    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-        raise ConfigError(f"k must be a positive integer, got {k!r}.")
-    return int(k)
+    """The in-process index's id checks, and no NUL characters (PostgreSQL text cannot store them)."""
+    return _any_ids(ids, what, allow_nul=False)
 
 
 class PgVectorIndex:
@@ -115,8 +98,8 @@ class PgVectorIndex:
         hnsw: bool = False,
         ef_search: int | None = None,
     ) -> None:
-        if metric is not None and metric not in _OPS:
-            raise ConfigError(f"metric must be one of 'cosine', 'dot', got {metric!r}.")
+        if metric is not None:
+            _check_metric(metric)
         if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim <= _MAX_DIM):
             raise ConfigError(f"dim must be an integer from 1 to {_MAX_DIM} (pgvector's limit), got {dim!r}.")
         self._name = table
@@ -350,19 +333,16 @@ class PgVectorIndex:
         self, ids: list[str], vectors: npt.ArrayLike, metadata: Any, *, normalized: bool = False
     ) -> tuple[npt.NDArray[np.float32], list[str]]:
         # the in-process index's checks and normalisation: the same errors and the same float32 values
-        rows = _own(as_matrix(vectors, self._dim, ids), vectors)
+        normalize = self._metric == "cosine" and not normalized
+        rows = as_matrix(vectors, self._dim, ids, copy=normalize)  # normalised in place: never the caller's array
         if rows.shape[1] > _MAX_DIM:
             raise ConfigError(f"pgvector stores at most {_MAX_DIM} dimensions, got {rows.shape[1]}.")
-        normalize_rows(rows, ids, normalize=self._metric == "cosine" and not normalized)
-        if metadata is None:
+        normalize_rows(rows, ids, normalize=normalize)
+        given = metadata_per_id(metadata, ids)
+        if given is None:
             return rows, ["{}"] * len(ids)
-        if isinstance(metadata, Mapping):
-            metadata = [metadata]
-        metadata = list(metadata)
-        if len(metadata) != len(ids):
-            raise ConfigError(f"got {len(ids)} ids but {len(metadata)} metadata entries; give one per id.")
         texts = []
-        for meta, item_id in zip(metadata, ids, strict=True):
+        for meta, item_id in zip(given, ids, strict=True):
             try:
                 texts.append(metadata_json(clean_metadata(meta, item_id), f"metadata of id {item_id!r}"))
             except Unrepresentable as exc:
@@ -406,10 +386,7 @@ class PgVectorIndex:
         self._add(_as_ids(ids), vectors, metadata)
 
     def _add(self, id_list: list[str], vectors: npt.ArrayLike, metadata: Any, *, normalized: bool = False) -> None:
-        seen: set[str] = set()
-        dup = sorted({i for i in id_list if i in seen or seen.add(i)})  # type: ignore[func-returns-value]
-        if dup:
-            raise DuplicateIdError(f"ids repeated in one add: {_shown(dup)}.", ids=dup)
+        _reject_repeats(id_list)
         rows, metas = self._prepare(id_list, vectors, metadata, normalized=normalized)
         if not id_list:
             return
@@ -570,16 +547,6 @@ class PgVectorIndex:
 
     # --- search ----------------------------------------------------------------------------------------------
 
-    def _queries(self, queries: npt.ArrayLike) -> tuple[npt.NDArray[np.float32], bool]:
-        arr = np.asarray(queries) if not isinstance(queries, np.ndarray) else queries
-        single = arr.ndim == 1
-        n = 1 if single else (arr.shape[0] if arr.ndim >= 1 else 0)
-        labels = [f"query {i}" for i in range(n)]
-        rows = _own(as_matrix(arr, self._dim, labels, what="queries"), queries)
-        if self._metric == "cosine":
-            normalize_rows(rows, labels, normalize=True, what="queries")
-        return rows, single
-
     @overload
     def search(
         self,
@@ -626,7 +593,7 @@ class PgVectorIndex:
         """
         k = _check_k(k)
         condition = where_to_sql(where)
-        rows, single = self._queries(queries)
+        rows, single = as_queries(queries, self._dim, normalize=self._metric == "cosine")
         excluded = _as_ids(list(exclude), "exclude") if exclude else []
         results = self._search_rows(rows, k, condition, excluded)
         return results[0] if single else BatchMatches(results)
@@ -765,7 +732,7 @@ class PgVectorIndex:
     def to_pandas(self, *, vector_column: str = "embedding") -> pd.DataFrame:
         """A DataFrame with an ``id`` column, a ``vector_column`` of float32 arrays and one column per top-level
         metadata key (reads the whole table)."""
-        import pandas as pd
+        from .._io import items_frame
 
         ids: list[str] = []
         vectors: list[npt.NDArray[np.float32]] = []
@@ -774,9 +741,4 @@ class PgVectorIndex:
             ids += chunk_ids
             vectors += list(chunk_vectors)
             metadata += chunk_meta
-        frame = pd.DataFrame({"id": ids, vector_column: vectors})
-        meta = pd.DataFrame(metadata)
-        for col in meta.columns:
-            name = col if col not in ("id", vector_column) else f"metadata.{col}"
-            frame[name] = meta[col].to_numpy()
-        return frame
+        return items_frame(ids, vectors, metadata, vector_column)
