@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from ._exceptions import TokenizerUnavailableError as TokenizerUnavailableError
     from ._exceptions import UnknownIdError as UnknownIdError
     from ._exceptions import UnprocessableEntityError as UnprocessableEntityError
+    from ._exceptions import UnsupportedFilterError as UnsupportedFilterError
     from ._exceptions import UnsupportedModelError as UnsupportedModelError
     from .catalog import ModelCatalog as ModelCatalog
     from .dataset import Dataset as Dataset
@@ -83,6 +84,7 @@ if TYPE_CHECKING:
     from .index import EmbeddingIndex as EmbeddingIndex
     from .index import Match as Match
     from .index import Matches as Matches
+    from .index import VectorIndex as VectorIndex
     from .retry import RetryPolicy as RetryPolicy
     from .tokenizer import Tokenizer as Tokenizer
 
@@ -130,6 +132,7 @@ _EXCEPTIONS = (
     "TokenizerUnavailableError",
     "UnknownIdError",
     "UnprocessableEntityError",
+    "UnsupportedFilterError",
     "UnsupportedModelError",
 )
 
@@ -161,6 +164,7 @@ _LAZY: dict[str, str] = {
     "EmbeddingIndex": ".index",
     "Match": ".index",
     "Matches": ".index",
+    "VectorIndex": ".index",
     "ModelCatalog": ".catalog",
     "RetryPolicy": ".retry",
     "Tokenizer": ".tokenizer",

@@ -6,7 +6,8 @@ The tree::
     ├── ConfigError(ValueError)                bad or missing configuration
     │   ├── MissingAPIKeyError                 no key at the first call that needs one
     │   ├── TokenizerUnavailableError          a tiktoken encoding cannot be loaded (offline)
-    │   └── UnsupportedModelError              a model the operation cannot use (shut down, no `dimensions`, ...)
+    │   ├── UnsupportedModelError              a model the operation cannot use (shut down, no `dimensions`, ...)
+    │   └── UnsupportedFilterError             a filter operator a vector store cannot run; .engine .operator
     ├── DatasetError
     │   ├── DatasetFormatError(ValueError)     a file that cannot be read as a dataset; .path .line
     │   ├── DatasetValidationError(ValueError) a dataset with validation errors; .report
@@ -104,6 +105,7 @@ __all__ = [
     "TokenizerUnavailableError",
     "UnknownIdError",
     "UnprocessableEntityError",
+    "UnsupportedFilterError",
     "UnsupportedModelError",
     "map_openai_error",
     "map_openai_errors",
@@ -170,6 +172,26 @@ class UnsupportedModelError(ConfigError):
     def __init__(self, message: str, *, model: str) -> None:
         super().__init__(message)
         self.model = model
+
+
+class UnsupportedFilterError(ConfigError):
+    """A ``where`` filter uses an operator (or a value type under it) that a vector store's engine cannot run
+    inside the engine. ``engine`` and ``operator`` name them; results are never filtered afterwards instead
+    (that could return fewer than ``k`` hits without saying so)."""
+
+    docs_anchor = "unsupportedfiltererror"
+
+    def __init__(self, message: str, *, engine: str, operator: str) -> None:
+        super().__init__(message)
+        self.engine = engine
+        self.operator = operator
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_unsupported_filter, (self.message, self.engine, self.operator))
+
+
+def _rebuild_unsupported_filter(message: str, engine: str, operator: str) -> UnsupportedFilterError:
+    return UnsupportedFilterError(message, engine=engine, operator=operator)
 
 
 # --- datasets -----------------------------------------------------------------------------------------------

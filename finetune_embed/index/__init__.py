@@ -11,9 +11,9 @@ See docs/search.md.
 
 from __future__ import annotations
 
-from ._filters import Condition, Where, compile_where, parse_where
+from ._filters import Condition, Where, compile_where, parse_filter, parse_where
 from ._index import EmbeddingIndex, Item, SupportsEmbed
-from ._matches import BatchMatches, Match, Matches
+from ._matches import BatchMatches, DenseMatches, Match, Matches
 from ._ops import (
     Classification,
     KMeansResult,
@@ -26,11 +26,13 @@ from ._ops import (
     similarity_distribution,
     zero_shot_classify,
 )
+from ._protocol import VectorIndex
 
 __all__ = [
     "BatchMatches",
     "Classification",
     "Condition",
+    "DenseMatches",
     "EmbeddingIndex",
     "Item",
     "KMeansResult",
@@ -38,12 +40,14 @@ __all__ = [
     "Matches",
     "SimilarityStats",
     "SupportsEmbed",
+    "VectorIndex",
     "Where",
     "compile_where",
     "kmeans",
     "knn_classify",
     "mmr",
     "outlier_scores",
+    "parse_filter",
     "parse_where",
     "recommend",
     "similarity_distribution",

@@ -8,10 +8,18 @@ A mapping ``where`` holds one entry per field, all of which must match (AND)::
     {"lang": {"$in": ["en", "fr"]}}                 membership: $in $nin
     {"brand": {"$ne": "acme"}}                      inequality
     {"user.country": "NL"}                          a dotted key reaches nested metadata
+    {"user.country": {"$exists": True}}             the field is present (its value may be null)
+    {"$or": [{"lang": "en"}, {"stars": 5}]}         any of the filters: $or; all of them: $and
+    {"$not": {"lang": "en"}}                        the filter does not hold
 
-Rules (the PostgreSQL backend follows the same ones):
+Rules (every backend follows the same ones; an engine that cannot express an operator raises
+:class:`~finetune_embed.UnsupportedFilterError` naming the engine and the operator):
 
 - A field that is missing never matches, except under ``$ne`` and ``$nin``, which match it.
+- ``$not`` is plain negation: ``{"$not": {"a": 1}}`` matches whatever ``{"a": 1}`` does not, items without
+  ``a`` included. It can also wrap one field's operators: ``{"a": {"$not": {"$gt": 3}}}``.
+- ``$and`` / ``$or`` take a non-empty list of filters; keys side by side in one mapping are an implicit
+  ``$and``.
 - Values compare as JSON values: ``true`` is not ``1``; ``1`` equals ``1.0``; a list equals a list with the
   same items in the same order (there is no "array contains" matching).
 - Ranges compare numbers with numbers and strings with strings; any other pairing does not match.
@@ -30,12 +38,28 @@ from typing import Any, TypeAlias
 
 from .._exceptions import ConfigError
 
-__all__ = ["OPERATORS", "Condition", "Where", "compile_where", "parse_where"]
+__all__ = [
+    "LOGICAL_OPERATORS",
+    "OPERATORS",
+    "And",
+    "Condition",
+    "Filter",
+    "Not",
+    "Or",
+    "Where",
+    "compile_where",
+    "evaluate",
+    "parse_filter",
+    "parse_where",
+]
 
 Where: TypeAlias = Mapping[str, Any] | Callable[[Mapping[str, Any]], bool]
 """A metadata filter: a mapping of conditions (see the module docstring) or a predicate over the metadata."""
 
-OPERATORS: tuple[str, ...] = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin")
+OPERATORS: tuple[str, ...] = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists")
+"""The operators on one field."""
+LOGICAL_OPERATORS: tuple[str, ...] = ("$and", "$or", "$not")
+"""The operators that combine filters."""
 _RANGE = frozenset({"$gt", "$gte", "$lt", "$lte"})
 _LISTS = frozenset({"$in", "$nin"})
 _MISSING = object()
@@ -55,8 +79,33 @@ class Condition:
         return tuple(self.field.split("."))
 
 
+@dataclass(frozen=True)
+class And:
+    """All of ``filters`` hold (``$and``, or several keys in one mapping)."""
+
+    filters: tuple[Filter, ...]
+
+
+@dataclass(frozen=True)
+class Or:
+    """At least one of ``filters`` holds (``$or``)."""
+
+    filters: tuple[Filter, ...]
+
+
+@dataclass(frozen=True)
+class Not:
+    """``filter`` does not hold (``$not``)."""
+
+    filter: Filter
+
+
+Filter: TypeAlias = Condition | And | Or | Not
+"""A parsed mapping filter: a tree of :class:`Condition` leaves under :class:`And`, :class:`Or` and :class:`Not`."""
+
+
 def _allowed() -> str:
-    return ", ".join(OPERATORS)
+    return ", ".join(OPERATORS + LOGICAL_OPERATORS)
 
 
 def _is_number(v: Any) -> bool:
@@ -64,6 +113,10 @@ def _is_number(v: Any) -> bool:
 
 
 def _check_value(field: str, op: str, value: Any) -> Any:
+    if op == "$exists":
+        if not isinstance(value, bool):
+            raise ConfigError(f"where[{field!r}]['$exists'] takes True or False, got {value!r}.")
+        return value
     if op in _LISTS:
         if isinstance(value, str | bytes | Mapping) or not isinstance(value, list | tuple | set | frozenset):
             raise ConfigError(
@@ -81,41 +134,103 @@ def _check_value(field: str, op: str, value: Any) -> Any:
     return value
 
 
-def parse_where(where: Mapping[str, Any]) -> list[Condition]:
-    """Parse a mapping filter into a flat list of conditions (all of which must hold).
+def _check_field(field: Any) -> str:
+    if not isinstance(field, str) or not field or any(not part for part in field.split(".")):
+        raise ConfigError(f"where keys are metadata field names (dotted for nested fields), got {field!r}.")
+    return field
+
+
+def _is_operators(spec: Any) -> bool:
+    return isinstance(spec, Mapping) and any(isinstance(k, str) and k.startswith("$") for k in spec)
+
+
+def _field_filter(field: str, spec: Any) -> list[Filter]:
+    """The conditions on one field: ``{"$gte": 1, "$lt": 3}``, ``{"$not": {...}}`` or a plain value."""
+    if not _is_operators(spec):
+        return [Condition(field, "$eq", spec)]
+    out: list[Filter] = []
+    for op, value in spec.items():
+        if op == "$not":
+            if not _is_operators(value):
+                raise ConfigError(
+                    f"where[{field!r}]['$not'] takes the field's operators, such as {{'$gt': 3}}; got {value!r}."
+                )
+            inner = _field_filter(field, value)
+            out.append(Not(inner[0] if len(inner) == 1 else And(tuple(inner))))
+        elif op not in OPERATORS:
+            raise ConfigError(f"where[{field!r}]: unknown operator {op!r}; allowed: {_allowed()}.")
+        else:
+            out.append(Condition(field, op, _check_value(field, op, value)))
+    return out
+
+
+def _logical(op: str, value: Any, at: str) -> Filter:
+    if op == "$not":
+        return Not(_parse(value, f"{at}['$not']"))
+    if op not in ("$and", "$or"):
+        raise ConfigError(
+            f"{at}: {op!r} is not a logical operator ($and, $or, $not); operators on a field go inside its "
+            f"condition: {{'field': {{{op!r}: ...}}}}."
+        )
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, list | tuple) or not value:
+        raise ConfigError(f"{at}[{op!r}] takes a non-empty list of filters, got {value!r}.")
+    parts = tuple(_parse(item, f"{at}[{op!r}][{i}]") for i, item in enumerate(value))
+    return And(parts) if op == "$and" else Or(parts)
+
+
+def _parse(where: Any, at: str) -> Filter:
+    if not isinstance(where, Mapping):
+        raise ConfigError(f"{at} must be a mapping, got {type(where).__name__}: {where!r}.")
+    parts: list[Filter] = []
+    for key, spec in where.items():
+        if isinstance(key, str) and key.startswith("$"):
+            parts.append(_logical(key, spec, at))
+        else:
+            parts.extend(_field_filter(_check_field(key), spec))
+    return parts[0] if len(parts) == 1 else And(tuple(parts))
+
+
+def parse_filter(where: Mapping[str, Any]) -> Filter | None:
+    """Parse a mapping filter into a tree (``None`` for an empty mapping: nothing is filtered).
 
     Raises:
         ConfigError: a key that is not a non-empty string, an unknown operator (the message lists the
-            allowed ones), a ``$in`` / ``$nin`` value that is not a list, or a range bound that is not a
-            number or string.
+            allowed ones), a ``$in`` / ``$nin`` value that is not a list, a range bound that is not a number
+            or string, ``$exists`` without a bool, ``$and`` / ``$or`` without a non-empty list.
+
+    Example:
+        >>> parse_filter({"$or": [{"lang": "en"}, {"stars": {"$gte": 4}}]})
+        Or(filters=(Condition(field='lang', op='$eq', value='en'), Condition(field='stars', op='$gte', value=4)))
+    """
+    if not isinstance(where, Mapping):
+        raise ConfigError(f"where must be a mapping or a callable, got {type(where).__name__}.")
+    if not where:
+        return None
+    return _parse(where, "where")
+
+
+def parse_where(where: Mapping[str, Any]) -> list[Condition]:
+    """Parse a mapping filter of field conditions only into a flat list of conditions (all of which must hold).
+
+    :func:`parse_filter` parses the whole language, ``$and`` / ``$or`` / ``$not`` included; this one refuses them.
+
+    Raises:
+        ConfigError: as :func:`parse_filter`, and for the logical operators.
 
     Example:
         >>> parse_where({"stars": {"$gte": 4}, "lang": "en"})
         [Condition(field='stars', op='$gte', value=4), Condition(field='lang', op='$eq', value='en')]
     """
-    if not isinstance(where, Mapping):
-        raise ConfigError(f"where must be a mapping or a callable, got {type(where).__name__}.")
-    conditions: list[Condition] = []
-    for field, spec in where.items():
-        if not isinstance(field, str) or not field or any(not part for part in field.split(".")):
-            raise ConfigError(
-                f"where keys are metadata field names (dotted for nested fields), got {field!r}."
-            )
-        if field.startswith("$"):
-            raise ConfigError(
-                f"where[{field!r}]: operators go inside a field's condition ({{'field': {{'$gte': 1}}}}); "
-                "logical operators ($and, $or, $not) are not supported - pass a callable instead."
-            )
-        if isinstance(spec, Mapping) and any(isinstance(k, str) and k.startswith("$") for k in spec):
-            if not spec:  # pragma: no cover - guarded by any() above
-                continue
-            for op, value in spec.items():
-                if op not in OPERATORS:
-                    raise ConfigError(f"where[{field!r}]: unknown operator {op!r}; allowed: {_allowed()}.")
-                conditions.append(Condition(field, op, _check_value(field, op, value)))
-        else:
-            conditions.append(Condition(field, "$eq", spec))
-    return conditions
+    tree = parse_filter(where)
+    if tree is None:
+        return []
+    parts = tree.filters if isinstance(tree, And) else (tree,)
+    if not all(isinstance(p, Condition) for p in parts):
+        raise ConfigError(
+            "parse_where gives a flat list of field conditions; this filter uses the logical operators "
+            "($and, $or, $not): parse it with parse_filter."
+        )
+    return [p for p in parts if isinstance(p, Condition)]
 
 
 def _lookup(metadata: Mapping[str, Any], path: tuple[str, ...]) -> Any:
@@ -160,6 +275,8 @@ def _compare(op: str, value: Any, bound: Any) -> bool:
 def _matches(cond: Condition, path: tuple[str, ...], metadata: Mapping[str, Any]) -> bool:
     value = _lookup(metadata, path)
     op = cond.op
+    if op == "$exists":
+        return (value is not _MISSING) is bool(cond.value)
     if value is _MISSING:
         return op in ("$ne", "$nin")
     if op == "$eq":
@@ -173,11 +290,22 @@ def _matches(cond: Condition, path: tuple[str, ...], metadata: Mapping[str, Any]
     return _compare(op, value, cond.value)
 
 
+def evaluate(tree: Filter, metadata: Mapping[str, Any]) -> bool:
+    """Whether one item's ``metadata`` passes a parsed filter (the reference semantics of every backend)."""
+    if isinstance(tree, Condition):
+        return _matches(tree, tree.path, metadata)
+    if isinstance(tree, And):
+        return all(evaluate(part, metadata) for part in tree.filters)
+    if isinstance(tree, Or):
+        return any(evaluate(part, metadata) for part in tree.filters)
+    return not evaluate(tree.filter, metadata)
+
+
 def compile_where(where: Where | None) -> Callable[[Mapping[str, Any]], bool] | None:
     """Turn ``where`` into a predicate over one item's metadata, or ``None`` when nothing is filtered.
 
     ``None`` and an empty mapping give ``None``; a callable is returned wrapped so that its result is a bool;
-    a mapping is parsed (and checked) once by :func:`parse_where`.
+    a mapping is parsed (and checked) once by :func:`parse_filter`.
 
     Example:
         >>> keep = compile_where({"stars": {"$gte": 4}})
@@ -193,12 +321,14 @@ def compile_where(where: Where | None) -> Callable[[Mapping[str, Any]], bool] | 
             return bool(fn(metadata))
 
         return call
-    conditions = parse_where(where)
-    if not conditions:
+    tree = parse_filter(where)
+    if tree is None:
         return None
-    compiled = [(c, c.path) for c in conditions]
-
-    def predicate(metadata: Mapping[str, Any]) -> bool:
-        return all(_matches(c, path, metadata) for c, path in compiled)
-
-    return predicate
+    if isinstance(tree, Condition):
+        cond, path = tree, tree.path
+        return lambda metadata: _matches(cond, path, metadata)
+    if isinstance(tree, And) and all(isinstance(p, Condition) for p in tree.filters):
+        compiled = [(c, c.path) for c in tree.filters if isinstance(c, Condition)]
+        return lambda metadata: all(_matches(c, path, metadata) for c, path in compiled)
+    root = tree
+    return lambda metadata: evaluate(root, metadata)

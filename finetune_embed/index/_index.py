@@ -7,7 +7,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol, TypeAlias, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol, Self, TypeAlias, overload, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -69,7 +69,7 @@ class SupportsEmbed(Protocol):
 class Item(NamedTuple):
     """What :meth:`EmbeddingIndex.get` returns: the stored vector (float32) and a copy of the metadata."""
 
-    vector: npt.NDArray[np.float32]
+    vector: np.ndarray[tuple[int], np.dtype[np.float32]]
     metadata: dict[str, Any]
 
 
@@ -245,6 +245,30 @@ class EmbeddingIndex:
     def __iter__(self) -> Iterator[str]:
         return iter(self.ids)
 
+    def iter_items(
+        self, batch_size: int = 10_000
+    ) -> Iterator[tuple[list[str], npt.NDArray[np.float32], list[dict[str, Any]]]]:
+        """Every item in insertion order, ``batch_size`` at a time: ``(ids, vectors, metadata)`` (copies), as
+        every :class:`~finetune_embed.index.VectorIndex` backend yields them."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        ids = self.ids
+        for a in range(0, len(ids), batch_size):
+            part = ids[a : a + batch_size]
+            slots = np.array([self._pos[i] for i in part], dtype=np.int64)
+            assert self._store is not None
+            yield part, self._store.rows(slots), [dict(self._meta[s] or {}) for s in slots.tolist()]
+
+    def close(self) -> None:
+        """Nothing to release: the index lives in this process's memory and stays usable (the method exists
+        so that code written for any :class:`~finetune_embed.index.VectorIndex` backend runs unchanged)."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def __repr__(self) -> str:
         model = f", model={self.model!r}" if self.model else ""
         return (
@@ -395,6 +419,36 @@ class EmbeddingIndex:
 
     # --- search ---------------------------------------------------------------------------------------------
 
+    @overload
+    def search(
+        self,
+        queries: np.ndarray[tuple[int, int], np.dtype[Any]] | Sequence[Sequence[float]],
+        k: int = ...,
+        *,
+        where: Where | None = ...,
+        exclude: Collection[str] | None = ...,
+    ) -> BatchMatches: ...
+
+    @overload
+    def search(
+        self,
+        queries: np.ndarray[tuple[int], np.dtype[Any]] | Sequence[float],
+        k: int = ...,
+        *,
+        where: Where | None = ...,
+        exclude: Collection[str] | None = ...,
+    ) -> Matches: ...
+
+    @overload
+    def search(
+        self,
+        queries: npt.ArrayLike,
+        k: int = ...,
+        *,
+        where: Where | None = ...,
+        exclude: Collection[str] | None = ...,
+    ) -> Matches | BatchMatches: ...
+
     def search(
         self,
         queries: npt.ArrayLike,
@@ -452,9 +506,7 @@ class EmbeddingIndex:
     ) -> Matches:
         """Embed ``text`` with ``embedder`` and search. The embedder's ``model`` must match the index's."""
         vector = embed_query(embedder, text, self.model, "the index")
-        result = self.search(vector, k, where=where, exclude=exclude)
-        assert isinstance(result, Matches)
-        return result
+        return self.search(vector, k, where=where, exclude=exclude)
 
     def _matches(self, scores: npt.NDArray[np.float32], slots: npt.NDArray[np.int64]) -> Matches:
         ids = self._ids

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, NamedTuple, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -16,7 +16,7 @@ import numpy.typing as npt
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["BatchMatches", "Match", "Matches"]
+__all__ = ["BatchMatches", "DenseMatches", "Match", "Matches"]
 
 
 @dataclass(frozen=True)
@@ -107,6 +107,16 @@ class Matches:
         return pd.DataFrame(rows, columns=None if rows else ["rank", "id", "score"])
 
 
+class DenseMatches(NamedTuple):
+    """A batch's hits as ``(n, k)`` arrays, for vectorised work (as faiss's ``(D, I)`` and usearch's
+    ``BatchMatches``): row ``i`` holds query ``i``'s hits, best first, in its first ``counts[i]`` columns; the
+    rest is padding (id ``""``, score ``-inf``)."""
+
+    ids: npt.NDArray[np.str_]
+    scores: npt.NDArray[np.float32]
+    counts: npt.NDArray[np.int64]
+
+
 @dataclass(frozen=True)
 class BatchMatches:
     """One :class:`Matches` per query, in query order.
@@ -155,6 +165,31 @@ class BatchMatches:
     def metadata(self) -> list[list[dict[str, Any]]]:
         """The metadata of every query's hits."""
         return [m.metadata for m in self.results]
+
+    def dense(self, k: int | None = None) -> DenseMatches:
+        """The hits as ``(n, k)`` id and score arrays plus each query's hit count (see :class:`DenseMatches`).
+
+        ``k`` defaults to the most hits any query has; queries with fewer are padded with id ``""`` and score
+        ``-inf``, hits beyond ``k`` are dropped.
+
+        Example:
+            >>> b = BatchMatches([Matches(["a", "b"], np.array([0.9, 0.5], np.float32), [{}, {}]), Matches()])
+            >>> d = b.dense()
+            >>> d.ids.tolist(), d.scores[1].tolist(), d.counts.tolist()
+            ([['a', 'b'], ['', '']], [-inf, -inf], [2, 0])
+        """
+        width = max((len(m) for m in self.results), default=0) if k is None else int(k)
+        if width < 0:
+            raise ValueError(f"k must be at least 0, got {k!r}")
+        n = len(self.results)
+        counts = np.array([min(len(m), width) for m in self.results], dtype=np.int64)
+        longest = max((len(i) for m in self.results for i in m.ids[:width]), default=1)
+        ids = np.full((n, width), "", dtype=f"<U{max(longest, 1)}")
+        scores = np.full((n, width), -np.inf, dtype=np.float32)
+        for row, (m, c) in enumerate(zip(self.results, counts.tolist(), strict=True)):
+            ids[row, :c] = m.ids[:c]
+            scores[row, :c] = m.scores[:c]
+        return DenseMatches(ids, scores, counts)
 
     def to_list(self) -> list[list[dict[str, Any]]]:
         """One :meth:`Matches.to_list` per query."""

@@ -3,6 +3,10 @@
 Clustering (:func:`kmeans`), zero-shot classification (:func:`zero_shot_classify`), kNN classification
 (:func:`knn_classify`), recommendations (:func:`recommend`), anomaly scores (:func:`outlier_scores`) and
 diversity (:func:`similarity_distribution`, :func:`mmr`). All are deterministic for a given ``seed``.
+
+Every function takes any :class:`~finetune_embed.index.VectorIndex` backend (in process, PostgreSQL, Chroma,
+Qdrant, Redis, ...): searches and filters run inside the backend, and functions that need every vector read them
+with ``iter_items``.
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ import numpy as np
 import numpy.typing as npt
 
 from .._exceptions import ConfigError, DimensionMismatchError
-from ._filters import _MISSING, Where, _lookup, compile_where
+from ._filters import _MISSING, Where, _lookup
 from ._index import EmbeddingIndex
 from ._matches import Match, Matches
+from ._protocol import VectorIndex
 from ._vectors import as_matrix, normalize_rows
 
 __all__ = [
@@ -36,12 +41,26 @@ __all__ = [
 _CHUNK = 1024
 
 
-def _matrix(data: EmbeddingIndex | npt.ArrayLike, what: str = "vectors") -> npt.NDArray[np.float32]:
-    if isinstance(data, EmbeddingIndex):
-        return np.ascontiguousarray(data.vectors, dtype=np.float32)
+def _contents(index: VectorIndex) -> tuple[list[str], npt.NDArray[np.float32]]:
+    """The ids and vectors of every item of ``index``, in its iteration order."""
+    if isinstance(index, EmbeddingIndex):
+        return index.ids, np.ascontiguousarray(index.vectors, dtype=np.float32)
+    ids: list[str] = []
+    parts: list[npt.NDArray[np.float32]] = []
+    for batch_ids, vectors, _ in index.iter_items():
+        ids += batch_ids
+        parts.append(np.asarray(vectors, dtype=np.float32))
+    if not parts:
+        return [], np.zeros((0, index.dim or 0), dtype=np.float32)
+    return ids, np.ascontiguousarray(np.concatenate(parts))
+
+
+def _matrix(data: VectorIndex | npt.ArrayLike, what: str = "vectors") -> npt.NDArray[np.float32]:
+    if isinstance(data, VectorIndex):
+        return _contents(data)[1]
     arr = np.asarray(data)
     if arr.ndim != 2:
-        raise ConfigError(f"{what} must be an EmbeddingIndex or a 2-D array (n, dim), got shape {arr.shape}.")
+        raise ConfigError(f"{what} must be a VectorIndex or a 2-D array (n, dim), got shape {arr.shape}.")
     return as_matrix(arr, None, [f"row {i}" for i in range(arr.shape[0])], what=what)
 
 
@@ -98,7 +117,7 @@ def _plus_plus(
 
 
 def kmeans(
-    data: EmbeddingIndex | npt.ArrayLike,
+    data: VectorIndex | npt.ArrayLike,
     k: int,
     *,
     seed: int = 0,
@@ -115,7 +134,7 @@ def kmeans(
         >>> sorted(np.bincount(result.labels).tolist())
         [2, 2]
     """
-    x = _matrix(data)
+    ids, x = _contents(data) if isinstance(data, VectorIndex) else (None, _matrix(data))
     n = x.shape[0]
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= n:
         raise ConfigError(f"k must be an integer from 1 to the number of vectors ({n}), got {k!r}.")
@@ -151,7 +170,6 @@ def kmeans(
         labels = np.argmin(dist, axis=1).astype(np.int64)
         inertia = float(np.square(x.astype(np.float64) - centers[labels]).sum())  # exact, not BLAS-rounded
         if best is None or inertia < best.inertia:
-            ids = data.ids if isinstance(data, EmbeddingIndex) else None
             best = KMeansResult(labels, centers, inertia, it, ids)
     assert best is not None
     return best
@@ -174,7 +192,7 @@ class Classification:
 
 
 def zero_shot_classify(
-    vectors: EmbeddingIndex | npt.ArrayLike,
+    vectors: VectorIndex | npt.ArrayLike,
     label_vectors: npt.ArrayLike,
     labels: Sequence[Any],
 ) -> Classification:
@@ -189,7 +207,7 @@ def zero_shot_classify(
     lv = as_matrix(label_vectors, x.shape[1], names, what="label vectors", copy=True)
     normalize_rows(lv, names, normalize=True, what="label vectors")
     xn = x.copy()
-    if not isinstance(vectors, EmbeddingIndex) or vectors.metric != "cosine":
+    if not isinstance(vectors, VectorIndex) or vectors.metric != "cosine":
         normalize_rows(xn, [f"row {i}" for i in range(x.shape[0])], normalize=True)
     scores = (xn @ lv.T).astype(np.float32)
     picked = np.argmax(scores, axis=1)
@@ -197,7 +215,7 @@ def zero_shot_classify(
 
 
 def knn_classify(
-    index: EmbeddingIndex,
+    index: VectorIndex,
     queries: npt.ArrayLike,
     label_field: str,
     k: int = 10,
@@ -210,11 +228,16 @@ def knn_classify(
     the label of the nearer neighbour. A dotted ``label_field`` reaches nested metadata.
     """
     path = tuple(label_field.split("."))
-    extra = compile_where(where)
+    labelled: Where = {label_field: {"$exists": True, "$ne": None}}
+    if where is not None:
+        if isinstance(where, Mapping):
+            labelled = {"$and": [labelled, where]}
+        else:  # a callable runs in process only (EmbeddingIndex); other backends refuse it
+            user = where
 
-    def labelled(meta: Mapping[str, Any]) -> bool:
-        value = _lookup(meta, path)
-        return value is not _MISSING and value is not None and (extra is None or extra(meta))
+            def labelled(meta: Mapping[str, Any]) -> bool:
+                value = _lookup(meta, path)
+                return value is not _MISSING and value is not None and bool(user(meta))
 
     result = index.search(np.atleast_2d(np.asarray(queries, dtype=np.float32)), k, where=labelled)
     assert not isinstance(result, Matches)
@@ -259,7 +282,7 @@ def _hashable(value: Any) -> Any:
 
 
 def recommend(
-    index: EmbeddingIndex,
+    index: VectorIndex,
     item_id: str,
     k: int = 10,
     *,
@@ -294,7 +317,7 @@ def recommend(
     )
 
 
-def outlier_scores(index: EmbeddingIndex, k: int = 10) -> npt.NDArray[np.float32]:
+def outlier_scores(index: VectorIndex, k: int = 10) -> npt.NDArray[np.float32]:
     """Anomaly scores: each item's mean distance to its ``k`` nearest other items, aligned with
     ``index.ids`` (higher means more isolated).
 
@@ -304,8 +327,7 @@ def outlier_scores(index: EmbeddingIndex, k: int = 10) -> npt.NDArray[np.float32
     if len(index) < 2:
         return np.zeros(len(index), dtype=np.float32)
     k = min(k, len(index) - 1)
-    vectors = index.vectors
-    ids = index.ids
+    ids, vectors = _contents(index)
     out = np.empty(len(ids), dtype=np.float32)
     for a in range(0, len(ids), _CHUNK):
         batch = index.search(vectors[a : a + _CHUNK], k + 1)
@@ -342,13 +364,13 @@ class SimilarityStats:
 
 
 def similarity_distribution(
-    data: EmbeddingIndex | npt.ArrayLike, *, sample: int = 100_000, seed: int = 0
+    data: VectorIndex | npt.ArrayLike, *, sample: int = 100_000, seed: int = 0
 ) -> SimilarityStats:
     """Pairwise similarities of distinct items: every pair when there are at most ``sample`` pairs, else
     ``sample`` random pairs (seeded). Cosine similarities, except for a ``metric="dot"`` index (dot products).
     """
     x = _matrix(data)
-    if not isinstance(data, EmbeddingIndex):  # an index's cosine vectors are unit length already
+    if not isinstance(data, VectorIndex):  # an index's cosine vectors are unit length already
         x = normalize_rows(x.copy(), [f"row {i}" for i in range(x.shape[0])], normalize=True)
     n = x.shape[0]
     if n < 2:
@@ -380,7 +402,7 @@ def similarity_distribution(
 
 
 def mmr(
-    index: EmbeddingIndex,
+    index: VectorIndex,
     query: npt.ArrayLike,
     k: int = 10,
     *,

@@ -198,7 +198,9 @@ def metadata_per_id(metadata: Any, ids: Sequence[str]) -> list[Any] | None:
     return entries
 
 
-def embed_query(embedder: Any, text: str, expected_model: str | None, holder: str) -> npt.NDArray[np.float32]:
+def embed_query(
+    embedder: Any, text: str, expected_model: str | None, holder: str
+) -> np.ndarray[tuple[int], np.dtype[np.float32]]:
     """Embed one query text for a search over ``holder`` ("the index", "the table") of ``expected_model``.
 
     Refuses an embedder of another model (vectors of different models cannot be compared) and an embedder that does
@@ -213,5 +215,5 @@ def embed_query(embedder: Any, text: str, expected_model: str | None, holder: st
     vector: npt.NDArray[np.float32] = np.asarray(embedder.embed([text]), dtype=np.float32)
     if vector.ndim != 2 or vector.shape[0] != 1:
         raise ConfigError(f"embedder.embed([text]) must return a (1, dim) array, got shape {vector.shape}.")
-    row: npt.NDArray[np.float32] = vector[0]
+    row: np.ndarray[tuple[int], np.dtype[np.float32]] = vector[0]
     return row

@@ -72,7 +72,9 @@ def test_parse_gives_conditions_with_paths() -> None:
         ({"a": {"$in": "abc"}}, "needs a list"),
         ({"a": {"$gt": [1]}}, "compares numbers or strings"),
         ({"a": {"$gt": float("nan")}}, "NaN"),
-        ({"$or": [{"a": 1}]}, "logical operators"),
+        ({"$nor": [{"a": 1}]}, "not a logical operator"),
+        ({"$or": []}, "non-empty list"),
+        ({"a": {"$exists": 1}}, "True or False"),
         ({"": 1}, "field names"),
         ({"a..b": 1}, "field names"),
     ],
@@ -82,6 +84,12 @@ def test_errors(where: dict[str, Any], message: str) -> None:
         parse_where(where)
     with pytest.raises(ValueError, match=message):  # ConfigError is a ValueError
         compile_where(where)
+
+
+def test_parse_where_is_flat() -> None:
+    """parse_where gives flat conditions only; the logical operators need parse_filter."""
+    with pytest.raises(ConfigError, match="parse_filter"):
+        parse_where({"$or": [{"a": 1}, {"b": 2}]})
 
 
 def test_not_a_mapping() -> None:

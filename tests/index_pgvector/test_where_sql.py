@@ -164,7 +164,7 @@ def test_callable_filter_is_refused_with_advice() -> None:
     [
         ({"a": {"$regex": "x"}}, "unknown operator"),
         ({"a": {"$in": "abc"}}, "needs a list"),
-        ({"$or": [{"a": 1}]}, "logical operators"),
+        ({"$nor": [{"a": 1}]}, "not a logical operator"),
         ({"a": {"$gt": [1]}}, "compares numbers or strings"),
         ({"a": {"$gt": "\ud800"}}, "not valid Unicode"),
     ],

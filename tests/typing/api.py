@@ -22,6 +22,7 @@ from finetune_embed import (
     RetryPolicy,
     Tokenizer,
     ValidationReport,
+    VectorIndex,
 )
 
 
@@ -61,5 +62,14 @@ def embeddings_and_search() -> None:
     assert isinstance(many, BatchMatches)
     first_ids: list[str] = one.ids
     del first_ids
+    store: VectorIndex = index  # every backend implements the one protocol
+    batch: BatchMatches = store.search(vectors, k=3)  # a matrix: BatchMatches, no isinstance needed
+    single: Matches = store.search([0.1] * 256, k=3, where={"$or": [{"lang": "en"}, {"lang": {"$exists": False}}]})
+    by_vector: Matches = store.search(store.get("a").vector, k=3)
+    dense_ids: npt.NDArray[np.str_] = batch.dense().ids
+    with store:
+        for ids, block, metas in store.iter_items(batch_size=100):
+            del ids, block, metas
+    del single, by_vector, dense_ids
     tokens: int = Tokenizer.for_model("gpt-4o-mini").count("hello")
     del tokens

@@ -550,12 +550,22 @@ class PgVectorIndex:
     @overload
     def search(
         self,
-        queries: Sequence[float] | npt.NDArray[np.floating[Any]],
+        queries: np.ndarray[tuple[int, int], np.dtype[Any]] | Sequence[Sequence[float]],
         k: int = ...,
         *,
         where: Where | None = ...,
         exclude: Collection[str] | None = ...,
-    ) -> Matches | BatchMatches: ...
+    ) -> BatchMatches: ...
+
+    @overload
+    def search(
+        self,
+        queries: np.ndarray[tuple[int], np.dtype[Any]] | Sequence[float],
+        k: int = ...,
+        *,
+        where: Where | None = ...,
+        exclude: Collection[str] | None = ...,
+    ) -> Matches: ...
 
     @overload
     def search(

@@ -13,6 +13,9 @@ maps to SQL as follows (``x`` is the field's value, ``metadata -> 'a' -> 'b'`` f
 - Ranges check the JSON type first (``jsonb_typeof(x) = 'number'`` or ``'string'``, anything else does not
   match) and then compare numbers as JSONB numerics and strings byte-wise (``COLLATE "C"``), which is code
   point order, as in Python.
+- ``$exists`` is ``x IS NOT NULL`` (a JSON ``null`` is a value, not SQL NULL). ``$and`` / ``$or`` are SQL
+  ``AND`` / ``OR``; ``$not`` is ``NOT COALESCE(..., FALSE)``: a condition that is SQL NULL (a missing field)
+  counts as false before it is negated, so negation is two-valued, as in Python.
 - Values that can never be stored in JSONB (NaN, infinities, strings with NUL characters or lone surrogates,
   sets, objects with non-string keys) equal no stored value: they make ``$eq`` / ``$in`` items false and
   ``$ne`` / ``$nin`` items true, exactly what the Python evaluator answers for stored JSON.
@@ -31,7 +34,7 @@ from typing import Any
 from psycopg import sql
 
 from ..._exceptions import ConfigError
-from .._filters import Condition, Where, parse_where
+from .._filters import And, Condition, Filter, Not, Or, Where, parse_filter
 
 __all__ = ["Unrepresentable", "metadata_json", "to_json_value", "where_to_sql"]
 
@@ -123,8 +126,19 @@ class _Builder:
         array = sql.SQL("ARRAY[{}]::jsonb[]").format(sql.SQL(", ").join(self.jsonb(v) for v in values))
         return sql.SQL("({} = ANY({}))").format(self.field(cond.path), array)
 
+    def tree(self, node: Filter) -> sql.Composable:
+        if isinstance(node, Condition):
+            return self.condition(node)
+        if isinstance(node, Not):
+            return sql.SQL("(NOT COALESCE({}, FALSE))").format(self.tree(node.filter))
+        joiner = " AND " if isinstance(node, And) else " OR "
+        assert isinstance(node, And | Or)
+        return sql.SQL("({})").format(sql.SQL(joiner).join(self.tree(part) for part in node.filters))
+
     def condition(self, cond: Condition) -> sql.Composable:
         op = cond.op
+        if op == "$exists":
+            return sql.SQL("({} IS {} NULL)").format(self.field(cond.path), sql.SQL("NOT" if cond.value else ""))
         if op in ("$eq", "$ne"):
             ok, value = _representable(cond.value)
             if not ok:  # equals no stored value
@@ -177,23 +191,23 @@ def where_to_sql(where: Where | None, column: str | sql.Composable = "metadata")
 
     Raises:
         ConfigError: ``where`` is a callable (it cannot run inside PostgreSQL), or a malformed mapping (see
-            :func:`~finetune_embed.index._filters.parse_where`).
+            :func:`~finetune_embed.index._filters.parse_filter`).
     """
     if where is None:
         return None
     if callable(where) and not isinstance(where, Mapping):
         raise ConfigError(
             "PgVectorIndex filters inside PostgreSQL, so `where` must be a mapping such as "
-            "{'lang': 'en', 'stars': {'$gte': 4}} (operators: $eq $ne $gt $gte $lt $lte $in $nin); a Python "
+            "{'lang': 'en', 'stars': {'$gte': 4}} (operators: $eq $ne $gt $gte $lt $lte $in $nin $exists, "
+            "$and $or $not); a Python "
             "callable cannot run there. Express the filter as a mapping, or search with a larger k and filter "
             "the matches in Python."
         )
-    conditions = parse_where(where)
-    if not conditions:
+    tree = parse_filter(where)
+    if tree is None:
         return None
     col = sql.Identifier(column) if isinstance(column, str) else column
-    builder = _Builder(col)
-    return sql.SQL(" AND ").join(builder.condition(c) for c in conditions)
+    return _Builder(col).tree(tree)
 
 
 def metadata_json(metadata: Any, where: str) -> str:
