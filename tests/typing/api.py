@@ -9,8 +9,12 @@ import numpy as np
 import numpy.typing as npt
 
 from finetune_embed import (
+    AsyncChatCompletions,
     AsyncClient,
     BatchMatches,
+    ChatCache,
+    ChatCompletions,
+    ChatResult,
     Client,
     Dataset,
     Embedder,
@@ -63,3 +67,22 @@ def embeddings_and_search() -> None:
     del first_ids
     tokens: int = Tokenizer.for_model("gpt-4o-mini").count("hello")
     del tokens
+
+
+def chat_completions() -> None:
+    client = Client()
+    result: ChatResult = client.chat.create("gpt-4o-mini", [{"role": "user", "content": "Hi"}], temperature=0)
+    text: str = result.text
+    content: str | None = result.content
+    names: list[str] = [call.name for call in result.tool_calls]
+    latency: float = result.latency
+    prompt_tokens: int = result.usage.prompt_tokens
+    del text, content, names, latency, prompt_tokens
+    chat = ChatCompletions(client, cache=ChatCache("chat.sqlite"), max_concurrency=8, tpm=200_000)
+    many = chat.create_many(
+        [{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]}], return_exceptions=True
+    )
+    answers: list[str] = [r.text for r in many if isinstance(r, ChatResult)]
+    del answers
+    achat: AsyncChatCompletions = AsyncClient().chat
+    del achat
