@@ -1,7 +1,7 @@
 """finetune_embed: fine-tune OpenAI and Azure OpenAI models and build search on OpenAI embeddings.
 
     from finetune_embed import Client, Dataset, JobManager, Embedder, EmbeddingIndex
-    from finetune_embed import ChatCompletions
+    from finetune_embed import ChatCompletions, Evaluation
 
 Public names are loaded lazily: ``import finetune_embed`` imports neither ``openai`` nor ``numpy``; each name is
 imported on first use.
@@ -78,6 +78,9 @@ if TYPE_CHECKING:
     from .embeddings import EmbeddingCache as EmbeddingCache
     from .embeddings import EmbeddingEstimate as EmbeddingEstimate
     from .embeddings import EmbeddingResult as EmbeddingResult
+    from .evaluate import Candidate as Candidate
+    from .evaluate import Evaluation as Evaluation
+    from .evaluate import EvaluationReport as EvaluationReport
     from .finetuning import AsyncFileManager as AsyncFileManager
     from .finetuning import AsyncJobManager as AsyncJobManager
     from .finetuning import FileManager as FileManager
@@ -164,6 +167,9 @@ _LAZY: dict[str, str] = {
     "EmbeddingCache": ".embeddings",
     "EmbeddingEstimate": ".embeddings",
     "EmbeddingResult": ".embeddings",
+    "Candidate": ".evaluate",
+    "Evaluation": ".evaluate",
+    "EvaluationReport": ".evaluate",
     "BatchMatches": ".index",
     "EmbeddingIndex": ".index",
     "Match": ".index",

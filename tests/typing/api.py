@@ -12,6 +12,7 @@ from finetune_embed import (
     AsyncChatCompletions,
     AsyncClient,
     BatchMatches,
+    Candidate,
     ChatCache,
     ChatCompletions,
     ChatResult,
@@ -19,6 +20,8 @@ from finetune_embed import (
     Dataset,
     Embedder,
     EmbeddingIndex,
+    Evaluation,
+    EvaluationReport,
     FinetuneEmbedError,
     JobManager,
     Matches,
@@ -86,3 +89,25 @@ def chat_completions() -> None:
     del answers
     achat: AsyncChatCompletions = AsyncClient().chat
     del achat
+
+
+def evaluation() -> None:
+    client = Client()
+    train, test = Dataset.from_json("data.jsonl").train_test_split(test_size=0.1, seed=0)
+    embedder = Embedder(client)
+    run = Evaluation(
+        test,
+        ["gpt-4.1-mini", Candidate("ft:gpt-4.1-mini-2025-04-14:org:x:abc", name="tuned", system="Be brief.")],
+        client=client,
+        embedder=embedder,
+        scorers=["exact", "normalized", "embedding", "regex:^(yes|no)$", lambda p, r: p == r],
+        params={"temperature": 0},
+        max_concurrency=8,
+    )
+    report: EvaluationReport = run.run()
+    exact: float = report.mean("tuned", "exact")
+    low: float = report.ci("tuned", "exact").low
+    wins: int = report.compare("gpt-4.1-mini", "tuned", scorer="exact")[0].wins
+    lines: list[int] = [row.line for row in report.worst("exact", "tuned", n=5)]
+    cost: float | None = report.usage["tuned"].cost_usd
+    del exact, low, wins, lines, cost, train
