@@ -79,6 +79,7 @@ if TYPE_CHECKING:
     from .embeddings import EmbeddingEstimate as EmbeddingEstimate
     from .embeddings import EmbeddingResult as EmbeddingResult
     from .evaluate import Candidate as Candidate
+    from .evaluate import DatasetAnalysis as DatasetAnalysis
     from .evaluate import Evaluation as Evaluation
     from .evaluate import EvaluationReport as EvaluationReport
     from .finetuning import AsyncFileManager as AsyncFileManager
@@ -168,6 +169,7 @@ _LAZY: dict[str, str] = {
     "EmbeddingEstimate": ".embeddings",
     "EmbeddingResult": ".embeddings",
     "Candidate": ".evaluate",
+    "DatasetAnalysis": ".evaluate",
     "Evaluation": ".evaluate",
     "EvaluationReport": ".evaluate",
     "BatchMatches": ".index",

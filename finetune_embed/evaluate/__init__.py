@@ -20,6 +20,16 @@ embeddings.
 
 from __future__ import annotations
 
+from ._analysis import (
+    ConflictGroup,
+    DatasetAnalysis,
+    DuplicatePair,
+    Leak,
+    Outlier,
+    TopicCluster,
+    analyze_dataset,
+    analyze_dataset_async,
+)
 from ._answers import Answer, EvalExample
 from ._evaluation import Candidate, Evaluation, EvaluationEstimate
 from ._report import CandidateUsage, EvaluationReport, ResultRow, ScoreSummary
@@ -45,15 +55,23 @@ __all__ = [
     "Candidate",
     "CandidateUsage",
     "Comparison",
+    "ConflictGroup",
+    "DatasetAnalysis",
+    "DuplicatePair",
     "EmbeddingSimilarity",
     "EvalExample",
     "Evaluation",
     "EvaluationEstimate",
     "EvaluationReport",
+    "Leak",
     "MeanCI",
+    "Outlier",
     "ResultRow",
     "ScoreSummary",
     "Scorer",
+    "TopicCluster",
+    "analyze_dataset",
+    "analyze_dataset_async",
     "bootstrap_mean",
     "custom",
     "embedding_similarity",

@@ -76,3 +76,22 @@ def test_eval_errors_are_one_line(tmp_path: Path, served: FakeOpenAI) -> None:
     assert code == 1
     assert "does not exist" in err
     assert "Traceback" not in err
+
+
+def test_dataset_analyze_reports_lines(tmp_path: Path, served: FakeOpenAI) -> None:
+    from .test_analysis import planted_file
+
+    path = planted_file(tmp_path / "support.jsonl")
+    code, out, err = run("dataset", "analyze", str(path), "--dimensions", "512", "--clusters", "3")
+    assert code == 0, err
+    assert "Conflicting examples (near-identical prompts, different answers): 3" in out
+    assert "lines 2, 13: near-identical prompts" in out
+    assert served.ledger.embedding_requests >= 1
+    requests = served.ledger.embedding_requests
+    code, out, err = run("dataset", "analyze", str(path), "--dimensions", "512", "--clusters", "3", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert [c["lines"] for c in data["conflicts"]] == [[2, 13], [5, 14], [7, 18]]
+    assert served.ledger.embedding_requests == requests  # the embeddings came from the cache
+    code, _, err = run("dataset", "analyze", str(path), "--similarity", "2")
+    assert code == 2

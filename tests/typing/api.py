@@ -18,6 +18,7 @@ from finetune_embed import (
     ChatResult,
     Client,
     Dataset,
+    DatasetAnalysis,
     Embedder,
     EmbeddingIndex,
     Evaluation,
@@ -111,3 +112,14 @@ def evaluation() -> None:
     lines: list[int] = [row.line for row in report.worst("exact", "tuned", n=5)]
     cost: float | None = report.usage["tuned"].cost_usd
     del exact, low, wins, lines, cost, train
+
+
+def data_quality() -> None:
+    embedder = Embedder(Client(), model="text-embedding-3-small")
+    analysis: DatasetAnalysis = Dataset.from_json("train.jsonl").analyze(embedder, validation="valid.jsonl")
+    conflicting: list[list[int]] = [group.lines for group in analysis.conflicts]
+    sizes: list[int] = [cluster.size for cluster in analysis.clusters]
+    refusals: list[float] = [cluster.refusal_share for cluster in analysis.clusters]
+    leaked: list[int] = [leak.validation_line for leak in analysis.leaks or []]
+    odd: list[int] = [outlier.line for outlier in analysis.outliers]
+    del conflicting, sizes, refusals, leaked, odd
