@@ -101,7 +101,7 @@ def eval_command(
       finetune-embed eval test.jsonl -m gpt-4.1-mini -m ft:gpt-4.1-mini-2025-04-14:org:news:abc123
       finetune-embed eval test.jsonl -m base=gpt-4o-mini -m tuned=ft:... -s normalized -s embedding --json
     """
-    from ..dataset._io import atomic_write_lines
+    from .._atomic import atomic_write_lines
     from ..evaluate import Evaluation
     from ._common import client_from_options
 

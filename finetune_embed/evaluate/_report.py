@@ -235,7 +235,7 @@ class EvaluationReport:
 
     def to_json(self, path: str | os.PathLike[str]) -> None:
         """Write :meth:`to_dict` plus the rows as one JSON file (atomically)."""
-        from ..dataset._io import atomic_write_lines
+        from .._atomic import atomic_write_lines
 
         data = {**self.to_dict(), "rows": self.to_rows()}
         atomic_write_lines(path, [json.dumps(data, indent=2, ensure_ascii=False)])
