@@ -210,7 +210,7 @@ def test_a_failing_example_is_reported_not_fatal(client: Client, fake: FakeOpenA
     assert report.worst("exact")[0].line == 2  # errors first
 
 
-def test_report_exports(client: Client) -> None:
+def test_report_exports(client: Client, tmp_path: Path) -> None:
     data = Dataset.from_pairs(["Capital of France?", "2+2?", "Color of the sky?"], ["Paris", "4", "Blue"])
     report = Evaluation(data, {"base": "gpt-4o-mini", "other": "gpt-4.1-mini"}, client=client, cache=False).run()
     frame = report.to_pandas()
@@ -220,6 +220,11 @@ def test_report_exports(client: Client) -> None:
     json.dumps(as_dict, allow_nan=False)  # strict JSON (no NaN)
     assert as_dict["candidates"][1] == {"name": "other", "model": "gpt-4.1-mini"}
     assert len(as_dict["comparisons"]) == 2
+    path = Path(tmp_path) / "report.json"
+    report.to_json(path)
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    assert len(saved["rows"]) == 6
+    assert saved["summary"] == as_dict["summary"]
     text = report.format()
     assert "base" in text
     assert "win/tie/loss" in text
