@@ -307,3 +307,16 @@ def test_sync_chat_inside_a_running_event_loop(client: Client) -> None:
         return client.chat.create("gpt-4o-mini", USER).content  # no asyncio.run inside: works in Jupyter
 
     assert asyncio.run(notebook_cell())
+
+
+def test_without_rate_limit_headers_concurrency_adapts_instead_of_a_429_storm() -> None:
+    fake = FakeOpenAI(rpm=20)
+    fake.set_rate_limits(rpm=20, headers=False)  # as on Azure or a compatible server
+    client = fake.client(retry=RetryPolicy(sleep=fake.sleep, jitter=0.0))
+    chat = ChatCompletions(client, cache=False, max_concurrency=8, clock=fake.clock.now, sleep=fake.sleep)
+    results = chat.create_many(
+        [ChatRequest.build("gpt-4o-mini", [{"role": "user", "content": f"n{i}"}]) for i in range(40)]
+    )
+    assert all(isinstance(r, ChatResult) for r in results)
+    assert fake.ledger.chat_requests == 40
+    assert fake.ledger.rate_limited <= 5  # the first 429 names the limit; from then on requests are paced
