@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     import openai as _sdk
     from openai._legacy_response import LegacyAPIResponse
 
+    from .chat import AsyncChatCompletions, ChatCompletions
     from .finetuning import AsyncFileManager, AsyncJobManager, FileManager, JobManager
 
 
@@ -464,8 +465,22 @@ class Client(_BaseClient["httpx.Client", "httpx.BaseTransport", "_sdk.OpenAI"]):
 
         return JobManager(self)
 
+    @property
+    def chat(self) -> ChatCompletions:
+        """Chat completions with the retry policy, rate pacing, concurrency and a response cache (one instance per
+        client; ``ChatCompletions(client, ...)`` for other settings)."""
+        from .chat import ChatCompletions
+
+        with self._lock:
+            chat = self.__dict__.get("_chat")
+            if chat is None:
+                chat = self.__dict__["_chat"] = ChatCompletions(self)
+        return chat
+
     def close(self) -> None:
-        """Close the HTTP connections this client opened."""
+        """Close the HTTP connections this client opened (and the chat cache ``client.chat`` opened)."""
+        if self.__dict__.get("_chat") is not None:
+            self.__dict__["_chat"].close()
         if self._owns_http and self._http_client is not None:
             self._http_client.close()
 
@@ -534,8 +549,21 @@ class AsyncClient(_BaseClient["httpx.AsyncClient", "httpx.AsyncBaseTransport", "
 
         return AsyncJobManager(self)
 
+    @property
+    def chat(self) -> AsyncChatCompletions:
+        """Chat completions (async): see :attr:`Client.chat`."""
+        from .chat import AsyncChatCompletions
+
+        with self._lock:
+            chat = self.__dict__.get("_chat")
+            if chat is None:
+                chat = self.__dict__["_chat"] = AsyncChatCompletions(self)
+        return chat
+
     async def aclose(self) -> None:
-        """Close the HTTP connections this client opened."""
+        """Close the HTTP connections this client opened (and the chat cache ``client.chat`` opened)."""
+        if self.__dict__.get("_chat") is not None:
+            await self.__dict__["_chat"].aclose()
         if self._owns_http and self._http_client is not None:
             await self._http_client.aclose()
 
