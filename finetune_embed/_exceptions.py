@@ -7,9 +7,11 @@ The tree::
     │   ├── MissingAPIKeyError                 no key at the first call that needs one
     │   ├── TokenizerUnavailableError          a tiktoken encoding cannot be loaded (offline)
     │   ├── UnsupportedModelError              a model the operation cannot use (shut down, no `dimensions`, ...)
+    │   ├── CacheFileError                     a cache file that is damaged or not a cache; .path
     │   └── UnsupportedFilterError             a filter operator a vector store cannot run; .engine .operator
     ├── DatasetError
     │   ├── DatasetFormatError(ValueError)     a file that cannot be read as a dataset; .path .line
+    │   │   └── LineTooLongError               a line longer than the limit (512 MB); .limit .length
     │   ├── DatasetValidationError(ValueError) a dataset with validation errors; .report
     │   └── FileProcessingError                the server could not process an uploaded file; .file_id
     │       └── FileProcessingTimeoutError(TimeoutError)
@@ -29,6 +31,7 @@ The tree::
     │       └── ServerError                        5xx
     ├── OpenAISDKError                         any other error raised by the openai SDK
     ├── ItemTooLargeError(ValueError)          one item alone is over a batch's token budget
+    ├── FileAccessError(OSError)               a local file or folder could not be read or written; .path .errno
     ├── JobError                               a fine-tuning job did not succeed
     │   ├── JobFailedError                     .job, .error (the server's code / message / param)
     │   ├── JobCancelledError
@@ -51,6 +54,9 @@ The tree::
 Errors from the ``openai`` SDK are translated by :func:`map_openai_error` (used by every call the library
 makes), keeping the SDK's exception as ``__cause__`` and the server's message, code, param, type and request
 id. Messages never contain an API key: every message passes through :func:`finetune_embed._redact.redact`.
+
+Every exception pickles and unpickles with its attributes (they cross process pools): see
+:meth:`FinetuneEmbedError.__reduce__`.
 """
 
 from __future__ import annotations
@@ -71,6 +77,7 @@ __all__ = [
     "BadRequestError",
     "BatchAPIError",
     "BatchTimeoutError",
+    "CacheFileError",
     "ConfigError",
     "ConflictError",
     "DatasetError",
@@ -82,6 +89,7 @@ __all__ = [
     "EmbeddingIndexError",
     "EmbeddingResponseError",
     "EmptyInputError",
+    "FileAccessError",
     "FileProcessingError",
     "FileProcessingTimeoutError",
     "FinetuneEmbedError",
@@ -94,6 +102,7 @@ __all__ = [
     "JobError",
     "JobFailedError",
     "JobTimeoutError",
+    "LineTooLongError",
     "MissingAPIKeyError",
     "NotFoundError",
     "OpenAISDKError",
@@ -137,6 +146,27 @@ class FinetuneEmbedError(Exception):
     def docs(self) -> str:
         """Where the docs explain this error."""
         return f"{DOCS_ERRORS}#{self.docs_anchor}"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as (class, args, attributes), never calling ``__init__`` again: subclasses take keyword-only
+        arguments, which the default ``BaseException`` pickling (``cls(*args)``) would drop. ``OSError``'s
+        ``errno`` / ``strerror`` / ``filename`` live outside ``__dict__`` and travel separately."""
+        extra: dict[str, Any] = {}
+        if isinstance(self, OSError):
+            extra = {"errno": self.errno, "strerror": self.strerror, "filename": self.filename}
+        return (_rebuild, (type(self), self.args, dict(self.__dict__), extra))
+
+
+def _rebuild(
+    cls: type[FinetuneEmbedError], args: tuple[Any, ...], state: dict[str, Any], extra: dict[str, Any]
+) -> FinetuneEmbedError:
+    """Unpickle an exception made by :meth:`FinetuneEmbedError.__reduce__`."""
+    exc = cls.__new__(cls, *args)
+    exc.args = args
+    exc.__dict__.update(state)
+    for name, value in extra.items():
+        setattr(exc, name, value)
+    return exc
 
 
 # --- configuration ----------------------------------------------------------------------------------------
@@ -186,12 +216,16 @@ class UnsupportedFilterError(ConfigError):
         self.engine = engine
         self.operator = operator
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild_unsupported_filter, (self.message, self.engine, self.operator))
 
+class CacheFileError(ConfigError):
+    """A cache file (the chat response cache) is damaged, is not a cache, or was written by a newer version.
+    ``.path`` names it. Its content can always be fetched again, so moving the file away is a safe fix."""
 
-def _rebuild_unsupported_filter(message: str, engine: str, operator: str) -> UnsupportedFilterError:
-    return UnsupportedFilterError(message, engine=engine, operator=operator)
+    docs_anchor = "cachefileerror"
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 # --- datasets -----------------------------------------------------------------------------------------------
@@ -213,6 +247,19 @@ class DatasetFormatError(DatasetError, ValueError):
         super().__init__(where + message)
         self.path = path
         self.line = line
+
+
+class LineTooLongError(DatasetFormatError):
+    """A line of an input file is longer than the limit (by default 512 MB, the Files API's limit on a whole
+    file), so it was not read into memory; ``.limit`` is the limit and ``.length`` the line's length (bytes or
+    characters, as the reader counts; at least this long when the reader stopped early)."""
+
+    docs_anchor = "linetoolongerror"
+
+    def __init__(self, message: str, *, path: str | None, line: int | None, limit: int, length: int) -> None:
+        super().__init__(message, path=path, line=line)
+        self.limit = limit
+        self.length = length
 
 
 class DatasetValidationError(DatasetError, ValueError):
@@ -379,6 +426,21 @@ class ItemTooLargeError(FinetuneEmbedError, ValueError):
         self.index = index
         self.tokens = tokens
         self.max_tokens = max_tokens
+
+
+class FileAccessError(FinetuneEmbedError, OSError):
+    """A local file or folder could not be read or written: missing, no permission, a folder where a file was
+    expected, a device or pipe where a regular file was expected, a full disk. ``.path`` names it and ``.errno``
+    is the operating system's error number (``None`` when the library refused on its own); an ``OSError``, so
+    ``except OSError`` keeps working."""
+
+    docs_anchor = "fileaccesserror"
+
+    def __init__(self, message: str, *, path: str, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.errno = errno
+        self.filename = path
 
 
 # --- fine-tuning jobs ---------------------------------------------------------------------------------------

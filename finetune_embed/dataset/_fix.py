@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._atomic import atomic_write
+from .._lines import MAX_LINE_BYTES, LongLine, iter_lines, open_input
 from ._checks import (
     _ROLE_KEYS,
     CHAT_KEYS,
@@ -164,25 +165,26 @@ def fix_file(
     method: str | None = None,
     dedupe: bool = True,
     validate: bool = True,
+    max_line_bytes: int = MAX_LINE_BYTES,
 ) -> FixResult:
     """Write the fixable lines of ``path`` to ``output`` (default ``<name>.fixed.jsonl``) and the others to
     ``rejected`` (default ``<name>.rejected.jsonl``; one JSON object per line: ``{"line", "reasons":
     [{"code", "path", "message"}], "text"}``). Both are written atomically. Streams: memory stays constant
-    apart from 8 bytes per example for duplicate detection."""
+    apart from 8 bytes per example for duplicate detection.
+
+    A line over ``max_line_bytes`` (default 512 MB, the Files API's limit on a whole file) is never read whole:
+    it is rejected with the code ``line_too_long``, its first 200 bytes as ``text`` and ``"truncated": true``.
+    A device or a FIFO (``/dev/urandom``) is refused with :class:`~finetune_embed.FileAccessError` before any
+    output is created; an interrupted run (an exception, Ctrl-C) leaves no temporary file."""
     from ._memory import canonical_digest
-    from ._stream import _detect_file_format
+    from ._stream import _detect_file_format, line_too_long_issue
 
     src = os.fspath(path)
     default_fixed, default_rejected = fixed_paths(src)
     fixed_path = Path(output) if output is not None else default_fixed
     rejected_path = Path(rejected) if rejected is not None else default_rejected
     resolved = resolve(model, method)
-    try:
-        fmt = _detect_file_format(src)
-    except OSError as exc:
-        from .._exceptions import DatasetFormatError
-
-        raise DatasetFormatError(f"cannot read the file: {exc.strerror or exc}", path=src) from exc
+    fmt = _detect_file_format(src, max_line_bytes=max_line_bytes)  # refuses devices and FIFOs before any output
     if fmt is not None:
         format_issues(fmt, resolved)
     collector = IssueCollector(1 << 30)
@@ -191,98 +193,86 @@ def fix_file(
     result = FixResult(fixed_path, rejected_path)
     counts: dict[str, int] = {}
     seen: dict[int, int] = {}
-    fixed_path.parent.mkdir(parents=True, exist_ok=True)
-    rejected_path.parent.mkdir(parents=True, exist_ok=True)
-    fd1, tmp1 = tempfile.mkstemp(prefix=f".{fixed_path.name}.", suffix=".tmp", dir=fixed_path.parent)
-    fd2, tmp2 = tempfile.mkstemp(prefix=f".{rejected_path.name}.", suffix=".tmp", dir=rejected_path.parent)
 
     def reject(out: Any, line: int, raw: bytes, reasons: list[dict[str, Any]]) -> None:
         text = raw.rstrip(b"\r\n").decode("utf-8", "backslashreplace")
         out.write(json.dumps({"line": line, "reasons": reasons, "text": text}, ensure_ascii=False) + "\n")
         result.n_rejected += 1
 
-    try:
-        with (
-            open(src, "rb") as f,
-            os.fdopen(fd1, "w", encoding="utf-8", newline="\n") as good,
-            os.fdopen(fd2, "w", encoding="utf-8", newline="\n") as bad,
-        ):
-            for line, raw in enumerate(f, 1):
-                result.n_lines += 1
-                changes: list[str] = []
-                body = raw
-                if body.startswith(_BOM):
-                    body = body[3:]
-                    changes.append("bom")
-                if body.endswith(b"\r\n"):
-                    changes.append("crlf")
-                body = body.strip()
-                if not body:
-                    counts["blank_line"] = counts.get("blank_line", 0) + 1
-                    continue
-                try:
-                    text = body.decode("utf-8")
-                except UnicodeDecodeError as exc:
+    with (
+        open_input(src) as f,
+        atomic_write(fixed_path) as good,
+        atomic_write(rejected_path) as bad,
+    ):
+        for line, raw in enumerate(iter_lines(f, max_line_bytes=max_line_bytes), 1):
+            result.n_lines += 1
+            if isinstance(raw, LongLine):
+                issue = line_too_long_issue(line, raw.length, max_line_bytes, raw.head)
+                reason = {"code": issue.code.value, "path": "", "message": issue.message}
+                text = raw.head.decode("utf-8", "backslashreplace")
+                record = {"line": line, "reasons": [reason], "text": text, "truncated": True}
+                bad.write(json.dumps(record, ensure_ascii=False) + "\n")
+                result.n_rejected += 1
+                continue
+            changes: list[str] = []
+            body = raw
+            if body.startswith(_BOM):
+                body = body[3:]
+                changes.append("bom")
+            if body.endswith(b"\r\n"):
+                changes.append("crlf")
+            body = body.strip()
+            if not body:
+                counts["blank_line"] = counts.get("blank_line", 0) + 1
+                continue
+            try:
+                text = body.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                reject(
+                    bad,
+                    line,
+                    raw,
+                    [{"code": "invalid_utf8", "path": "", "message": f"not UTF-8 at byte {exc.start + 1}"}],
+                )
+                continue
+            try:
+                row = decoder.decode(text)
+            except (ValueError, RecursionError) as exc:
+                reject(bad, line, raw, [{"code": "invalid_json", "path": "", "message": f"not valid JSON: {exc}"}])
+                continue
+            if _strip_dup_markers(row):
+                changes.append("duplicate_key")
+            if isinstance(row, dict):
+                row_fmt = detect_format(row)
+                if row_fmt is not None and (fmt is None or row_fmt == fmt):
+                    _fix_row(row, row_fmt, resolved.profile.method, changes)
+            collector.issues.clear()
+            checker._line = line
+            checker.scan_strings(row)
+            checker.check(row, line, None)
+            errors = [i for i in collector.issues if i.severity == "error"]
+            if errors:
+                reject(bad, line, raw, [{"code": i.code.value, "path": i.path, "message": i.message} for i in errors])
+                continue
+            if dedupe:
+                key = canonical_digest(row)
+                first = seen.get(key)
+                if first is not None:
                     reject(
                         bad,
                         line,
                         raw,
-                        [{"code": "invalid_utf8", "path": "", "message": f"not UTF-8 at byte {exc.start + 1}"}],
+                        [{"code": "duplicate_example", "path": "", "message": f"an exact copy of line {first}"}],
                     )
+                    counts["duplicate_example"] = counts.get("duplicate_example", 0) + 1
                     continue
-                try:
-                    row = decoder.decode(text)
-                except (ValueError, RecursionError) as exc:
-                    reject(bad, line, raw, [{"code": "invalid_json", "path": "", "message": f"not valid JSON: {exc}"}])
-                    continue
-                if _strip_dup_markers(row):
-                    changes.append("duplicate_key")
-                if isinstance(row, dict):
-                    row_fmt = detect_format(row)
-                    if row_fmt is not None and (fmt is None or row_fmt == fmt):
-                        _fix_row(row, row_fmt, resolved.profile.method, changes)
-                collector.issues.clear()
-                checker._line = line
-                checker.scan_strings(row)
-                checker.check(row, line, None)
-                errors = [i for i in collector.issues if i.severity == "error"]
-                if errors:
-                    reject(
-                        bad, line, raw, [{"code": i.code.value, "path": i.path, "message": i.message} for i in errors]
-                    )
-                    continue
-                if dedupe:
-                    key = canonical_digest(row)
-                    first = seen.get(key)
-                    if first is not None:
-                        reject(
-                            bad,
-                            line,
-                            raw,
-                            [{"code": "duplicate_example", "path": "", "message": f"an exact copy of line {first}"}],
-                        )
-                        counts["duplicate_example"] = counts.get("duplicate_example", 0) + 1
-                        continue
-                    seen[key] = line
-                good.write(json.dumps(row, ensure_ascii=False, separators=(", ", ": ")) + "\n")
-                result.n_kept += 1
-                if changes:
-                    result.n_changed += 1
-                    for c in changes:
-                        counts[c] = counts.get(c, 0) + 1
-            good.flush()
-            os.fsync(good.fileno())
-            bad.flush()
-            os.fsync(bad.fileno())
-        os.replace(tmp1, fixed_path)
-        os.replace(tmp2, rejected_path)
-    except BaseException:
-        for tmp in (tmp1, tmp2):
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-        raise
+                seen[key] = line
+            good.write(json.dumps(row, ensure_ascii=False, separators=(", ", ": ")) + "\n")
+            result.n_kept += 1
+            if changes:
+                result.n_changed += 1
+                for c in changes:
+                    counts[c] = counts.get(c, 0) + 1
     result.changes = counts
     if validate:
         from ._stream import validate_path

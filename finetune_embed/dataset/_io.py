@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import Any
 
+from .. import _atomic
 from .._exceptions import DatasetFormatError
+from .._lines import MAX_LINE_BYTES, read_lines
 
 __all__ = ["atomic_write_lines", "dump_line", "read_jsonl"]
 
@@ -21,66 +21,52 @@ def dump_line(row: Any) -> str:
     return json.dumps(row, ensure_ascii=False, separators=(", ", ": "))
 
 
-def read_jsonl(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, Any]]]:
-    """``(line, object)`` for each non-empty line; raises :class:`DatasetFormatError` at the first bad line."""
+def read_jsonl(
+    path: str | os.PathLike[str], *, max_line_bytes: int = MAX_LINE_BYTES
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line, object)`` for each non-empty line; raises :class:`DatasetFormatError` at the first bad line
+    (:class:`LineTooLongError` for a line over ``max_line_bytes``, never read whole) and
+    :class:`~finetune_embed.FileAccessError` for a file that cannot be read, or is a device or a FIFO."""
     name = os.fspath(path)
-    try:
-        f = open(name, "rb")  # noqa: SIM115 - closed below
-    except OSError as exc:
-        raise DatasetFormatError(f"cannot read the file: {exc.strerror or exc}", path=name) from exc
-    with f:
-        for line, raw in enumerate(f, 1):
-            body = raw.strip()
-            if line == 1 and body.startswith(_BOM):
-                body = body[3:].strip()
-            if not body:
-                continue
-            try:
-                obj = json.loads(body.decode("utf-8"))
-            except UnicodeDecodeError as exc:
-                raise DatasetFormatError(
-                    f"not valid UTF-8 at byte {exc.start + 1}; re-save the file as UTF-8 (or run "
-                    "`finetune-embed dataset validate` to list every problem)",
-                    path=name,
-                    line=line,
-                ) from exc
-            except (ValueError, RecursionError) as exc:
-                raise DatasetFormatError(
-                    f"not valid JSON ({exc}); each line must hold one JSON object (run `finetune-embed dataset "
-                    "validate` to list every problem, `finetune-embed dataset fix` to set the bad lines aside)",
-                    path=name,
-                    line=line,
-                ) from exc
-            if not isinstance(obj, dict):
-                raise DatasetFormatError(
-                    f"the line is a JSON {type(obj).__name__}, not an object; each line must be one example "
-                    'such as {"messages": [...]}',
-                    path=name,
-                    line=line,
-                )
-            yield line, obj
+    for line, raw in read_lines(name, max_line_bytes=max_line_bytes):
+        body = raw.strip()
+        if line == 1 and body.startswith(_BOM):
+            body = body[3:].strip()
+        if not body:
+            continue
+        try:
+            obj = json.loads(body.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise DatasetFormatError(
+                f"not valid UTF-8 at byte {exc.start + 1}; re-save the file as UTF-8 (or run "
+                "`finetune-embed dataset validate` to list every problem)",
+                path=name,
+                line=line,
+            ) from exc
+        except (ValueError, RecursionError) as exc:
+            raise DatasetFormatError(
+                f"not valid JSON ({_json_reason(exc)}); each line must hold one JSON object (run `finetune-embed "
+                "dataset validate` to list every problem, `finetune-embed dataset fix` to set the bad lines aside)",
+                path=name,
+                line=line,
+            ) from exc
+        if not isinstance(obj, dict):
+            raise DatasetFormatError(
+                f"the line is a JSON {type(obj).__name__}, not an object; each line must be one example "
+                'such as {"messages": [...]}',
+                path=name,
+                line=line,
+            )
+        yield line, obj
+
+
+def _json_reason(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return str(exc)
 
 
 def atomic_write_lines(path: str | os.PathLike[str], lines: Iterable[str]) -> int:
-    """Write ``lines`` (each without its newline) to ``path`` atomically: a temporary file in the same folder,
-    flushed and fsynced, then renamed over ``path``. Returns the number of lines written."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    n = 0
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as out:
-            for text in lines:
-                out.write(text)
-                out.write("\n")
-                n += 1
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return n
+    """Write ``lines`` (each without its newline) to ``path`` atomically (see :mod:`finetune_embed._atomic`):
+    UTF-8, LF, the permissions ``open()`` would give. Returns the number of lines written."""
+    return _atomic.atomic_write_lines(path, lines)
