@@ -22,9 +22,18 @@ from typing import Any
 from .._exceptions import FileAccessError
 from .._lines import MAX_LINE_BYTES, LongLine, iter_lines, open_input
 from .._logging import get_logger
-from ._checks import DuplicateTracker, Profile, RowChecker, detect_format, digest
+from ._checks import (
+    DuplicateTracker,
+    Profile,
+    RowChecker,
+    detect_format,
+    digest,
+    may_nest_too_deeply,
+    nesting_exceeds,
+    too_deep_message,
+)
 from ._codes import CODE_INFO, IssueCode
-from ._profile import FileIssue, Resolved, format_issues, resolve
+from ._profile import FileIssue, Resolved, check_int, check_options, format_issues, resolve
 from ._report import DatasetIssue, IssueCollector, ValidationReport, format_path
 from ._stats import DatasetStats, StatsBuilder
 
@@ -190,6 +199,11 @@ def _process_range(
                         )
                     else:
                         emit(C.INVALID_JSON, (), _json_error_message(line, exc, text), hint=_json_hint(line, text))
+                    obj = _FAILED
+                if obj is not _FAILED and may_nest_too_deeply(body) and nesting_exceeds(obj):
+                    checker.n_examples += 1
+                    emit(C.INVALID_JSON, (), too_deep_message(f"Line {line}"))
+                    parser.saw_duplicates = False
                     obj = _FAILED
                 if obj is not _FAILED:
                     if parser.saw_duplicates:
@@ -493,6 +507,9 @@ def validate_path(
     max_line_bytes: int = MAX_LINE_BYTES,
 ) -> ValidationReport:
     """See :meth:`Dataset.validate_file`; ``validation`` (a JSONL path) counts its examples found in this file."""
+    check_options(max_issues=max_issues, n_epochs=n_epochs, min_examples=min_examples)
+    check_int("workers", workers, minimum=1, optional=True)
+    check_int("max_line_bytes", max_line_bytes, minimum=1)
     name = os.fspath(path)
     resolved = resolve(
         model,
@@ -542,7 +559,7 @@ def validate_path(
         for issue in format_issues(fmt, resolved):
             _file_issue(collector, issue)
     profile = resolved.profile
-    n_workers = _auto_workers(size) if workers is None else max(1, int(workers))
+    n_workers = _auto_workers(size) if workers is None else workers
     if fmt is None:  # no recognisable example near the start: let one pass decide the format, as it goes
         n_workers = 1
     context = _mp_context(explicit=workers is not None) if n_workers > 1 else None
