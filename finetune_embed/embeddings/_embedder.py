@@ -20,6 +20,7 @@ from ..batching import pack_by_tokens
 from ..retry import retry_after_seconds
 from ._base import (
     CacheArg,
+    ClientTypeError,
     EmbedderBase,
     EncodingFormat,
     InvalidPolicy,
@@ -410,6 +411,6 @@ def _sync_client(client: Any) -> Client:
     from .._client import AsyncClient
 
     if isinstance(client, AsyncClient) or (openai is not None and isinstance(client, openai.AsyncOpenAI)):
-        raise TypeError("Embedder needs a sync Client; use AsyncEmbedder with an AsyncClient")
-    raise TypeError(f"client must be a finetune_embed.Client or an openai.OpenAI, got {type(client).__name__}")
+        raise ClientTypeError("Embedder needs a sync Client; use AsyncEmbedder with an AsyncClient")
+    raise ClientTypeError(f"client must be a finetune_embed.Client or an openai.OpenAI, got {type(client).__name__}")
 
