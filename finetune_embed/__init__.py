@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from ._exceptions import EmbeddingResponseError as EmbeddingResponseError
     from ._exceptions import EmbeddingTimeoutError as EmbeddingTimeoutError
     from ._exceptions import EmptyInputError as EmptyInputError
+    from ._exceptions import FileAccessError as FileAccessError
     from ._exceptions import FileProcessingError as FileProcessingError
     from ._exceptions import FileProcessingTimeoutError as FileProcessingTimeoutError
     from ._exceptions import FinetuneEmbedError as FinetuneEmbedError
@@ -112,6 +113,7 @@ _EXCEPTIONS = (
     "EmbeddingResponseError",
     "EmbeddingTimeoutError",
     "EmptyInputError",
+    "FileAccessError",
     "FileProcessingError",
     "FileProcessingTimeoutError",
     "FinetuneEmbedError",

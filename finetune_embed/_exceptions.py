@@ -28,6 +28,7 @@ The tree::
     │       └── ServerError                        5xx
     ├── OpenAISDKError                         any other error raised by the openai SDK
     ├── ItemTooLargeError(ValueError)          one item alone is over a batch's token budget
+    ├── FileAccessError(OSError)               a local file or folder could not be read or written; .path .errno
     ├── JobError                               a fine-tuning job did not succeed
     │   ├── JobFailedError                     .job, .error (the server's code / message / param)
     │   ├── JobCancelledError
@@ -53,6 +54,9 @@ The tree::
 Errors from the ``openai`` SDK are translated by :func:`map_openai_error` (used by every call the library
 makes), keeping the SDK's exception as ``__cause__`` and the server's message, code, param, type and request
 id. Messages never contain an API key: every message passes through :func:`finetune_embed._redact.redact`.
+
+Every exception pickles and unpickles with its attributes (they cross process pools): see
+:meth:`FinetuneEmbedError.__reduce__`.
 """
 
 from __future__ import annotations
@@ -86,6 +90,7 @@ __all__ = [
     "EmbeddingResponseError",
     "EmbeddingTimeoutError",
     "EmptyInputError",
+    "FileAccessError",
     "FileProcessingError",
     "FileProcessingTimeoutError",
     "FinetuneEmbedError",
@@ -141,6 +146,27 @@ class FinetuneEmbedError(Exception):
     def docs(self) -> str:
         """Where the docs explain this error."""
         return f"{DOCS_ERRORS}#{self.docs_anchor}"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as (class, args, attributes), never calling ``__init__`` again: subclasses take keyword-only
+        arguments, which the default ``BaseException`` pickling (``cls(*args)``) would drop. ``OSError``'s
+        ``errno`` / ``strerror`` / ``filename`` live outside ``__dict__`` and travel separately."""
+        extra: dict[str, Any] = {}
+        if isinstance(self, OSError):
+            extra = {"errno": self.errno, "strerror": self.strerror, "filename": self.filename}
+        return (_rebuild, (type(self), self.args, dict(self.__dict__), extra))
+
+
+def _rebuild(
+    cls: type[FinetuneEmbedError], args: tuple[Any, ...], state: dict[str, Any], extra: dict[str, Any]
+) -> FinetuneEmbedError:
+    """Unpickle an exception made by :meth:`FinetuneEmbedError.__reduce__`."""
+    exc = cls.__new__(cls, *args)
+    exc.args = args
+    exc.__dict__.update(state)
+    for name, value in extra.items():
+        setattr(exc, name, value)
+    return exc
 
 
 # --- configuration ----------------------------------------------------------------------------------------
@@ -363,6 +389,21 @@ class ItemTooLargeError(FinetuneEmbedError, ValueError):
         self.index = index
         self.tokens = tokens
         self.max_tokens = max_tokens
+
+
+class FileAccessError(FinetuneEmbedError, OSError):
+    """A local file or folder could not be read or written: missing, no permission, a folder where a file was
+    expected, a device or pipe where a regular file was expected, a full disk. ``.path`` names it and ``.errno``
+    is the operating system's error number (``None`` when the library refused on its own); an ``OSError``, so
+    ``except OSError`` keeps working."""
+
+    docs_anchor = "fileaccesserror"
+
+    def __init__(self, message: str, *, path: str, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.errno = errno
+        self.filename = path
 
 
 # --- fine-tuning jobs ---------------------------------------------------------------------------------------
