@@ -6,7 +6,8 @@ The tree::
     ├── ConfigError(ValueError)                bad or missing configuration
     │   ├── MissingAPIKeyError                 no key at the first call that needs one
     │   ├── TokenizerUnavailableError          a tiktoken encoding cannot be loaded (offline)
-    │   └── UnsupportedModelError              a model the operation cannot use (shut down, no `dimensions`, ...)
+    │   ├── UnsupportedModelError              a model the operation cannot use (shut down, no `dimensions`, ...)
+    │   └── CacheFileError                     a cache file that is damaged or not a cache; .path
     ├── DatasetError
     │   ├── DatasetFormatError(ValueError)     a file that cannot be read as a dataset; .path .line
     │   ├── DatasetValidationError(ValueError) a dataset with validation errors; .report
@@ -77,6 +78,7 @@ __all__ = [
     "BadRequestError",
     "BatchAPIError",
     "BatchTimeoutError",
+    "CacheFileError",
     "ConfigError",
     "ConflictError",
     "DatasetError",
@@ -202,6 +204,17 @@ class UnsupportedModelError(ConfigError):
     def __init__(self, message: str, *, model: str) -> None:
         super().__init__(message)
         self.model = model
+
+
+class CacheFileError(ConfigError):
+    """A cache file (the chat response cache) is damaged, is not a cache, or was written by a newer version.
+    ``.path`` names it. Its content can always be fetched again, so moving the file away is a safe fix."""
+
+    docs_anchor = "cachefileerror"
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 # --- datasets -----------------------------------------------------------------------------------------------
