@@ -354,6 +354,7 @@ class Embedder(EmbedderBase):
 def _on_rate_limit(gate: Any, exc: Any, tokens: int) -> None:
     """Feed a 429 to the gate; a "request too large" 429 becomes :class:`RequestTooLarge` (never retried)."""
     if getattr(exc, "code", None) == "insufficient_quota":
+        gate.stop()  # before the slot is freed: no other request may start (a billing stop, never retried)
         gate.failure()
         return
     response = getattr(exc, "response", None)
