@@ -444,9 +444,10 @@ class Dataset:
         provider: str = "openai",
         max_example_tokens: int | None = None,
         min_examples: int = 10,
-        workers: int | None = None,
+        workers: int | Literal["auto"] | None = None,
         progress: bool | None = None,
         max_line_bytes: int = MAX_LINE_BYTES,
+        start_method: Literal["forkserver", "spawn", "fork"] | None = None,
     ) -> ValidationReport:
         """Validate a JSONL file of any size in constant memory and return a :class:`ValidationReport`.
 
@@ -455,8 +456,16 @@ class Dataset:
         format the model accepts and its availability on day ``on`` (default today); with ``stats=True`` the
         report carries :class:`DatasetStats` computed in the same pass. Up to ``max_issues`` issues are kept
         (``report.counts`` counts all). ``max_example_tokens`` overrides the model's per-example limit and
-        ``min_examples`` the service's minimum of 10. Files over 48 MB are split over ``workers`` processes
-        (default: one per idle CPU, at most 8; ``workers=1`` stays in this process).
+        ``min_examples`` the service's minimum of 10.
+
+        Parallelism is explicit: by default (``workers=None`` or ``1``) everything runs in this process and no
+        process is started. ``workers=N`` splits the file at line boundaries over N processes (this one and N - 1
+        workers); ``workers="auto"`` picks one per usable CPU, at most 8, for files of 48 MB or more (the choice
+        depends only on the file's size and the CPU count). The report is the same either way. Workers start by
+        ``start_method``: default ``forkserver`` (``spawn`` where the platform has no forkserver), safe whatever
+        threads run; both import your ``__main__`` module again, so a script needs ``if __name__ == "__main__":``
+        (a notebook or the REPL does not). ``start_method="fork"`` starts faster but is unsafe when other threads
+        run in this process.
 
         Only regular files are read: a device or a FIFO (``/dev/zero``) is reported as ``file_unreadable`` before
         anything is read. A line longer than ``max_line_bytes`` (default 512 MB, the Files API's limit on a whole
@@ -477,6 +486,7 @@ class Dataset:
             workers=workers,
             progress=progress,
             max_line_bytes=max_line_bytes,
+            start_method=start_method,
         )
 
     @staticmethod
@@ -488,11 +498,13 @@ class Dataset:
         counting: Literal["model", "cookbook"] = "model",
         n_epochs: int | None = None,
         validation: str | os.PathLike[str] | None = None,
-        workers: int | None = None,
+        workers: int | Literal["auto"] | None = None,
         progress: bool | None = None,
+        start_method: Literal["forkserver", "spawn", "fork"] | None = None,
     ) -> DatasetStats:
         """:class:`DatasetStats` of a file, streamed (the stats half of ``validate_file(..., stats=True)``);
-        with ``validation`` (another JSONL file), ``n_leaked`` counts its examples that are also in this one."""
+        with ``validation`` (another JSONL file), ``n_leaked`` counts its examples that are also in this one.
+        ``workers`` and ``start_method`` as in :meth:`validate_file`."""
         report = validate_path(
             path,
             model=model,
@@ -504,6 +516,7 @@ class Dataset:
             progress=progress,
             min_examples=0,
             validation=validation,
+            start_method=start_method,
         )
         assert report.stats is not None
         return report.stats
