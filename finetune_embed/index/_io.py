@@ -3,6 +3,10 @@ writing an index's items to pandas.
 
 The cookbook stores each embedding as the text of a list, ``"[0.0023, -0.0091, ...]"``, and reloads it with
 ``eval``. Here each cell is parsed as JSON (never evaluated), row by row, with errors naming the line.
+
+The CSV reader keeps Python's ``csv.field_size_limit`` as the caller has it (131,072 characters unless changed):
+that holds an embedding of about 5,000 dimensions, more than any OpenAI model has. The limit is process-wide,
+so this module never changes it; a larger cell raises :class:`~finetune_embed.DatasetFormatError` saying how.
 """
 
 from __future__ import annotations
@@ -11,7 +15,6 @@ import csv
 import json
 import math
 import os
-import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,14 +55,31 @@ def parse_vector(text: str, *, path: str | None = None, line: int | None = None,
             path=path,
             line=line,
         ) from None
+    except RecursionError:
+        raise DatasetFormatError(
+            f"the vector{where} nests lists too deeply; give a flat list of numbers like [0.1, -0.2].",
+            path=path,
+            line=line,
+        ) from None
     if not isinstance(values, list) or not values:
         raise DatasetFormatError(f"the vector{where} is empty.", path=path, line=line)
     for i, v in enumerate(values):
         if isinstance(v, bool) or not isinstance(v, int | float):
+            shown = repr(v) if len(repr(v)) <= 40 else repr(v)[:37] + "..."
             raise DatasetFormatError(
-                f"item {i} of the vector{where} is {v!r}, not a number.", path=path, line=line
+                f"item {i} of the vector{where} is {shown}, not a number.", path=path, line=line
             )
-        if isinstance(v, float) and not math.isfinite(v):
+        if isinstance(v, int):
+            try:
+                float(v)
+            except OverflowError:
+                raise DatasetFormatError(
+                    f"item {i} of the vector{where} is an integer of {len(str(abs(v)))} digits, too large for a "
+                    "float.",
+                    path=path,
+                    line=line,
+                ) from None
+        elif not math.isfinite(v):
             raise DatasetFormatError(f"item {i} of the vector{where} is {v}.", path=path, line=line)
     return values
 
@@ -89,18 +109,41 @@ def convert_cell(text: str) -> Any:
 
 def _rows(path: Path, encoding: str) -> Iterator[tuple[int, list[str]]]:
     """(line number, fields) for the header and then each record; a quoted cell may span lines."""
-    # big cells: embeddings of 3072 dimensions are ~70 kB of text
-    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-    with open(path, newline="", encoding=encoding) as f:
+    try:
+        f = open(path, newline="", encoding=encoding)  # noqa: SIM115 - closed below
+    except LookupError:
+        raise ConfigError(f"unknown encoding {encoding!r}; pass a codec Python knows, such as 'utf-8'.") from None
+    except OSError as exc:
+        raise DatasetFormatError(
+            f"cannot read the file: {exc.strerror or exc}; check the path.", path=str(path)
+        ) from None
+    with f:
         reader = csv.reader(f)
-        header = next(reader, None)
-        if header is None:
-            raise DatasetFormatError("the file is empty (no header row).", path=str(path), line=1)
-        yield reader.line_num, header
-        start = reader.line_num + 1
-        for row in reader:
-            yield start, row
+        start = 1
+        try:
+            header = next(reader, None)
+            if header is None:
+                raise DatasetFormatError("the file is empty (no header row).", path=str(path), line=1)
+            yield reader.line_num, header
             start = reader.line_num + 1
+            for row in reader:
+                yield start, row
+                start = reader.line_num + 1
+        except csv.Error as exc:
+            raise _csv_error(exc, str(path), start) from None
+
+
+def _csv_error(exc: csv.Error, name: str, line: int) -> DatasetFormatError:
+    if "field larger than field limit" in str(exc):
+        return DatasetFormatError(
+            f"a cell is longer than Python's csv field size limit ({csv.field_size_limit():,} characters). An "
+            "embedding that long has more dimensions than any OpenAI model; if the file is right, raise the limit "
+            "in your program (csv.field_size_limit(...): a process-wide setting, which finetune_embed never "
+            "changes for you) or read the file with pandas and use from_pandas.",
+            path=name,
+            line=line,
+        )
+    return DatasetFormatError(f"not a valid CSV file ({exc}).", path=name, line=line)
 
 
 def index_from_csv(
@@ -184,8 +227,8 @@ def index_from_csv(
         _flush(index, ids, vectors, metas, lines, name)
     except UnicodeDecodeError as exc:
         raise DatasetFormatError(f"the file is not {encoding} ({exc}); pass encoding=.", path=name) from None
-    except csv.Error as exc:
-        raise DatasetFormatError(f"not a valid CSV file ({exc}).", path=name) from None
+    except OSError as exc:
+        raise DatasetFormatError(f"cannot read the file: {exc.strerror or exc}.", path=name) from None
     return index
 
 
