@@ -1,6 +1,7 @@
 """finetune_embed: fine-tune OpenAI and Azure OpenAI models and build search on OpenAI embeddings.
 
     from finetune_embed import Client, Dataset, JobManager, Embedder, EmbeddingIndex
+    from finetune_embed import ChatCompletions, Evaluation
 
 Public names are loaded lazily: ``import finetune_embed`` imports neither ``openai`` nor ``numpy``; each name is
 imported on first use.
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from ._exceptions import BadRequestError as BadRequestError
     from ._exceptions import BatchAPIError as BatchAPIError
     from ._exceptions import BatchTimeoutError as BatchTimeoutError
+    from ._exceptions import CacheFileError as CacheFileError
     from ._exceptions import ConfigError as ConfigError
     from ._exceptions import ConflictError as ConflictError
     from ._exceptions import DatasetError as DatasetError
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
     from ._exceptions import EmbeddingIndexError as EmbeddingIndexError
     from ._exceptions import EmbeddingResponseError as EmbeddingResponseError
     from ._exceptions import EmptyInputError as EmptyInputError
+    from ._exceptions import FileAccessError as FileAccessError
     from ._exceptions import FileProcessingError as FileProcessingError
     from ._exceptions import FileProcessingTimeoutError as FileProcessingTimeoutError
     from ._exceptions import FinetuneEmbedError as FinetuneEmbedError
@@ -61,6 +64,10 @@ if TYPE_CHECKING:
     from ._exceptions import UnprocessableEntityError as UnprocessableEntityError
     from ._exceptions import UnsupportedModelError as UnsupportedModelError
     from .catalog import ModelCatalog as ModelCatalog
+    from .chat import AsyncChatCompletions as AsyncChatCompletions
+    from .chat import ChatCache as ChatCache
+    from .chat import ChatCompletions as ChatCompletions
+    from .chat import ChatResult as ChatResult
     from .dataset import Dataset as Dataset
     from .dataset import DatasetIssue as DatasetIssue
     from .dataset import DatasetSplits as DatasetSplits
@@ -72,6 +79,10 @@ if TYPE_CHECKING:
     from .embeddings import EmbeddingCache as EmbeddingCache
     from .embeddings import EmbeddingEstimate as EmbeddingEstimate
     from .embeddings import EmbeddingResult as EmbeddingResult
+    from .evaluate import Candidate as Candidate
+    from .evaluate import DatasetAnalysis as DatasetAnalysis
+    from .evaluate import Evaluation as Evaluation
+    from .evaluate import EvaluationReport as EvaluationReport
     from .finetuning import AsyncFileManager as AsyncFileManager
     from .finetuning import AsyncJobManager as AsyncJobManager
     from .finetuning import FileManager as FileManager
@@ -96,6 +107,7 @@ _EXCEPTIONS = (
     "BadRequestError",
     "BatchAPIError",
     "BatchTimeoutError",
+    "CacheFileError",
     "ConfigError",
     "ConflictError",
     "DatasetError",
@@ -107,6 +119,7 @@ _EXCEPTIONS = (
     "EmbeddingIndexError",
     "EmbeddingResponseError",
     "EmptyInputError",
+    "FileAccessError",
     "FileProcessingError",
     "FileProcessingTimeoutError",
     "FinetuneEmbedError",
@@ -157,11 +170,19 @@ _LAZY: dict[str, str] = {
     "EmbeddingCache": ".embeddings",
     "EmbeddingEstimate": ".embeddings",
     "EmbeddingResult": ".embeddings",
+    "Candidate": ".evaluate",
+    "DatasetAnalysis": ".evaluate",
+    "Evaluation": ".evaluate",
+    "EvaluationReport": ".evaluate",
     "BatchMatches": ".index",
     "EmbeddingIndex": ".index",
     "Match": ".index",
     "Matches": ".index",
     "ModelCatalog": ".catalog",
+    "AsyncChatCompletions": ".chat",
+    "ChatCache": ".chat",
+    "ChatCompletions": ".chat",
+    "ChatResult": ".chat",
     "RetryPolicy": ".retry",
     "Tokenizer": ".tokenizer",
     **dict.fromkeys(_EXCEPTIONS, "._exceptions"),

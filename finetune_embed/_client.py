@@ -15,9 +15,10 @@ import os
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 
-from ._exceptions import ConfigError, MissingAPIKeyError, map_openai_error
+from ._endpoint import OPENAI_HOST, Provider, check_provider, infer_provider, provider_from_env
+from ._exceptions import ConfigError, FinetuneEmbedError, MissingAPIKeyError, map_openai_error
 from ._logging import get_logger
 from ._redact import mask_secret, register_secret
 from .retry import RetryPolicy, parse_duration
@@ -27,17 +28,19 @@ if TYPE_CHECKING:
     import openai as _sdk
     from openai._legacy_response import LegacyAPIResponse
 
+    from .chat import AsyncChatCompletions, ChatCompletions
     from .finetuning import AsyncFileManager, AsyncJobManager, FileManager, JobManager
 
 
-__all__ = ["AsyncClient", "Client", "RateLimits", "RawResponse"]
+__all__ = ["AsyncClient", "Client", "Provider", "RateLimits", "RawResponse"]
 
 logger = get_logger("client")
 
 T = TypeVar("T")
-Provider = Literal["openai", "azure", "compatible"]
+HttpT = TypeVar("HttpT")  # httpx.Client | httpx.AsyncClient
+TransportT = TypeVar("TransportT")  # httpx.BaseTransport | httpx.AsyncBaseTransport
+SdkT = TypeVar("SdkT")  # openai.OpenAI | openai.AsyncOpenAI
 DEFAULT_TIMEOUT = 60.0
-OPENAI_HOST = "api.openai.com"
 
 
 @dataclass(frozen=True)
@@ -108,16 +111,12 @@ def _raw(response: LegacyAPIResponse[T]) -> RawResponse[T]:
     )
 
 
-def _provider_for(base_url: str | None) -> Provider:
-    if not base_url:
-        return "openai"
-    return "openai" if OPENAI_HOST in base_url else "compatible"
+class _BaseClient(Generic[HttpT, TransportT, SdkT]):
+    """Everything the sync and async clients share, none of it I/O: settings, the provider, Azure, the SDK
+    client's arguments, wrapping an SDK client, error translation (the role httpx's ``BaseClient`` plays).
 
-
-class _BaseClient:
-    """Settings shared by the sync and async clients (no I/O here)."""
-
-    provider: Provider
+    The subclasses add what awaits or blocks: ``request``, ``request_raw``, the managers and closing.
+    """
 
     def __init__(
         self,
@@ -126,10 +125,15 @@ class _BaseClient:
         base_url: str | None = None,
         organization: str | None = None,
         project: str | None = None,
+        provider: Provider | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
+        http_client: HttpT | None = None,
+        transport: TransportT | None = None,
         default_headers: Mapping[str, str] | None = None,
     ) -> None:
+        if http_client is not None and transport is not None:
+            raise ConfigError("Pass either http_client= or transport=, not both.")
         self._api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
         self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
         self.organization = organization or os.environ.get("OPENAI_ORG_ID") or None
@@ -137,52 +141,147 @@ class _BaseClient:
         self.timeout = timeout
         self.retry = retry if retry is not None else RetryPolicy()
         self.default_headers = dict(default_headers or {})
-        self.provider = _provider_for(self.base_url)
-        # Azure
+        chosen = check_provider(provider) if provider is not None else provider_from_env()
+        self._provider: Provider = chosen or infer_provider(self.base_url)
+        # Azure (Client.azure(...), or a wrapped AzureOpenAI): the SDK's Azure client is used
+        self._azure_sdk = False
         self.azure_endpoint: str | None = None
         self.api_version: str | None = None
         self._azure_ad_token_provider: Callable[[], str] | None = None
         self._azure_ad_token: str | None = None
         self.azure_deployment: str | None = None
         register_secret(self._api_key)
+        self._http_client = http_client
+        self._transport = transport
+        self._owns_http = http_client is None
+        self._sdk: SdkT | None = None
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
-        where = self.azure_endpoint if self.provider == "azure" else (self.base_url or f"https://{OPENAI_HOST}/v1")
+        where = self.azure_endpoint if self._azure_sdk else (self.base_url or f"https://{OPENAI_HOST}/v1")
         key = mask_secret(self._api_key)
         return f"{type(self).__name__}(provider={self.provider!r}, base_url={where!r}, api_key={key})"
+
+    # --- settings -------------------------------------------------------------------------------------------
+
+    @property
+    def provider(self) -> Provider:
+        """``"openai"``, ``"azure"`` or ``"compatible"``: which catalog facts apply (shutdown dates, refusals,
+        model limits). Given as ``provider=`` (or ``FINETUNE_EMBED_PROVIDER``), else inferred from the base URL:
+        no URL or ``api.openai.com`` → openai; Azure hosts → azure; localhost, loopback and private-network
+        hosts → compatible; any other URL (a gateway or proxy in front of OpenAI) stays openai. Assignable."""
+        return self._provider
+
+    @provider.setter
+    def provider(self, value: Provider) -> None:
+        self._provider = check_provider(value)
 
     @property
     def api_key_set(self) -> bool:
         """Whether a key (or an Azure token provider) is configured; the key itself is never exposed."""
         return bool(self._api_key or self._azure_ad_token_provider or self._azure_ad_token)
 
-    def _configure_azure(
-        self,
+    # --- constructors ---------------------------------------------------------------------------------------
+
+    @classmethod
+    def azure(
+        cls,
         *,
-        endpoint: str | None,
-        api_version: str | None,
-        api_key: str | None,
-        azure_ad_token: str | None,
-        azure_ad_token_provider: Callable[[], str] | None,
-        deployment: str | None,
-    ) -> None:
-        self.provider = "azure"
-        self.azure_endpoint = endpoint or os.environ.get("AZURE_OPENAI_ENDPOINT") or None
-        self.api_version = api_version or os.environ.get("OPENAI_API_VERSION") or None
-        self._api_key = api_key if api_key is not None else os.environ.get("AZURE_OPENAI_API_KEY")
-        self._azure_ad_token = azure_ad_token or os.environ.get("AZURE_OPENAI_AD_TOKEN") or None
-        self._azure_ad_token_provider = azure_ad_token_provider
-        self.azure_deployment = deployment
-        self.base_url = None
-        register_secret(self._api_key)
-        register_secret(self._azure_ad_token)
+        endpoint: str | None = None,
+        api_version: str | None = None,
+        api_key: str | None = None,
+        azure_ad_token: str | None = None,
+        azure_ad_token_provider: Callable[[], str] | None = None,
+        deployment: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        http_client: HttpT | None = None,
+        transport: TransportT | None = None,
+    ) -> Self:
+        """A client for Azure OpenAI (``provider="azure"``).
+
+        Defaults come from ``AZURE_OPENAI_ENDPOINT``, ``OPENAI_API_VERSION`` and ``AZURE_OPENAI_API_KEY`` (or
+        ``AZURE_OPENAI_AD_TOKEN``); for Entra ID pass ``azure_ad_token_provider`` (e.g. from
+        ``azure.identity.get_bearer_token_provider``). On Azure the ``model`` of an embeddings call is the
+        *deployment* name.
+        """
+        client = cls(
+            timeout=timeout, retry=retry, http_client=http_client, transport=transport, api_key="", provider="azure"
+        )
+        client._azure_sdk = True
+        client.azure_endpoint = endpoint or os.environ.get("AZURE_OPENAI_ENDPOINT") or None
+        client.api_version = api_version or os.environ.get("OPENAI_API_VERSION") or None
+        client._api_key = api_key if api_key is not None else os.environ.get("AZURE_OPENAI_API_KEY")
+        client._azure_ad_token = azure_ad_token or os.environ.get("AZURE_OPENAI_AD_TOKEN") or None
+        client._azure_ad_token_provider = azure_ad_token_provider
+        client.azure_deployment = deployment
+        client.base_url = None
+        register_secret(client._api_key)
+        register_secret(client._azure_ad_token)
+        return client
+
+    @classmethod
+    def from_openai(cls, client: SdkT, *, retry: RetryPolicy | None = None, provider: Provider | None = None) -> Self:
+        """Wrap an SDK client the user already configured (any transport; Azure too). Its retries are switched off
+        (``with_options(max_retries=0)``) so that ``retry`` is the only retry layer. ``provider`` is inferred
+        from the SDK client's base URL (``AzureOpenAI``: azure) unless given."""
+        import openai as _openai
+
+        key = getattr(client, "api_key", None) or None
+        base_url = str(getattr(client, "base_url", "")) or None
+        is_azure = isinstance(client, _openai.AzureOpenAI | _openai.AsyncAzureOpenAI)
+        wrapped = cls(api_key="", retry=retry, provider=provider or ("azure" if is_azure else infer_provider(base_url)))
+        register_secret(key)
+        wrapped._api_key = key
+        wrapped.base_url = base_url
+        if is_azure:
+            wrapped._azure_sdk = True
+            wrapped.azure_endpoint = base_url
+        wrapped._sdk = client.with_options(max_retries=0)  # type: ignore[attr-defined]
+        wrapped._owns_http = False
+        return wrapped
+
+    # --- the SDK client -------------------------------------------------------------------------------------
+
+    @property
+    def openai(self) -> SdkT:
+        """The underlying SDK client (retries off). Built on first use."""
+        with self._lock:
+            if self._sdk is None:
+                self._sdk = self._build_sdk()
+            return self._sdk
+
+    def _build_sdk(self) -> SdkT:
+        import openai as _openai
+
+        kwargs = self._sdk_kwargs()
+        if self._http_client is None:
+            self._http_client = self._new_http_client()
+        kwargs["http_client"] = self._http_client
+        plain, azure = self._sdk_classes()
+        try:
+            return (azure if self._azure_sdk else plain)(**kwargs)
+        except _openai.OpenAIError as exc:
+            raise map_openai_error(exc) from exc
+
+    def _new_http_client(self) -> HttpT:
+        """The HTTP client built when none was given (sync or async)."""
+        raise NotImplementedError
+
+    def _sdk_classes(self) -> tuple[Callable[..., SdkT], Callable[..., SdkT]]:
+        """The SDK's (plain, Azure) client classes (sync or async)."""
+        raise NotImplementedError
+
+    def _http_timeout(self) -> httpx.Timeout:
+        import httpx
+
+        return httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0))
 
     def _sdk_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"max_retries": 0, "timeout": self.timeout}
         if self.default_headers:
             kwargs["default_headers"] = self.default_headers
-        if self.provider == "azure":
+        if self._azure_sdk:
             if not self.azure_endpoint:
                 raise ConfigError(
                     "Azure OpenAI needs an endpoint: pass endpoint='https://<resource>.openai.azure.com' to "
@@ -213,21 +312,31 @@ class _BaseClient:
                 api_key = "EMPTY"  # local OpenAI-compatible servers (vLLM, Ollama, ...) take any key
             else:
                 raise MissingAPIKeyError(
-                    "No OpenAI API key: set OPENAI_API_KEY or pass api_key= to Client(). "
-                    "(For an OpenAI-compatible server pass base_url=; for Azure use Client.azure().)"
+                    "No OpenAI API key: set OPENAI_API_KEY or pass api_key= to Client(). (For a local "
+                    "OpenAI-compatible server pass base_url=; one that needs no key elsewhere takes "
+                    "provider='compatible'; for Azure use Client.azure().)"
                 )
         kwargs.update(api_key=api_key, base_url=self.base_url, organization=self.organization, project=self.project)
         return kwargs
 
+    # --- errors ---------------------------------------------------------------------------------------------
 
-class Client(_BaseClient):
+    def _error(self, exc: BaseException) -> FinetuneEmbedError:
+        """The exception of ours to raise (``from exc``) for an SDK exception from one attempt."""
+        return map_openai_error(exc)
+
+
+class Client(_BaseClient["httpx.Client", "httpx.BaseTransport", "_sdk.OpenAI"]):
     """A synchronous client for OpenAI, Azure OpenAI or any OpenAI-compatible server.
 
     **Parameters:**
 
     * ``api_key`` - defaults to ``OPENAI_API_KEY``; only needed at the first call.
-    * ``base_url`` - defaults to ``OPENAI_BASE_URL``; any OpenAI-compatible server.
+    * ``base_url`` - defaults to ``OPENAI_BASE_URL``; a proxy or gateway in front of OpenAI, or any
+      OpenAI-compatible server.
     * ``organization``, ``project`` - default to ``OPENAI_ORG_ID`` / ``OPENAI_PROJECT_ID``.
+    * ``provider`` - ``"openai"``, ``"azure"`` or ``"compatible"`` (default: ``FINETUNE_EMBED_PROVIDER``, else
+      inferred from ``base_url``; see :attr:`provider`). It decides which catalog facts apply.
     * ``timeout`` - seconds per HTTP request.
     * ``retry`` - the :class:`RetryPolicy` for every call (the SDK's retries are off).
     * ``http_client`` / ``transport`` - an ``httpx.Client`` to send requests with, or an httpx transport for the
@@ -237,111 +346,15 @@ class Client(_BaseClient):
     >>> client.jobs.list()                            # doctest: +SKIP
     """
 
-    def __init__(
-        self,
-        api_key: str | None = None,
-        *,
-        base_url: str | None = None,
-        organization: str | None = None,
-        project: str | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
-        retry: RetryPolicy | None = None,
-        http_client: httpx.Client | None = None,
-        transport: httpx.BaseTransport | None = None,
-        default_headers: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(
-            api_key,
-            base_url=base_url,
-            organization=organization,
-            project=project,
-            timeout=timeout,
-            retry=retry,
-            default_headers=default_headers,
-        )
-        if http_client is not None and transport is not None:
-            raise ConfigError("Pass either http_client= or transport=, not both.")
-        self._http_client = http_client
-        self._transport = transport
-        self._owns_http = http_client is None
-        self._sdk: _sdk.OpenAI | None = None
+    def _new_http_client(self) -> httpx.Client:
+        import httpx
 
-    @classmethod
-    def azure(
-        cls,
-        *,
-        endpoint: str | None = None,
-        api_version: str | None = None,
-        api_key: str | None = None,
-        azure_ad_token: str | None = None,
-        azure_ad_token_provider: Callable[[], str] | None = None,
-        deployment: str | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
-        retry: RetryPolicy | None = None,
-        http_client: httpx.Client | None = None,
-        transport: httpx.BaseTransport | None = None,
-    ) -> Client:
-        """A client for Azure OpenAI.
+        return httpx.Client(transport=self._transport, timeout=self._http_timeout(), follow_redirects=True)
 
-        Defaults come from ``AZURE_OPENAI_ENDPOINT``, ``OPENAI_API_VERSION`` and ``AZURE_OPENAI_API_KEY`` (or
-        ``AZURE_OPENAI_AD_TOKEN``); for Entra ID pass ``azure_ad_token_provider`` (e.g. from
-        ``azure.identity.get_bearer_token_provider``). On Azure the ``model`` of an embeddings call is the
-        *deployment* name.
-        """
-        client = cls(timeout=timeout, retry=retry, http_client=http_client, transport=transport, api_key="")
-        client._configure_azure(
-            endpoint=endpoint,
-            api_version=api_version,
-            api_key=api_key,
-            azure_ad_token=azure_ad_token,
-            azure_ad_token_provider=azure_ad_token_provider,
-            deployment=deployment,
-        )
-        return client
-
-    @classmethod
-    def from_openai(cls, client: _sdk.OpenAI, *, retry: RetryPolicy | None = None) -> Client:
-        """Wrap an SDK client the user already configured (any transport; Azure too). Its retries are switched off
-        (``with_options(max_retries=0)``) so that ``retry`` is the only retry layer."""
+    def _sdk_classes(self) -> tuple[Callable[..., _sdk.OpenAI], Callable[..., _sdk.OpenAI]]:
         import openai as _openai
 
-        wrapped = cls(api_key="", retry=retry)
-        register_secret(getattr(client, "api_key", None))
-        wrapped._api_key = getattr(client, "api_key", None) or None
-        wrapped.base_url = str(client.base_url)
-        if isinstance(client, _openai.AzureOpenAI):
-            wrapped.provider = "azure"
-            wrapped.azure_endpoint = str(client.base_url)
-        else:
-            wrapped.provider = _provider_for(wrapped.base_url)
-        wrapped._sdk = client.with_options(max_retries=0)
-        wrapped._owns_http = False
-        return wrapped
-
-    @property
-    def openai(self) -> _sdk.OpenAI:
-        """The underlying SDK client (retries off). Built on first use."""
-        with self._lock:
-            if self._sdk is None:
-                import httpx
-                import openai as _openai
-
-                kwargs = self._sdk_kwargs()
-                if self._http_client is None:
-                    self._http_client = httpx.Client(
-                        transport=self._transport,
-                        timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0)),
-                        follow_redirects=True,
-                    )
-                kwargs["http_client"] = self._http_client
-                try:
-                    if self.provider == "azure":
-                        self._sdk = _openai.AzureOpenAI(**kwargs)
-                    else:
-                        self._sdk = _openai.OpenAI(**kwargs)
-                except _openai.OpenAIError as exc:
-                    raise map_openai_error(exc) from exc
-            return self._sdk
+        return _openai.OpenAI, _openai.AzureOpenAI
 
     def request(self, op: Callable[[_sdk.OpenAI], T], *, description: str = "API call") -> T:
         """Run ``op(sdk_client)`` under the retry policy, translating SDK errors to ours."""
@@ -354,7 +367,7 @@ class Client(_BaseClient):
                 logger.debug("API request: %s", description)
                 return op(sdk)
             except _openai.OpenAIError as exc:
-                raise map_openai_error(exc) from exc
+                raise self._error(exc) from exc
 
         return self.retry.call(attempt, description=description)
 
@@ -379,8 +392,22 @@ class Client(_BaseClient):
 
         return JobManager(self)
 
+    @property
+    def chat(self) -> ChatCompletions:
+        """Chat completions with the retry policy, rate pacing, concurrency and a response cache (one instance per
+        client; ``ChatCompletions(client, ...)`` for other settings)."""
+        from .chat import ChatCompletions
+
+        with self._lock:
+            chat = self.__dict__.get("_chat")
+            if chat is None:
+                chat = self.__dict__["_chat"] = ChatCompletions(self)
+        return chat
+
     def close(self) -> None:
-        """Close the HTTP connections this client opened."""
+        """Close the HTTP connections this client opened (and the chat cache ``client.chat`` opened)."""
+        if self.__dict__.get("_chat") is not None:
+            self.__dict__["_chat"].close()
         if self._owns_http and self._http_client is not None:
             self._http_client.close()
 
@@ -391,107 +418,18 @@ class Client(_BaseClient):
         self.close()
 
 
-class AsyncClient(_BaseClient):
+class AsyncClient(_BaseClient["httpx.AsyncClient", "httpx.AsyncBaseTransport", "_sdk.AsyncOpenAI"]):
     """The asyncio twin of :class:`Client` (same arguments; ``aclose()`` / ``async with``)."""
 
-    def __init__(
-        self,
-        api_key: str | None = None,
-        *,
-        base_url: str | None = None,
-        organization: str | None = None,
-        project: str | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
-        retry: RetryPolicy | None = None,
-        http_client: httpx.AsyncClient | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        default_headers: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(
-            api_key,
-            base_url=base_url,
-            organization=organization,
-            project=project,
-            timeout=timeout,
-            retry=retry,
-            default_headers=default_headers,
-        )
-        if http_client is not None and transport is not None:
-            raise ConfigError("Pass either http_client= or transport=, not both.")
-        self._http_client = http_client
-        self._transport = transport
-        self._owns_http = http_client is None
-        self._sdk: _sdk.AsyncOpenAI | None = None
+    def _new_http_client(self) -> httpx.AsyncClient:
+        import httpx
 
-    @classmethod
-    def azure(
-        cls,
-        *,
-        endpoint: str | None = None,
-        api_version: str | None = None,
-        api_key: str | None = None,
-        azure_ad_token: str | None = None,
-        azure_ad_token_provider: Callable[[], str] | None = None,
-        deployment: str | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
-        retry: RetryPolicy | None = None,
-        http_client: httpx.AsyncClient | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> AsyncClient:
-        """An async client for Azure OpenAI (see :meth:`Client.azure`)."""
-        client = cls(timeout=timeout, retry=retry, http_client=http_client, transport=transport, api_key="")
-        client._configure_azure(
-            endpoint=endpoint,
-            api_version=api_version,
-            api_key=api_key,
-            azure_ad_token=azure_ad_token,
-            azure_ad_token_provider=azure_ad_token_provider,
-            deployment=deployment,
-        )
-        return client
+        return httpx.AsyncClient(transport=self._transport, timeout=self._http_timeout(), follow_redirects=True)
 
-    @classmethod
-    def from_openai(cls, client: _sdk.AsyncOpenAI, *, retry: RetryPolicy | None = None) -> AsyncClient:
-        """Wrap an ``_sdk.AsyncOpenAI`` (or ``AsyncAzureOpenAI``) with its retries switched off."""
+    def _sdk_classes(self) -> tuple[Callable[..., _sdk.AsyncOpenAI], Callable[..., _sdk.AsyncOpenAI]]:
         import openai as _openai
 
-        wrapped = cls(api_key="", retry=retry)
-        register_secret(getattr(client, "api_key", None))
-        wrapped._api_key = getattr(client, "api_key", None) or None
-        wrapped.base_url = str(client.base_url)
-        if isinstance(client, _openai.AsyncAzureOpenAI):
-            wrapped.provider = "azure"
-            wrapped.azure_endpoint = str(client.base_url)
-        else:
-            wrapped.provider = _provider_for(wrapped.base_url)
-        wrapped._sdk = client.with_options(max_retries=0)
-        wrapped._owns_http = False
-        return wrapped
-
-    @property
-    def openai(self) -> _sdk.AsyncOpenAI:
-        """The underlying async SDK client (retries off). Built on first use."""
-        with self._lock:
-            if self._sdk is None:
-                import httpx
-                import openai as _openai
-
-                kwargs = self._sdk_kwargs()
-                if self._http_client is None:
-                    self._http_client = httpx.AsyncClient(
-                        transport=self._transport,
-                        timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0)),
-                        follow_redirects=True,
-                    )
-                kwargs["http_client"] = self._http_client
-                try:
-                    if self.provider == "azure":
-                        self._sdk = _openai.AsyncAzureOpenAI(**kwargs)
-                    else:
-                        self._sdk = _openai.AsyncOpenAI(**kwargs)
-                except _openai.OpenAIError as exc:
-                    raise map_openai_error(exc) from exc
-            return self._sdk
+        return _openai.AsyncOpenAI, _openai.AsyncAzureOpenAI
 
     async def request(self, op: Callable[[_sdk.AsyncOpenAI], Awaitable[T]], *, description: str = "API call") -> T:
         """Await ``op(sdk_client)`` under the retry policy, translating SDK errors to ours."""
@@ -504,7 +442,7 @@ class AsyncClient(_BaseClient):
                 logger.debug("API request: %s", description)
                 return await op(sdk)
             except _openai.OpenAIError as exc:
-                raise map_openai_error(exc) from exc
+                raise self._error(exc) from exc
 
         return await self.retry.acall(attempt, description=description)
 
@@ -535,8 +473,21 @@ class AsyncClient(_BaseClient):
 
         return AsyncJobManager(self)
 
+    @property
+    def chat(self) -> AsyncChatCompletions:
+        """Chat completions (async): see :attr:`Client.chat`."""
+        from .chat import AsyncChatCompletions
+
+        with self._lock:
+            chat = self.__dict__.get("_chat")
+            if chat is None:
+                chat = self.__dict__["_chat"] = AsyncChatCompletions(self)
+        return chat
+
     async def aclose(self) -> None:
-        """Close the HTTP connections this client opened."""
+        """Close the HTTP connections this client opened (and the chat cache ``client.chat`` opened)."""
+        if self.__dict__.get("_chat") is not None:
+            await self.__dict__["_chat"].aclose()
         if self._owns_http and self._http_client is not None:
             await self._http_client.aclose()
 

@@ -6,7 +6,8 @@ The tree::
     ├── ConfigError(ValueError)                bad or missing configuration
     │   ├── MissingAPIKeyError                 no key at the first call that needs one
     │   ├── TokenizerUnavailableError          a tiktoken encoding cannot be loaded (offline)
-    │   └── UnsupportedModelError              a model the operation cannot use (shut down, no `dimensions`, ...)
+    │   ├── UnsupportedModelError              a model the operation cannot use (shut down, no `dimensions`, ...)
+    │   └── CacheFileError                     a cache file that is damaged or not a cache; .path
     ├── DatasetError
     │   ├── DatasetFormatError(ValueError)     a file that cannot be read as a dataset; .path .line
     │   ├── DatasetValidationError(ValueError) a dataset with validation errors; .report
@@ -28,6 +29,7 @@ The tree::
     │       └── ServerError                        5xx
     ├── OpenAISDKError                         any other error raised by the openai SDK
     ├── ItemTooLargeError(ValueError)          one item alone is over a batch's token budget
+    ├── FileAccessError(OSError)               a local file or folder could not be read or written; .path .errno
     ├── JobError                               a fine-tuning job did not succeed
     │   ├── JobFailedError                     .job, .error (the server's code / message / param)
     │   ├── JobCancelledError
@@ -50,6 +52,9 @@ The tree::
 Errors from the ``openai`` SDK are translated by :func:`map_openai_error` (used by every call the library
 makes), keeping the SDK's exception as ``__cause__`` and the server's message, code, param, type and request
 id. Messages never contain an API key: every message passes through :func:`finetune_embed._redact.redact`.
+
+Every exception pickles and unpickles with its attributes (they cross process pools): see
+:meth:`FinetuneEmbedError.__reduce__`.
 """
 
 from __future__ import annotations
@@ -70,6 +75,7 @@ __all__ = [
     "BadRequestError",
     "BatchAPIError",
     "BatchTimeoutError",
+    "CacheFileError",
     "ConfigError",
     "ConflictError",
     "DatasetError",
@@ -81,6 +87,7 @@ __all__ = [
     "EmbeddingIndexError",
     "EmbeddingResponseError",
     "EmptyInputError",
+    "FileAccessError",
     "FileProcessingError",
     "FileProcessingTimeoutError",
     "FinetuneEmbedError",
@@ -136,6 +143,27 @@ class FinetuneEmbedError(Exception):
         """Where the docs explain this error."""
         return f"{DOCS_ERRORS}#{self.docs_anchor}"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as (class, args, attributes), never calling ``__init__`` again: subclasses take keyword-only
+        arguments, which the default ``BaseException`` pickling (``cls(*args)``) would drop. ``OSError``'s
+        ``errno`` / ``strerror`` / ``filename`` live outside ``__dict__`` and travel separately."""
+        extra: dict[str, Any] = {}
+        if isinstance(self, OSError):
+            extra = {"errno": self.errno, "strerror": self.strerror, "filename": self.filename}
+        return (_rebuild, (type(self), self.args, dict(self.__dict__), extra))
+
+
+def _rebuild(
+    cls: type[FinetuneEmbedError], args: tuple[Any, ...], state: dict[str, Any], extra: dict[str, Any]
+) -> FinetuneEmbedError:
+    """Unpickle an exception made by :meth:`FinetuneEmbedError.__reduce__`."""
+    exc = cls.__new__(cls, *args)
+    exc.args = args
+    exc.__dict__.update(state)
+    for name, value in extra.items():
+        setattr(exc, name, value)
+    return exc
+
 
 # --- configuration ----------------------------------------------------------------------------------------
 
@@ -170,6 +198,17 @@ class UnsupportedModelError(ConfigError):
     def __init__(self, message: str, *, model: str) -> None:
         super().__init__(message)
         self.model = model
+
+
+class CacheFileError(ConfigError):
+    """A cache file (the chat response cache) is damaged, is not a cache, or was written by a newer version.
+    ``.path`` names it. Its content can always be fetched again, so moving the file away is a safe fix."""
+
+    docs_anchor = "cachefileerror"
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 # --- datasets -----------------------------------------------------------------------------------------------
@@ -357,6 +396,21 @@ class ItemTooLargeError(FinetuneEmbedError, ValueError):
         self.index = index
         self.tokens = tokens
         self.max_tokens = max_tokens
+
+
+class FileAccessError(FinetuneEmbedError, OSError):
+    """A local file or folder could not be read or written: missing, no permission, a folder where a file was
+    expected, a device or pipe where a regular file was expected, a full disk. ``.path`` names it and ``.errno``
+    is the operating system's error number (``None`` when the library refused on its own); an ``OSError``, so
+    ``except OSError`` keeps working."""
+
+    docs_anchor = "fileaccesserror"
+
+    def __init__(self, message: str, *, path: str, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.errno = errno
+        self.filename = path
 
 
 # --- fine-tuning jobs ---------------------------------------------------------------------------------------

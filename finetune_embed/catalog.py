@@ -48,6 +48,9 @@ class FineTuneModelInfo:
     ``max_example_tokens`` is the per-example training context (longer examples are truncated);
     ``training_price_per_1m`` is USD per 1M billed training tokens (``None`` when billed otherwise, see
     ``training_price_unit``); ``shutdown`` is OpenAI's announced shutdown date of the base model.
+    ``input_price_per_1m`` / ``output_price_per_1m`` are USD per 1M tokens for calling the base model, and
+    ``ft_input_price_per_1m`` / ``ft_output_price_per_1m`` for calling a model fine-tuned from it (``None`` when the
+    catalog has no sourced figure).
     """
 
     name: str
@@ -62,6 +65,10 @@ class FineTuneModelInfo:
     vision: bool = False
     sources: tuple[str, ...] = ()
     known: bool = True
+    input_price_per_1m: float | None = None
+    output_price_per_1m: float | None = None
+    ft_input_price_per_1m: float | None = None
+    ft_output_price_per_1m: float | None = None
 
 
 @dataclass(frozen=True)
@@ -145,6 +152,10 @@ class ModelCatalog:
                 prompt_completion=bool(raw.get("prompt_completion", False)),
                 vision=bool(raw.get("vision", False)),
                 sources=tuple(raw.get("sources", ())),
+                input_price_per_1m=raw.get("input_price_per_1m"),
+                output_price_per_1m=raw.get("output_price_per_1m"),
+                ft_input_price_per_1m=raw.get("ft_input_price_per_1m"),
+                ft_output_price_per_1m=raw.get("ft_output_price_per_1m"),
             )
             self.fine_tune_models[info.name] = info
         for raw in data.get("embedding_models", []):

@@ -25,6 +25,7 @@ _COMMANDS: dict[str, str] = {
     "models": "finetune_embed.cli._models:models",
     "embed": "finetune_embed.cli._embed:embed",
     "index": "finetune_embed.cli._index:index",
+    "eval": "finetune_embed.cli._eval:eval_command",
 }
 
 

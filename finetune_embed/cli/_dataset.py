@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from ._analyze import analyze_command
 from ._common import EXIT_FAILURE, echo_json, echo_table, handle_errors, json_option
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ def _day(value: datetime | None) -> Any:
 
 @click.group()
 def dataset() -> None:
-    """Check and prepare fine-tuning data (JSONL). Nothing here calls the API."""
+    """Check and prepare fine-tuning data (JSONL). Nothing here calls the API, except `analyze` (embeddings)."""
 
 
 def _print_issues(report: ValidationReport, name: str) -> None:
@@ -335,3 +336,6 @@ def fix(
             _print_issues(result.report, str(result.fixed_path))
     if result.report is not None and not result.report.ok:
         sys.exit(EXIT_FAILURE)
+
+
+dataset.add_command(analyze_command)

@@ -34,6 +34,9 @@ from ._stream import validate_path
 if TYPE_CHECKING:
     import pandas as pd
 
+    from ..embeddings import Embedder
+    from ..evaluate import DatasetAnalysis
+
 __all__ = ["Dataset", "DatasetSplits", "Format"]
 
 Format = Literal["chat", "preference", "completion"]
@@ -466,6 +469,35 @@ class Dataset:
         return fix_file(path, output=output, rejected=rejected, model=model, method=method, dedupe=dedupe)
 
     fix = fix_file
+
+    def analyze(
+        self,
+        embedder: Embedder | None = None,
+        *,
+        validation: Dataset | str | os.PathLike[str] | None = None,
+        clusters: int | None = None,
+        similarity: float = 0.95,
+        answer_similarity: float = 0.95,
+        outlier_z: float = 3.5,
+        seed: int = 0,
+    ) -> DatasetAnalysis:
+        """Data-quality analysis with embeddings (``embedder``: any :class:`~finetune_embed.Embedder`; default
+        ``Embedder()`` from the environment): conflicting examples (near-identical prompts, different answers),
+        topic clusters with sizes, examples and refusal shares, semantic near-duplicates, leakage into
+        ``validation``, and outliers, each at its line numbers. ``similarity`` is the prompt cosine from which two
+        prompts count as near-identical. See :func:`finetune_embed.evaluate.analyze_dataset`."""
+        from ..evaluate import analyze_dataset
+
+        return analyze_dataset(
+            self,
+            embedder,
+            validation=validation,
+            clusters=clusters,
+            similarity=similarity,
+            answer_similarity=answer_similarity,
+            outlier_z=outlier_z,
+            seed=seed,
+        )
 
     # --- transformations --------------------------------------------------------------------------------------
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._atomic import atomic_write
 from ._checks import (
     _ROLE_KEYS,
     CHAT_KEYS,
@@ -191,98 +191,78 @@ def fix_file(
     result = FixResult(fixed_path, rejected_path)
     counts: dict[str, int] = {}
     seen: dict[int, int] = {}
-    fixed_path.parent.mkdir(parents=True, exist_ok=True)
-    rejected_path.parent.mkdir(parents=True, exist_ok=True)
-    fd1, tmp1 = tempfile.mkstemp(prefix=f".{fixed_path.name}.", suffix=".tmp", dir=fixed_path.parent)
-    fd2, tmp2 = tempfile.mkstemp(prefix=f".{rejected_path.name}.", suffix=".tmp", dir=rejected_path.parent)
 
     def reject(out: Any, line: int, raw: bytes, reasons: list[dict[str, Any]]) -> None:
         text = raw.rstrip(b"\r\n").decode("utf-8", "backslashreplace")
         out.write(json.dumps({"line": line, "reasons": reasons, "text": text}, ensure_ascii=False) + "\n")
         result.n_rejected += 1
 
-    try:
-        with (
-            open(src, "rb") as f,
-            os.fdopen(fd1, "w", encoding="utf-8", newline="\n") as good,
-            os.fdopen(fd2, "w", encoding="utf-8", newline="\n") as bad,
-        ):
-            for line, raw in enumerate(f, 1):
-                result.n_lines += 1
-                changes: list[str] = []
-                body = raw
-                if body.startswith(_BOM):
-                    body = body[3:]
-                    changes.append("bom")
-                if body.endswith(b"\r\n"):
-                    changes.append("crlf")
-                body = body.strip()
-                if not body:
-                    counts["blank_line"] = counts.get("blank_line", 0) + 1
-                    continue
-                try:
-                    text = body.decode("utf-8")
-                except UnicodeDecodeError as exc:
+    with (
+        open(src, "rb") as f,
+        atomic_write(fixed_path) as good,
+        atomic_write(rejected_path) as bad,
+    ):
+        for line, raw in enumerate(f, 1):
+            result.n_lines += 1
+            changes: list[str] = []
+            body = raw
+            if body.startswith(_BOM):
+                body = body[3:]
+                changes.append("bom")
+            if body.endswith(b"\r\n"):
+                changes.append("crlf")
+            body = body.strip()
+            if not body:
+                counts["blank_line"] = counts.get("blank_line", 0) + 1
+                continue
+            try:
+                text = body.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                reject(
+                    bad,
+                    line,
+                    raw,
+                    [{"code": "invalid_utf8", "path": "", "message": f"not UTF-8 at byte {exc.start + 1}"}],
+                )
+                continue
+            try:
+                row = decoder.decode(text)
+            except (ValueError, RecursionError) as exc:
+                reject(bad, line, raw, [{"code": "invalid_json", "path": "", "message": f"not valid JSON: {exc}"}])
+                continue
+            if _strip_dup_markers(row):
+                changes.append("duplicate_key")
+            if isinstance(row, dict):
+                row_fmt = detect_format(row)
+                if row_fmt is not None and (fmt is None or row_fmt == fmt):
+                    _fix_row(row, row_fmt, resolved.profile.method, changes)
+            collector.issues.clear()
+            checker._line = line
+            checker.scan_strings(row)
+            checker.check(row, line, None)
+            errors = [i for i in collector.issues if i.severity == "error"]
+            if errors:
+                reject(bad, line, raw, [{"code": i.code.value, "path": i.path, "message": i.message} for i in errors])
+                continue
+            if dedupe:
+                key = canonical_digest(row)
+                first = seen.get(key)
+                if first is not None:
                     reject(
                         bad,
                         line,
                         raw,
-                        [{"code": "invalid_utf8", "path": "", "message": f"not UTF-8 at byte {exc.start + 1}"}],
+                        [{"code": "duplicate_example", "path": "", "message": f"an exact copy of line {first}"}],
                     )
+                    counts["duplicate_example"] = counts.get("duplicate_example", 0) + 1
                     continue
-                try:
-                    row = decoder.decode(text)
-                except (ValueError, RecursionError) as exc:
-                    reject(bad, line, raw, [{"code": "invalid_json", "path": "", "message": f"not valid JSON: {exc}"}])
-                    continue
-                if _strip_dup_markers(row):
-                    changes.append("duplicate_key")
-                if isinstance(row, dict):
-                    row_fmt = detect_format(row)
-                    if row_fmt is not None and (fmt is None or row_fmt == fmt):
-                        _fix_row(row, row_fmt, resolved.profile.method, changes)
-                collector.issues.clear()
-                checker._line = line
-                checker.scan_strings(row)
-                checker.check(row, line, None)
-                errors = [i for i in collector.issues if i.severity == "error"]
-                if errors:
-                    reject(
-                        bad, line, raw, [{"code": i.code.value, "path": i.path, "message": i.message} for i in errors]
-                    )
-                    continue
-                if dedupe:
-                    key = canonical_digest(row)
-                    first = seen.get(key)
-                    if first is not None:
-                        reject(
-                            bad,
-                            line,
-                            raw,
-                            [{"code": "duplicate_example", "path": "", "message": f"an exact copy of line {first}"}],
-                        )
-                        counts["duplicate_example"] = counts.get("duplicate_example", 0) + 1
-                        continue
-                    seen[key] = line
-                good.write(json.dumps(row, ensure_ascii=False, separators=(", ", ": ")) + "\n")
-                result.n_kept += 1
-                if changes:
-                    result.n_changed += 1
-                    for c in changes:
-                        counts[c] = counts.get(c, 0) + 1
-            good.flush()
-            os.fsync(good.fileno())
-            bad.flush()
-            os.fsync(bad.fileno())
-        os.replace(tmp1, fixed_path)
-        os.replace(tmp2, rejected_path)
-    except BaseException:
-        for tmp in (tmp1, tmp2):
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-        raise
+                seen[key] = line
+            good.write(json.dumps(row, ensure_ascii=False, separators=(", ", ": ")) + "\n")
+            result.n_kept += 1
+            if changes:
+                result.n_changed += 1
+                for c in changes:
+                    counts[c] = counts.get(c, 0) + 1
     result.changes = counts
     if validate:
         from ._stream import validate_path

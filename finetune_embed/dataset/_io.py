@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import Any
 
+from .. import _atomic
 from .._exceptions import DatasetFormatError
 
 __all__ = ["atomic_write_lines", "dump_line", "read_jsonl"]
@@ -62,25 +61,6 @@ def read_jsonl(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, An
 
 
 def atomic_write_lines(path: str | os.PathLike[str], lines: Iterable[str]) -> int:
-    """Write ``lines`` (each without its newline) to ``path`` atomically: a temporary file in the same folder,
-    flushed and fsynced, then renamed over ``path``. Returns the number of lines written."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    n = 0
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as out:
-            for text in lines:
-                out.write(text)
-                out.write("\n")
-                n += 1
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return n
+    """Write ``lines`` (each without its newline) to ``path`` atomically (see :mod:`finetune_embed._atomic`):
+    UTF-8, LF, the permissions ``open()`` would give. Returns the number of lines written."""
+    return _atomic.atomic_write_lines(path, lines)

@@ -347,27 +347,19 @@ class FileManager:
         ``path`` is either the whole file or untouched. Returns ``path``."""
         target = Path(path)
         _check_download_target(target, overwrite)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-        os.close(fd)
-        tmp = Path(tmp_name)
+        from .._atomic import atomic_path
 
-        def stream(sdk: openai.OpenAI) -> int:
-            written = 0
-            with sdk.files.with_streaming_response.content(file_id) as response, open(tmp, "wb") as fh:
-                for chunk in response.iter_bytes(1 << 20):
-                    fh.write(chunk)
-                    written += len(chunk)
-                fh.flush()
-                os.fsync(fh.fileno())
-            return written
+        with atomic_path(target, suffix=".part") as tmp:
 
-        try:
+            def stream(sdk: openai.OpenAI) -> int:
+                written = 0
+                with sdk.files.with_streaming_response.content(file_id) as response, open(tmp, "wb") as fh:
+                    for chunk in response.iter_bytes(1 << 20):
+                        fh.write(chunk)
+                        written += len(chunk)
+                return written
+
             written = self.client.request(stream, description=f"download {file_id}")
-            os.replace(tmp, target)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
         logger.info("downloaded %s to %s (%d bytes)", file_id, target, written)
         return target
 

@@ -17,7 +17,6 @@ import csv
 import io
 import math
 import os
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -220,19 +219,16 @@ class TrainingMetrics:
         return pd.DataFrame(dict(self.columns))
 
     def to_csv(self, path: str | os.PathLike[str]) -> Path:
-        """Write the table as CSV (atomically: a temporary file, then ``os.replace``)."""
+        """Write the table as CSV, atomically (a temporary file, then ``os.replace``), with the permissions
+        ``open()`` would give."""
+        from .._atomic import atomic_write
+
         target = Path(path)
-        fd, tmp = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-                writer = csv.writer(fh)
-                writer.writerow(self.column_names)
-                for row in self:
-                    writer.writerow(["" if v is None else v for v in row.values()])
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_write(target, newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(self.column_names)
+            for row in self:
+                writer.writerow(["" if v is None else v for v in row.values()])
         return target
 
     def plot(self, columns: Sequence[str] | None = None, *, ax: Any = None) -> Any:

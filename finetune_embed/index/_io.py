@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from .._atomic import file_access_error
 from .._exceptions import ConfigError, DatasetFormatError, DuplicateIdError, InvalidVectorError
 
 if TYPE_CHECKING:
@@ -114,9 +115,7 @@ def _rows(path: Path, encoding: str) -> Iterator[tuple[int, list[str]]]:
     except LookupError:
         raise ConfigError(f"unknown encoding {encoding!r}; pass a codec Python knows, such as 'utf-8'.") from None
     except OSError as exc:
-        raise DatasetFormatError(
-            f"cannot read the file: {exc.strerror or exc}; check the path.", path=str(path)
-        ) from None
+        raise file_access_error(exc, path, "read") from None
     with f:
         reader = csv.reader(f)
         start = 1
@@ -228,7 +227,7 @@ def index_from_csv(
     except UnicodeDecodeError as exc:
         raise DatasetFormatError(f"the file is not {encoding} ({exc}); pass encoding=.", path=name) from None
     except OSError as exc:
-        raise DatasetFormatError(f"cannot read the file: {exc.strerror or exc}.", path=name) from None
+        raise file_access_error(exc, name, "read") from None
     return index
 
 

@@ -30,7 +30,6 @@ import contextlib
 import ctypes
 import ctypes.util
 import datetime as dt
-import errno
 import hashlib
 import io
 import json
@@ -48,6 +47,7 @@ from typing import IO, TYPE_CHECKING, Any, cast
 import numpy as np
 import numpy.typing as npt
 
+from .._atomic import file_access_error
 from .._exceptions import IndexFileError
 from .._logging import get_logger
 from ._dirlock import dir_lock, open_dir, try_lock
@@ -74,26 +74,6 @@ _log = get_logger("index")
 
 
 # --- errors from the operating system -----------------------------------------------------------------------
-
-_HINTS = {
-    errno.EACCES: "check the permissions of the directory and its files",
-    errno.EPERM: "check the permissions of the directory and its files",
-    errno.EROFS: "the file system is read-only; choose another directory",
-    errno.ENOSPC: "the disk is full; free some space or choose another directory",
-    errno.EDQUOT: "the disk quota is exceeded; free some space or choose another directory",
-    errno.ENOENT: "check the path",
-    errno.ENOTDIR: "a part of the path is a file, not a directory; check the path",
-    errno.EISDIR: "a directory is where a file should be; check the path",
-    errno.EEXIST: "something already exists at that path; remove it or choose another path",
-    errno.ELOOP: "the path has a loop of symbolic links; check the path",
-    errno.ENAMETOOLONG: "the path is too long; choose a shorter one",
-}
-
-
-def _os_error(exc: OSError, action: str, path: Path) -> IndexFileError:
-    hint = _HINTS.get(exc.errno or 0, "check the path and the disk")
-    return IndexFileError(f"cannot {action} {path}: {exc.strerror or exc}; {hint}.")
-
 
 def _real(path: Path) -> Path:
     """``path`` with symbolic links resolved: saving through a link saves where it points."""
@@ -199,7 +179,7 @@ def _check_target(target: Path) -> None:
         try:
             names = os.listdir(target)
         except OSError as exc:
-            raise _os_error(exc, "read the directory", target) from None
+            raise file_access_error(exc, target, "read the directory") from None
         if names and "manifest.json" not in names:
             raise IndexFileError(
                 f"{target} is a non-empty directory that is not a saved index; refusing to replace it. "
@@ -215,7 +195,7 @@ def save_index(index: EmbeddingIndex, path: str | os.PathLike[str]) -> Path:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise _os_error(exc, "create the directory", target.parent) from None
+        raise file_access_error(exc, target.parent, "create the directory") from None
     tmp, tmp_fd = _new_tmp(target)
     try:
         try:
@@ -223,7 +203,7 @@ def save_index(index: EmbeddingIndex, path: str | os.PathLike[str]) -> Path:
             _write_text(tmp / "manifest.json", iter([manifest_bytes(fields).decode("utf-8")]))
             _fsync_dir(tmp)
         except OSError as exc:
-            raise _os_error(exc, "write the index to", tmp) from None
+            raise file_access_error(exc, target, "write the index to") from None
         with dir_lock(target.parent, shared=False):
             _check_target(target)
             try:
@@ -231,7 +211,7 @@ def save_index(index: EmbeddingIndex, path: str | os.PathLike[str]) -> Path:
                 _carry_over(target, tmp)
                 old = _swap_in(tmp, target)
             except OSError as exc:
-                raise _os_error(exc, "replace the index at", target) from None
+                raise file_access_error(exc, target, "replace the index at") from None
             if old is not None:
                 shutil.rmtree(old, ignore_errors=True)
             _clean_leftovers(target)
@@ -251,7 +231,7 @@ def _new_tmp(target: Path) -> tuple[Path, int]:
             os.mkdir(tmp)  # mode 0o777 less the umask, as mkdir always does
             fd = open_dir(tmp)
         except OSError as exc:
-            raise _os_error(exc, "create a directory in", target.parent) from None
+            raise file_access_error(exc, target.parent, "create a directory in") from None
         try_lock(fd)
     return tmp, fd
 
@@ -446,7 +426,7 @@ def _open_at(dir_fd: int, name: str, where: Path) -> io.BufferedReader:
     except FileNotFoundError:
         raise IndexFileError(f"{path} is missing; the index is incomplete. Restore it from a backup.") from None
     except OSError as exc:
-        raise _os_error(exc, "read", path) from None
+        raise file_access_error(exc, path, "read") from None
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise IndexFileError(f"{path} is not a regular file; the index is corrupt. Restore it from a backup.")
@@ -476,13 +456,13 @@ def _open(path: str | os.PathLike[str]) -> _Opened:
         try:
             dir_fd = open_dir(where)
         except OSError as exc:
-            raise _os_error(exc, "open the index directory", where) from None
+            raise file_access_error(exc, where, "open the index directory") from None
         try:
             with _open_at(dir_fd, "manifest.json", where) as f:
                 try:
                     data = f.read(MAX_MANIFEST_BYTES + 1)
                 except OSError as exc:
-                    raise _os_error(exc, "read", where / "manifest.json") from None
+                    raise file_access_error(exc, where / "manifest.json", "read") from None
             manifest = parse_manifest(data, str(where / "manifest.json"))
             opened = _Opened(where, manifest)
             try:
@@ -521,7 +501,7 @@ def _check_sizes_and_hashes(opened: _Opened, verify: bool) -> None:
                         "with. Restore the index from a backup or build it again."
                     )
         except OSError as exc:
-            raise _os_error(exc, "read", path) from None
+            raise file_access_error(exc, path, "read") from None
 
 
 def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -672,7 +652,7 @@ def load_index(
         try:
             return _build(opened, mmap=mmap, verify=verify, spill_dir=spill_dir)
         except OSError as exc:
-            raise _os_error(exc, "read the index at", opened.where) from None
+            raise file_access_error(exc, opened.where, "read the index at") from None
     finally:
         opened.close()  # memory maps keep their own reference to the files
 

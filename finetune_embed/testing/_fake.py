@@ -8,6 +8,7 @@ import string
 import threading
 import time
 import traceback
+import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, cast
 
@@ -15,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .._logging import get_logger
-from ..catalog import EmbeddingModelInfo, default_catalog
+from ..catalog import EmbeddingModelInfo, FineTuneModelInfo, default_catalog
 from ._clock import FakeClock
 from ._errors import ApiError, default_fault_body, error_body
 from ._faults import FaultRule, Faults, normalize_pattern
@@ -58,12 +59,14 @@ def _mask(key: str) -> str:
 
 
 class FakeOpenAI:
-    """A stateful, in-memory fake of OpenAI's files, uploads, fine-tuning, models, embeddings and batches API.
+    """A stateful, in-memory fake of OpenAI's files, uploads, fine-tuning, models, embeddings, chat completions and
+    batches API.
 
     **Parameters** (all keyword-only):
 
-    * ``rpm``, ``tpm`` - requests and tokens per minute for ``/v1/embeddings`` (per model), enforced as token
-      buckets on ``clock``; ``None`` is unlimited and sends no ``x-ratelimit-*`` header for that limit.
+    * ``rpm``, ``tpm`` - requests and tokens per minute for ``/v1/embeddings`` and ``/v1/chat/completions`` (per
+      model), enforced as token buckets on ``clock``; ``None`` is unlimited and sends no ``x-ratelimit-*`` header
+      for that limit.
     * ``latency`` - seconds before each response, or ``(low, high)`` for uniform jitter. In-process on the
       default manual clock it advances the clock instead of sleeping.
     * ``clock`` - a :class:`FakeClock` (default: a manual one at 2026-01-01T00:00:00Z).
@@ -108,6 +111,9 @@ class FakeOpenAI:
         self._rng_lock = threading.Lock()
         self._deployments: dict[str, str] = {}
         self._extra_embedding_models: dict[str, EmbeddingModelInfo] = {}
+        self._chat_models: dict[str, FineTuneModelInfo] = {}
+        self._chat_memory: dict[str, Any] = {}  # what each fine-tuned model learned (testing/_chat.py)
+        self.instance_id = uuid.uuid4().hex  # tells this fake's answers apart in a client's response cache
         self.errors: list[BaseException] = []
         speed = (
             job_speed
@@ -140,9 +146,24 @@ class FakeOpenAI:
 
     def add_deployment(self, name: str, model: str) -> None:
         """Azure: serve ``model`` under deployment ``name`` (unmapped deployments are their model's name)."""
-        if self.embedding_model_info(model) is None:
-            raise ValueError(f"unknown embedding model {model!r}; add it with add_embedding_model() first")
+        if self.embedding_model_info(model) is None and not self._serves_chat(model):
+            raise ValueError(
+                f"unknown model {model!r}; add it with add_embedding_model() / add_chat_model() first (fine-tuned "
+                "models once their job succeeded)"
+            )
         self._deployments[name] = model
+
+    def add_chat_model(self, name: str, *, encoding: str = "o200k_base") -> None:
+        """Serve an extra chat model (e.g. one an OpenAI-compatible server offers); it answers as base models do."""
+        self._chat_models[name] = FineTuneModelInfo(name=name, encoding=encoding)
+
+    def _serves_chat(self, model: str) -> bool:
+        if model in self._chat_models:
+            return True
+        if model.startswith("ft:"):
+            with self.store.lock:
+                return model in self.store.models
+        return default_catalog().find_fine_tune_model(model) is not None
 
     def add_embedding_model(
         self, name: str, *, dimensions: int, accepts_dimensions: bool = True, max_input_tokens: int = 8191
@@ -160,7 +181,7 @@ class FakeOpenAI:
         """The model behind an Azure deployment; 404 ``DeploymentNotFound`` if there is none."""
         if deployment in self._deployments:
             return self._deployments[deployment]
-        if self.embedding_model_info(deployment) is not None:
+        if self.embedding_model_info(deployment) is not None or self._serves_chat(deployment):
             return deployment
         raise ApiError(
             404,

@@ -371,6 +371,7 @@ def _validate_files(fake: FakeOpenAI, store: Store, job: JobRecord, at: float) -
             _fail(fake, job, at, err.code, err.message, param)
             return False
         if param == "training_file":
+            job.training_content = rec.content
             job.n_examples = stats.n_examples
             job.example_tokens = sum(min(t, max_tokens) if max_tokens else t for t in stats.tokens)
     return True

@@ -16,7 +16,7 @@ class RequestRecord:
 
     ``endpoint`` is the canonical OpenAI path (``/v1/embeddings`` for Azure's
     ``/openai/deployments/{name}/embeddings`` too); ``tokens`` is what the request billed (0 unless a
-    successful embeddings request); ``fault`` is ``"timeout"``/``"disconnect"`` when no response was sent.
+    successful embeddings or chat request); ``fault`` is ``"timeout"``/``"disconnect"`` when no response was sent.
     """
 
     time: float
@@ -48,6 +48,8 @@ class Ledger:
     _billed_texts: Counter[str] = field(default_factory=Counter)
     _tokens_billed: int = 0
     _batch_tokens_billed: int = 0
+    _chat_prompt_tokens: int = 0
+    _chat_completion_tokens: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record(self, rec: RequestRecord) -> None:
@@ -62,6 +64,23 @@ class Ledger:
             self._tokens_billed += tokens
             if batch:
                 self._batch_tokens_billed += tokens
+
+    def bill_chat(self, prompt_tokens: int, completion_tokens: int) -> None:
+        """Bill one chat completion's prompt and completion tokens."""
+        with self._lock:
+            self._chat_prompt_tokens += prompt_tokens
+            self._chat_completion_tokens += completion_tokens
+
+    @property
+    def chat_requests(self) -> int:
+        """Number of successful (200) chat completion requests."""
+        return self.count("/v1/chat/completions", status=200)
+
+    @property
+    def chat_tokens_billed(self) -> tuple[int, int]:
+        """``(prompt, completion)`` tokens billed by successful chat completions."""
+        with self._lock:
+            return self._chat_prompt_tokens, self._chat_completion_tokens
 
     @property
     def requests(self) -> list[RequestRecord]:
@@ -115,3 +134,5 @@ class Ledger:
             self._billed_texts.clear()
             self._tokens_billed = 0
             self._batch_tokens_billed = 0
+            self._chat_prompt_tokens = 0
+            self._chat_completion_tokens = 0

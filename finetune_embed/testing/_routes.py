@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ._batches import handle_cancel_batch, handle_create_batch, handle_list_batches, handle_retrieve_batch
+from ._chat import handle_chat_completions
 from ._embeddings import handle_embeddings
 from ._files import (
     handle_create_file,
@@ -29,6 +30,7 @@ __all__ = ["ROUTES"]
 
 ROUTES: list[Route] = [
     Route("POST", "/embeddings", handle_embeddings, azure_deployment=True),
+    Route("POST", "/chat/completions", handle_chat_completions, azure_deployment=True),
     Route("GET", "/models", handle_list_models),
     Route("GET", "/models/{model}", handle_retrieve_model),
     Route("DELETE", "/models/{model}", handle_delete_model),

@@ -118,6 +118,7 @@ class JobRecord:
     checkpoints: list[dict[str, Any]] = field(default_factory=list)  # oldest first
     metrics: list[dict[str, float | int | None]] = field(default_factory=list)
     short_id: str = ""
+    training_content: bytes | None = None  # the training file as validated (what chat completions answer from)
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -123,3 +124,24 @@ def test_lifecycle_over_loopback_http(fake: FakeOpenAI, train_path: Path) -> Non
         assert metrics.step.tolist() == list(range(1, 41))
         assert jobs.files.upload(train_path).id == job.training_file
         client.close()
+
+
+def test_a_proxy_in_front_of_openai_keeps_the_refusals(fake: FakeOpenAI, train_path: Path) -> None:
+    """A base URL in front of OpenAI (a gateway) keeps OpenAI's last day for new jobs; provider='compatible'
+    (or a local server) drops the catalog's dates, as a compatible server decides for itself."""
+    from finetune_embed import UnsupportedModelError
+
+    after_cutoff = date(2027, 1, 7)
+    gateway = Client(
+        api_key="sk-gateway-000000", base_url="https://llm-gateway.example.com/v1", transport=fake.transport
+    )
+    assert gateway.provider == "openai"
+    with pytest.raises(UnsupportedModelError, match=r"no new fine-tuning jobs after 2027-01-06"):
+        JobManager(gateway, today=lambda: after_cutoff).create("gpt-4o-mini-2024-07-18", train_path)
+    assert fake.ledger.count("/v1/fine_tuning/jobs") == 0  # refused before anything was sent
+    with fake.serve() as base_url, Client(base_url=base_url, retry=RetryPolicy(sleep=fake.sleep)) as local:
+        assert local.provider == "compatible"
+        job = JobManager(local, today=lambda: after_cutoff).create(
+            "gpt-4o-mini-2024-07-18", train_path, validate=False
+        )
+    assert job.status == "validating_files"

@@ -132,6 +132,7 @@ def test_jobs_failures_cancel_pause_and_timeout(served: str, env: dict[str, str]
 
     client = Client(base_url=served, api_key=KEY, retry=RetryPolicy(sleep=fake.sleep))
     jobs = JobManager(client)
+    fake.job_speed = 100.0  # 1000 steps take 50 s of real time at scale 2000: still running under any CPU load
     slow = jobs.create("gpt-4o-mini", train_path, hyperparameters={"n_epochs": 50})  # 1000 steps
     code, _, err = run(["jobs", "wait", slow.id, "--timeout", "0.05", *FAST], env)
     assert code == 1

@@ -40,7 +40,7 @@ def python_blocks(text: str) -> list[tuple[int, str]]:
 def test_the_doc_has_runnable_and_skipped_blocks() -> None:
     text = DOC.read_text(encoding="utf-8")
     assert len(python_blocks(text)) >= 12
-    assert len(BLOCK.findall(text)) - len(python_blocks(text)) == 3
+    assert len(BLOCK.findall(text)) - len(python_blocks(text)) == 2
 
 
 def test_every_example_runs(tmp_path: Path, cookbook: Path, monkeypatch: pytest.MonkeyPatch) -> None:

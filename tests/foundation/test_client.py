@@ -208,3 +208,95 @@ class TestFromOpenAIOnItsOwnTransport:
             )
         assert len(response.data) == 1
         assert fake.ledger.count("/v1/embeddings") == 2  # one 503, one success: our retry, not the SDK's
+
+
+class TestProvider:
+    @pytest.mark.parametrize(
+        ("base_url", "expected"),
+        [
+            (None, "openai"),
+            ("https://api.openai.com/v1", "openai"),
+            ("https://eu.api.openai.com/v1", "openai"),
+            ("https://gateway.corp.example.com/openai/v1", "openai"),  # a corporate gateway in front of OpenAI
+            ("https://oai.helicone.ai/v1", "openai"),  # Helicone in front of OpenAI
+            ("https://litellm.example.org/v1", "openai"),  # a hosted LiteLLM proxy
+            ("https://myres.openai.azure.com/openai/v1", "azure"),
+            ("https://myres.cognitiveservices.azure.com/openai/v1", "azure"),
+            ("http://localhost:11434/v1", "compatible"),  # Ollama
+            ("http://127.0.0.1:8000/v1", "compatible"),  # vLLM
+            ("http://[::1]:8080/v1", "compatible"),  # llama.cpp server
+            ("http://0.0.0.0:1234/v1", "compatible"),  # LM Studio
+            ("http://192.168.1.20:8080/v1", "compatible"),  # TEI on the LAN
+            ("http://10.0.3.7/v1", "compatible"),
+            ("http://172.20.0.5:80/v1", "compatible"),
+            ("http://tei:80/v1", "compatible"),  # a Compose service name
+            ("http://gpu-box.local:8000/v1", "compatible"),
+            ("http://host.docker.internal:11434/v1", "compatible"),
+            ("localhost:8000/v1", "compatible"),  # no scheme
+        ],
+    )
+    def test_inferred_from_the_base_url(self, base_url: str | None, expected: str) -> None:
+        """No URL or OpenAI → openai; Azure hosts → azure; local and private hosts → compatible; others → openai."""
+        assert Client(base_url=base_url).provider == expected
+        assert AsyncClient(base_url=base_url).provider == expected
+
+    def test_environment_base_url_in_front_of_openai_stays_openai(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """OPENAI_BASE_URL pointing at a proxy keeps OpenAI's catalog (the #12 report)."""
+        monkeypatch.setenv("OPENAI_BASE_URL", "https://proxy.internal-tools.example.com/v1")
+        assert Client().provider == "openai"
+
+    def test_explicit_provider_wins(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """provider= beats the URL; FINETUNE_EMBED_PROVIDER beats the URL too; the argument beats both."""
+        assert Client(base_url="https://models.example.com/v1", provider="compatible").provider == "compatible"
+        assert Client(base_url="http://localhost:4000/v1", provider="openai").provider == "openai"
+        monkeypatch.setenv("FINETUNE_EMBED_PROVIDER", "compatible")
+        assert Client(base_url="https://models.example.com/v1").provider == "compatible"
+        assert Client(base_url="https://models.example.com/v1", provider="azure").provider == "azure"
+
+    def test_provider_is_assignable_and_checked(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """client.provider can be set; unknown values are a ConfigError (argument, attribute, environment)."""
+        client = Client(base_url="https://models.example.com/v1")
+        client.provider = "compatible"
+        assert client.provider == "compatible"
+        with pytest.raises(ConfigError, match="provider must be one of 'openai', 'azure', 'compatible'"):
+            client.provider = "ollama"  # type: ignore[assignment]
+        with pytest.raises(ConfigError, match="got 'vllm'"):
+            Client(provider="vllm")  # type: ignore[arg-type]
+        monkeypatch.setenv("FINETUNE_EMBED_PROVIDER", "local")
+        with pytest.raises(ConfigError, match="FINETUNE_EMBED_PROVIDER must be one of"):
+            Client()
+
+    def test_azure_and_wrapped_clients(self) -> None:
+        """Client.azure is azure; from_openai infers from the SDK client's URL unless provider= is given."""
+        assert Client.azure(endpoint="https://x.openai.azure.com", api_version="v", api_key="k").provider == "azure"
+        sdk = openai.OpenAI(api_key="sk-user-000000", base_url="http://localhost:8000/v1")
+        assert Client.from_openai(sdk).provider == "compatible"
+        assert Client.from_openai(sdk, provider="openai").provider == "openai"
+        azure_sdk = openai.AzureOpenAI(api_key="k", azure_endpoint="https://x.openai.azure.com", api_version="v")
+        assert Client.from_openai(azure_sdk).provider == "azure"
+        assert AsyncClient.from_openai(openai.AsyncOpenAI(api_key="sk-user-000000")).provider == "openai"
+
+    def test_azure_host_as_base_url_uses_the_plain_sdk_client(self) -> None:
+        """Azure's OpenAI-compatible v1 API through base_url: provider azure, requests to that URL, Bearer key."""
+        script = Script([ok()])
+        url = "https://myres.openai.azure.com/openai/v1"
+        client = Client(api_key="azure-key-0000000000", base_url=url, transport=script.transport())
+        assert client.provider == "azure"
+        client.request(lambda sdk: sdk.files.list())
+        assert str(script.requests[0].url) == "https://myres.openai.azure.com/openai/v1/files"
+        assert type(client.openai).__name__ == "OpenAI"
+
+    def test_a_gateway_without_a_key_asks_for_one_and_names_the_way_out(self) -> None:
+        """An unknown remote URL is OpenAI behind a proxy: a key is needed, and the error says how to opt out."""
+        client = Client(base_url="https://models.example.com/v1", transport=Script([ok()]).transport())
+        with pytest.raises(MissingAPIKeyError, match="provider='compatible'"):
+            client.request(lambda sdk: sdk.files.list())
+        compatible = Client(
+            base_url="https://models.example.com/v1", provider="compatible", transport=Script([ok()]).transport()
+        )
+        compatible.request(lambda sdk: sdk.files.list())
+
+    def test_repr_shows_the_provider(self) -> None:
+        """repr names the provider and where requests go."""
+        text = repr(Client(api_key="sk-x-000000", base_url="http://localhost:11434/v1"))
+        assert text == "Client(provider='compatible', base_url='http://localhost:11434/v1', api_key='[redacted]')"

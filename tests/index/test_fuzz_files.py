@@ -18,9 +18,9 @@ def fuzzer(tmp_path_factory: pytest.TempPathFactory) -> Fuzzer:
 
 
 def _clean(fuzzer: Fuzzer) -> None:
-    assert fuzzer.counts["silent"] == 0 and fuzzer.counts["crash"] == 0, (
-        report(fuzzer, 0) + "\n" + "\n".join(fuzzer.failures[:3])
-    )
+    details = report(fuzzer, 0) + "\n" + "\n".join(fuzzer.failures[:3])
+    assert fuzzer.counts["silent"] == 0, details
+    assert fuzzer.counts["crash"] == 0, details
 
 
 def test_single_bit_flips_of_the_manifest_are_all_detected(fuzzer: Fuzzer) -> None:

@@ -134,7 +134,7 @@ def test_a_failed_write_leaves_the_old_index(tmp_path: Path, monkeypatch: pytest
         raise OSError("disk full")
 
     monkeypatch.setattr(storage, "_write_text", boom)
-    with pytest.raises(exc.IndexFileError, match=r"cannot write the index to .*disk full"):
+    with pytest.raises(exc.FileAccessError, match=r"Cannot write the index to .*disk full"):
         _index(n=30).save(target)
     assert len(EmbeddingIndex.load(target)) == 10
     assert [p.name for p in tmp_path.iterdir()] == ["idx"]

@@ -72,7 +72,8 @@ def test_concurrent_saves_and_loads_in_threads(tmp_path: Path) -> None:
     for t in readers:
         t.join()
     assert errors == []
-    assert loaded and set(loaded) <= set(sizes)
+    assert loaded
+    assert set(loaded) <= set(sizes)
     assert _consistent(EmbeddingIndex.load(target)) in sizes
     assert sorted(p.name for p in tmp_path.iterdir()) == ["idx"]  # no .tmp- or .old- directory left
 
@@ -149,7 +150,8 @@ def test_leftovers_of_dead_saves_are_cleaned_but_foreign_files_stay(
     (old / "diary.txt").write_text("not written by any save")
     with caplog.at_level(logging.WARNING, logger="finetune_embed"):
         _index(20).save(target)
-    assert not dead.exists() and not legacy.exists()
+    assert not dead.exists()
+    assert not legacy.exists()
     assert (target / "NOTES.md").read_text() == "mine"
     assert (old / "diary.txt").read_text() == "not written by any save"  # never delete what we did not write
     assert not (old / "manifest.json").exists()
@@ -204,13 +206,15 @@ def test_saving_through_a_symlink_saves_to_its_target(tmp_path: Path) -> None:
     link = tmp_path / "current"
     link.symlink_to("real")
     assert _index(20).save(link) == link
-    assert link.is_symlink() and os.readlink(link) == "real"
+    assert link.is_symlink()
+    assert os.readlink(link) == "real"
     assert len(EmbeddingIndex.load(real)) == 20
     assert len(EmbeddingIndex.load(link)) == 20
     dangling = tmp_path / "next"
     dangling.symlink_to("future")
     _index(5).save(dangling)
-    assert dangling.is_symlink() and len(EmbeddingIndex.load(tmp_path / "future")) == 5
+    assert dangling.is_symlink()
+    assert len(EmbeddingIndex.load(tmp_path / "future")) == 5
     assert sorted(p.name for p in tmp_path.iterdir()) == ["current", "future", "next", "real"]
 
 
@@ -236,14 +240,16 @@ def _raise(code: int) -> object:
 
 @pytest.mark.parametrize(
     ("code", "hint"),
-    [(errno.EACCES, "check the permissions"), (errno.ENOSPC, "the disk is full"), (errno.EROFS, "read-only")],
+    [(errno.EACCES, "check the permissions"), (errno.ENOSPC, "free some disk space"), (errno.EROFS, "permissions")],
 )
 def test_os_errors_while_saving_are_typed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int, hint: str
 ) -> None:
     monkeypatch.setattr(storage.os, "mkdir", _raise(code))
-    with pytest.raises(exc.IndexFileError, match=rf"cannot create a directory in {tmp_path}: .*{hint}"):
+    with pytest.raises(exc.FileAccessError, match=rf"Cannot create a directory in {tmp_path}: .*{hint}") as info:
         _index(10).save(tmp_path / "idx")
+    assert info.value.errno == code
+    assert isinstance(info.value, OSError)  # except OSError keeps working
 
 
 def test_os_errors_while_loading_are_typed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -256,7 +262,7 @@ def test_os_errors_while_loading_are_typed(tmp_path: Path, monkeypatch: pytest.M
         return real_open(path, flags, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(storage.os, "open", deny)
-    with pytest.raises(exc.IndexFileError, match=r"cannot read .*ids.json: Permission denied; check the permissions"):
+    with pytest.raises(exc.FileAccessError, match=r"Cannot read .*ids.json: Permission denied; check the permissions"):
         EmbeddingIndex.load(target)
 
 
@@ -267,12 +273,12 @@ def test_paths_that_are_not_index_directories(tmp_path: Path) -> None:
         EmbeddingIndex.load(file)
     with pytest.raises(exc.IndexFileError, match="exists and is not a directory"):
         _index(5).save(file)
-    with pytest.raises(exc.IndexFileError, match="cannot create the directory"):
+    with pytest.raises(exc.FileAccessError, match="Cannot create the directory"):
         _index(5).save(file / "below")
     with pytest.raises(exc.IndexFileError, match="does not exist"):
         EmbeddingIndex.load(tmp_path / "nowhere" / "idx")
     target = _index(5).save(tmp_path / "idx")
     (target / "vectors.npy").unlink()
     (target / "vectors.npy").mkdir()
-    with pytest.raises(exc.IndexFileError, match="vectors.npy is not a regular file"):
+    with pytest.raises(exc.IndexFileError, match=r"vectors\.npy is not a regular file"):
         EmbeddingIndex.load(target)

@@ -138,7 +138,8 @@ def test_every_field_is_checked_even_when_the_checksum_is_forged(
     _edit(saved, change, forge=True)
     with pytest.raises(exc.IndexFileError, match=pattern) as info:
         EmbeddingIndex.load(saved)
-    assert "manifest.json" in str(info.value) and "restore" in str(info.value)  # where, and how to recover
+    assert "manifest.json" in str(info.value)
+    assert "restore" in str(info.value)
 
 
 def test_swapped_fields_are_refused(saved: Path) -> None:
@@ -146,7 +147,7 @@ def test_swapped_fields_are_refused(saved: Path) -> None:
         m["metric"], m["dtype"] = m["dtype"], m["metric"]
 
     _edit(saved, swap, forge=True)
-    with pytest.raises(exc.IndexFileError, match="metric must be one of.*dtype must be one of"):
+    with pytest.raises(exc.IndexFileError, match=r"metric must be one of.*dtype must be one of"):
         EmbeddingIndex.load(saved)
 
 

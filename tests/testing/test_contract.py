@@ -51,6 +51,55 @@ def _upload_with_part(fake: FakeOpenAI) -> tuple[str, dict[str, Any]]:
 
 
 HYPER = {"n_epochs": 2, "batch_size": 1, "learning_rate_multiplier": 1.5}
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The weather in a city.",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+        "strict": False,
+    },
+}
+CHAT_REQUEST: dict[str, Any] = {
+    "model": "gpt-4o-mini",
+    "messages": [
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "content": "Weather in Paris?", "name": "u1"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+        {"role": "user", "content": [{"type": "text", "text": "And tomorrow?"}]},
+    ],
+    "tools": [WEATHER_TOOL],
+    "tool_choice": "auto",
+    "parallel_tool_calls": True,
+    "temperature": 0.5,
+    "top_p": 0.9,
+    "max_completion_tokens": 100,
+    "max_tokens": 100,
+    "n": 2,
+    "seed": 7,
+    "stop": ["\n\n"],
+    "frequency_penalty": 0.1,
+    "presence_penalty": 0.1,
+    "logprobs": False,
+    "top_logprobs": 0,
+    "user": "u",
+    "metadata": {"k": "v"},
+    "store": False,
+    "response_format": {"type": "text"},
+    "service_tier": "auto",
+    "logit_bias": {"50256": -100},
+}
 JSON_CASES: dict[str, tuple[str, Callable[[FakeOpenAI], tuple[str, dict[str, Any]]]]] = {
     "embeddings": (
         "CreateEmbeddingRequest",
@@ -136,6 +185,29 @@ JSON_CASES: dict[str, tuple[str, Callable[[FakeOpenAI], tuple[str, dict[str, Any
         ),
     ),
     "uploads-complete": ("CompleteUploadRequest", _upload_with_part),
+    "chat-completions": ("CreateChatCompletionRequest", lambda fake: ("/v1/chat/completions", CHAT_REQUEST)),
+    "chat-completions-json-schema": (
+        "CreateChatCompletionRequest",
+        lambda fake: (
+            "/v1/chat/completions",
+            {
+                "model": "gpt-4.1-mini",
+                "messages": [{"role": "developer", "content": [{"type": "text", "text": "Answer in JSON."}]}],
+                "response_format": {
+                    "type": "json_schema",
+                    "json_schema": {"name": "answer", "schema": {"type": "object"}, "strict": True},
+                },
+                "tool_choice": {"type": "function", "function": {"name": "f"}},
+                "tools": [{"type": "function", "function": {"name": "f"}}],
+                "stop": "END",
+                "logprobs": True,
+                "top_logprobs": 2,
+                "reasoning_effort": "low",
+                "verbosity": "low",
+                "safety_identifier": "user-1",
+            },
+        ),
+    ),
 }
 MIN_VIOLATIONS = {
     "embeddings": 10,
@@ -143,6 +215,8 @@ MIN_VIOLATIONS = {
     "jobs-dpo-method": 12,
     "batches": 8,
     "uploads": 8,
+    "chat-completions": 60,
+    "chat-completions-json-schema": 20,
 }
 
 
@@ -300,7 +374,6 @@ def test_every_response_conforms_to_the_spec(spec: Spec) -> None:
     sdk.fine_tuning.jobs.cancel(cancelled.id)
     assert done.fine_tuned_model is not None
     sdk.models.retrieve(done.fine_tuned_model)
-    sdk.models.delete(done.fine_tuned_model)
     batch_file = sdk.files.create(file=("b.jsonl", embedding_lines([["a"], [""]])), purpose="batch")
     batch = sdk.batches.create(input_file_id=batch_file.id, endpoint="/v1/embeddings", completion_window="24h")
     fake.run_until_idle()
@@ -310,7 +383,24 @@ def test_every_response_conforms_to_the_spec(spec: Spec) -> None:
     part = sdk.uploads.parts.create(up.id, data=b"{}")
     sdk.uploads.complete(up.id, part_ids=[part.id])
     sdk.files.delete(train.id)
-    for bad in (lambda: sdk.files.retrieve("file-nope"), lambda: sdk.embeddings.create(model="m", input="x")):
+    sdk.chat.completions.create(**CHAT_REQUEST)
+    sdk.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}], logprobs=True)
+    sdk.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "Weather in Paris?"}],
+        tools=[WEATHER_TOOL],  # type: ignore[list-item]
+        tool_choice="required",
+    )
+    tuned = sdk.chat.completions.create(
+        model=done.fine_tuned_model, messages=[{"role": "user", "content": "q"}], max_completion_tokens=1
+    )
+    assert tuned.choices[0].finish_reason in ("stop", "length")
+    sdk.models.delete(done.fine_tuned_model)
+    for bad in (
+        lambda: sdk.files.retrieve("file-nope"),
+        lambda: sdk.embeddings.create(model="m", input="x"),
+        lambda: sdk.chat.completions.create(model=done.fine_tuned_model, messages=[{"role": "user", "content": "q"}]),
+    ):
         with pytest.raises(openai.APIStatusError):
             bad()
 

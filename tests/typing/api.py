@@ -9,12 +9,20 @@ import numpy as np
 import numpy.typing as npt
 
 from finetune_embed import (
+    AsyncChatCompletions,
     AsyncClient,
     BatchMatches,
+    Candidate,
+    ChatCache,
+    ChatCompletions,
+    ChatResult,
     Client,
     Dataset,
+    DatasetAnalysis,
     Embedder,
     EmbeddingIndex,
+    Evaluation,
+    EvaluationReport,
     FinetuneEmbedError,
     JobManager,
     Matches,
@@ -63,3 +71,55 @@ def embeddings_and_search() -> None:
     del first_ids
     tokens: int = Tokenizer.for_model("gpt-4o-mini").count("hello")
     del tokens
+
+
+def chat_completions() -> None:
+    client = Client()
+    result: ChatResult = client.chat.create("gpt-4o-mini", [{"role": "user", "content": "Hi"}], temperature=0)
+    text: str = result.text
+    content: str | None = result.content
+    names: list[str] = [call.name for call in result.tool_calls]
+    latency: float = result.latency
+    prompt_tokens: int = result.usage.prompt_tokens
+    del text, content, names, latency, prompt_tokens
+    chat = ChatCompletions(client, cache=ChatCache("chat.sqlite"), max_concurrency=8, tpm=200_000)
+    many = chat.create_many(
+        [{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]}], return_exceptions=True
+    )
+    answers: list[str] = [r.text for r in many if isinstance(r, ChatResult)]
+    del answers
+    achat: AsyncChatCompletions = AsyncClient().chat
+    del achat
+
+
+def evaluation() -> None:
+    client = Client()
+    train, test = Dataset.from_json("data.jsonl").train_test_split(test_size=0.1, seed=0)
+    embedder = Embedder(client)
+    run = Evaluation(
+        test,
+        ["gpt-4.1-mini", Candidate("ft:gpt-4.1-mini-2025-04-14:org:x:abc", name="tuned", system="Be brief.")],
+        client=client,
+        embedder=embedder,
+        scorers=["exact", "normalized", "embedding", "regex:^(yes|no)$", lambda p, r: p == r],
+        params={"temperature": 0},
+        max_concurrency=8,
+    )
+    report: EvaluationReport = run.run()
+    exact: float = report.mean("tuned", "exact")
+    low: float = report.ci("tuned", "exact").low
+    wins: int = report.compare("gpt-4.1-mini", "tuned", scorer="exact")[0].wins
+    lines: list[int] = [row.line for row in report.worst("exact", "tuned", n=5)]
+    cost: float | None = report.usage["tuned"].cost_usd
+    del exact, low, wins, lines, cost, train
+
+
+def data_quality() -> None:
+    embedder = Embedder(Client(), model="text-embedding-3-small")
+    analysis: DatasetAnalysis = Dataset.from_json("train.jsonl").analyze(embedder, validation="valid.jsonl")
+    conflicting: list[list[int]] = [group.lines for group in analysis.conflicts]
+    sizes: list[int] = [cluster.size for cluster in analysis.clusters]
+    refusals: list[float] = [cluster.refusal_share for cluster in analysis.clusters]
+    leaked: list[int] = [leak.validation_line for leak in analysis.leaks or []]
+    odd: list[int] = [outlier.line for outlier in analysis.outliers]
+    del conflicting, sizes, refusals, leaked, odd
