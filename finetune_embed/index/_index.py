@@ -821,8 +821,8 @@ class EmbeddingIndex:
         - ``path`` may be a symbolic link: the index is saved where it points, and the link stays.
 
         Raises:
-            IndexFileError: the path is not an index directory, or the OS refused (permissions, a full disk);
-                the message says which path and what to do.
+            IndexFileError: the path is a file or a directory that is not an index.
+            FileAccessError: the OS refused (permissions, a full disk); the message says which path and what to do.
         """
         from ._storage import save_index
 
@@ -851,8 +851,9 @@ class EmbeddingIndex:
         A load running alongside a save of the same path sees the old or the new index, never a mix of both.
 
         Raises:
-            IndexFileError: a missing, truncated, corrupt or tampered file or manifest field, an unknown format
-                version, or a file the OS will not let us read; the message names the file and the field.
+            IndexFileError: a missing, truncated, corrupt or tampered file or manifest field, or an unknown format
+                version; the message names the file and the field.
+            FileAccessError: a file the OS will not let us read (permissions).
         """
         from ._storage import load_index
 
