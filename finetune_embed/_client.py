@@ -17,10 +17,17 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 
-from ._endpoint import OPENAI_HOST, Provider, check_provider, infer_provider, provider_from_env
-from ._exceptions import ConfigError, FinetuneEmbedError, MissingAPIKeyError, map_openai_error
+from ._endpoint import OPENAI_HOST, BaseURL, Provider, check_provider, infer_provider, provider_from_env, split_base_url
+from ._exceptions import (
+    APIConnectionError,
+    APITimeoutError,
+    ConfigError,
+    FinetuneEmbedError,
+    MissingAPIKeyError,
+    map_openai_error,
+)
 from ._logging import get_logger
-from ._redact import mask_secret, register_secret
+from ._redact import Secrets, mask_secret
 from .retry import RetryPolicy, parse_duration
 
 if TYPE_CHECKING:
@@ -135,14 +142,14 @@ class _BaseClient(Generic[HttpT, TransportT, SdkT]):
         if http_client is not None and transport is not None:
             raise ConfigError("Pass either http_client= or transport=, not both.")
         self._api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
-        self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
+        self._url = split_base_url(base_url or os.environ.get("OPENAI_BASE_URL") or None)
         self.organization = organization or os.environ.get("OPENAI_ORG_ID") or None
         self.project = project or os.environ.get("OPENAI_PROJECT_ID") or None
         self.timeout = timeout
         self.retry = retry if retry is not None else RetryPolicy()
         self.default_headers = dict(default_headers or {})
         chosen = check_provider(provider) if provider is not None else provider_from_env()
-        self._provider: Provider = chosen or infer_provider(self.base_url)
+        self._provider: Provider = chosen or infer_provider(self._url.url)
         # Azure (Client.azure(...), or a wrapped AzureOpenAI): the SDK's Azure client is used
         self._azure_sdk = False
         self.azure_endpoint: str | None = None
@@ -150,7 +157,6 @@ class _BaseClient(Generic[HttpT, TransportT, SdkT]):
         self._azure_ad_token_provider: Callable[[], str] | None = None
         self._azure_ad_token: str | None = None
         self.azure_deployment: str | None = None
-        register_secret(self._api_key)
         self._http_client = http_client
         self._transport = transport
         self._owns_http = http_client is None
@@ -163,6 +169,16 @@ class _BaseClient(Generic[HttpT, TransportT, SdkT]):
         return f"{type(self).__name__}(provider={self.provider!r}, base_url={where!r}, api_key={key})"
 
     # --- settings -------------------------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str | None:
+        """Where requests go, as shown: credentials given in the URL (``user:password@``, ``?api-key=...``) are
+        taken out of it (masked here; sent as a header, or added to the URL on the wire only)."""
+        return self._url.shown
+
+    @base_url.setter
+    def base_url(self, value: str | None) -> None:
+        self._url = split_base_url(value)
 
     @property
     def provider(self) -> Provider:
@@ -215,9 +231,7 @@ class _BaseClient(Generic[HttpT, TransportT, SdkT]):
         client._azure_ad_token = azure_ad_token or os.environ.get("AZURE_OPENAI_AD_TOKEN") or None
         client._azure_ad_token_provider = azure_ad_token_provider
         client.azure_deployment = deployment
-        client.base_url = None
-        register_secret(client._api_key)
-        register_secret(client._azure_ad_token)
+        client._url = BaseURL(None)
         return client
 
     @classmethod
@@ -231,12 +245,11 @@ class _BaseClient(Generic[HttpT, TransportT, SdkT]):
         base_url = str(getattr(client, "base_url", "")) or None
         is_azure = isinstance(client, _openai.AzureOpenAI | _openai.AsyncAzureOpenAI)
         wrapped = cls(api_key="", retry=retry, provider=provider or ("azure" if is_azure else infer_provider(base_url)))
-        register_secret(key)
         wrapped._api_key = key
         wrapped.base_url = base_url
         if is_azure:
             wrapped._azure_sdk = True
-            wrapped.azure_endpoint = base_url
+            wrapped.azure_endpoint = wrapped.base_url
         wrapped._sdk = client.with_options(max_retries=0)  # type: ignore[attr-defined]
         wrapped._owns_http = False
         return wrapped
@@ -268,6 +281,22 @@ class _BaseClient(Generic[HttpT, TransportT, SdkT]):
         """The HTTP client built when none was given (sync or async)."""
         raise NotImplementedError
 
+    def _wire_transport(self, default: Callable[[], Any]) -> Any:
+        """The transport for the HTTP client we build: the given one (or httpx's ``default()``), wrapped so that
+        credential query parameters of the base URL are added on the wire only."""
+        if not self._url.secret_query:
+            return self._transport
+        from ._transports import WireQueryTransport
+
+        return WireQueryTransport(self._transport if self._transport is not None else default(), self._url.secret_query)
+
+    def _wire_mounts(self, http: HttpT) -> HttpT:
+        if self._url.secret_query:
+            from ._transports import wrap_mounts
+
+            wrap_mounts(http, self._url.secret_query)
+        return http
+
     def _sdk_classes(self) -> tuple[Callable[..., SdkT], Callable[..., SdkT]]:
         """The SDK's (plain, Azure) client classes (sync or async)."""
         raise NotImplementedError
@@ -279,8 +308,15 @@ class _BaseClient(Generic[HttpT, TransportT, SdkT]):
 
     def _sdk_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"max_retries": 0, "timeout": self.timeout}
-        if self.default_headers:
-            kwargs["default_headers"] = self.default_headers
+        headers = {**dict(self._url.headers), **self.default_headers}
+        if headers:
+            kwargs["default_headers"] = headers
+        query = list(self._url.query)
+        if self._url.secret_query and not self._owns_http:
+            # a caller's own http_client: the parameters can only travel in the URL httpx builds (and logs)
+            query += self._url.secret_query
+        if query:
+            kwargs["default_query"] = dict(query)
         if self._azure_sdk:
             if not self.azure_endpoint:
                 raise ConfigError(
@@ -316,14 +352,48 @@ class _BaseClient(Generic[HttpT, TransportT, SdkT]):
                     "OpenAI-compatible server pass base_url=; one that needs no key elsewhere takes "
                     "provider='compatible'; for Azure use Client.azure().)"
                 )
-        kwargs.update(api_key=api_key, base_url=self.base_url, organization=self.organization, project=self.project)
+        kwargs.update(api_key=api_key, base_url=self._url.url, organization=self.organization, project=self.project)
         return kwargs
 
     # --- errors ---------------------------------------------------------------------------------------------
 
-    def _error(self, exc: BaseException) -> FinetuneEmbedError:
-        """The exception of ours to raise (``from exc``) for an SDK exception from one attempt."""
-        return map_openai_error(exc)
+    @property
+    def _secrets(self) -> Secrets:
+        """This client's own secrets: masked in the exceptions its calls raise."""
+        return Secrets.of(self._api_key, self._azure_ad_token, *self._url.secrets)
+
+    def _error(self, exc: BaseException) -> BaseException:
+        """What to raise (``from exc``) for an exception from one attempt: the SDK's errors and httpx's transport
+        errors become ours; with this client's secrets masked in it and in everything chained to it, the request
+        objects' headers and URLs included."""
+        secrets = self._secrets
+        secrets.scrub_exception(exc)
+        mapped = _transport_error(exc) or (map_openai_error(exc) if _is_sdk_error(exc) else exc)
+        if mapped is not exc:
+            secrets.scrub_exception(mapped)
+        return mapped
+
+
+def _is_sdk_error(exc: BaseException) -> bool:
+    import openai as _openai
+
+    return isinstance(exc, _openai.OpenAIError)
+
+
+def _transport_error(exc: BaseException) -> FinetuneEmbedError | None:
+    """Our error for an ``httpx`` / ``httpx2`` transport error raised outside the SDK's own handling (while a
+    streamed body is read), or ``None``."""
+    if type(exc).__module__.split(".")[0] not in ("httpx", "httpx2", "httpcore"):
+        return None
+    names = {c.__name__ for c in type(exc).__mro__}
+    if "TimeoutException" in names or "TimeoutError" in names:
+        return APITimeoutError("The request timed out while the response was read. - raise the timeout or retry.")
+    if names & {"TransportError", "NetworkError", "ProtocolError"}:
+        return APIConnectionError(
+            f"The connection failed while the response was read: {type(exc).__name__}: {exc}. - check the network "
+            "and base_url; the call is retried by the retry policy."
+        )
+    return None
 
 
 class Client(_BaseClient["httpx.Client", "httpx.BaseTransport", "_sdk.OpenAI"]):
@@ -349,7 +419,9 @@ class Client(_BaseClient["httpx.Client", "httpx.BaseTransport", "_sdk.OpenAI"]):
     def _new_http_client(self) -> httpx.Client:
         import httpx
 
-        return httpx.Client(transport=self._transport, timeout=self._http_timeout(), follow_redirects=True)
+        transport = self._wire_transport(httpx.HTTPTransport)
+        http = httpx.Client(transport=transport, timeout=self._http_timeout(), follow_redirects=True)
+        return self._wire_mounts(http)
 
     def _sdk_classes(self) -> tuple[Callable[..., _sdk.OpenAI], Callable[..., _sdk.OpenAI]]:
         import openai as _openai
@@ -358,16 +430,17 @@ class Client(_BaseClient["httpx.Client", "httpx.BaseTransport", "_sdk.OpenAI"]):
 
     def request(self, op: Callable[[_sdk.OpenAI], T], *, description: str = "API call") -> T:
         """Run ``op(sdk_client)`` under the retry policy, translating SDK errors to ours."""
-        import openai as _openai
-
         sdk = self.openai
 
         def attempt() -> T:
             try:
                 logger.debug("API request: %s", description)
                 return op(sdk)
-            except _openai.OpenAIError as exc:
-                raise self._error(exc) from exc
+            except Exception as exc:
+                error = self._error(exc)
+                if error is exc:
+                    raise
+                raise error from exc
 
         return self.retry.call(attempt, description=description)
 
@@ -424,7 +497,9 @@ class AsyncClient(_BaseClient["httpx.AsyncClient", "httpx.AsyncBaseTransport", "
     def _new_http_client(self) -> httpx.AsyncClient:
         import httpx
 
-        return httpx.AsyncClient(transport=self._transport, timeout=self._http_timeout(), follow_redirects=True)
+        transport = self._wire_transport(httpx.AsyncHTTPTransport)
+        http = httpx.AsyncClient(transport=transport, timeout=self._http_timeout(), follow_redirects=True)
+        return self._wire_mounts(http)
 
     def _sdk_classes(self) -> tuple[Callable[..., _sdk.AsyncOpenAI], Callable[..., _sdk.AsyncOpenAI]]:
         import openai as _openai
@@ -433,16 +508,17 @@ class AsyncClient(_BaseClient["httpx.AsyncClient", "httpx.AsyncBaseTransport", "
 
     async def request(self, op: Callable[[_sdk.AsyncOpenAI], Awaitable[T]], *, description: str = "API call") -> T:
         """Await ``op(sdk_client)`` under the retry policy, translating SDK errors to ours."""
-        import openai as _openai
-
         sdk = self.openai
 
         async def attempt() -> T:
             try:
                 logger.debug("API request: %s", description)
                 return await op(sdk)
-            except _openai.OpenAIError as exc:
-                raise self._error(exc) from exc
+            except Exception as exc:
+                error = self._error(exc)
+                if error is exc:
+                    raise
+                raise error from exc
 
         return await self.retry.acall(attempt, description=description)
 

@@ -17,14 +17,26 @@ for unknown models. It is inferred from the URL when not given:
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import os
+import re
+from dataclasses import dataclass
 from typing import Literal, get_args
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 from ._exceptions import ConfigError
 
-__all__ = ["PROVIDERS", "PROVIDER_ENV", "Provider", "check_provider", "infer_provider", "is_local_host"]
+__all__ = [
+    "PROVIDERS",
+    "PROVIDER_ENV",
+    "BaseURL",
+    "Provider",
+    "check_provider",
+    "infer_provider",
+    "is_local_host",
+    "split_base_url",
+]
 
 Provider = Literal["openai", "azure", "compatible"]
 PROVIDERS: tuple[Provider, ...] = get_args(Provider)
@@ -93,3 +105,64 @@ def provider_from_env() -> Provider | None:
     """The provider named by ``FINETUNE_EMBED_PROVIDER``, or ``None`` when it is unset or empty."""
     value = os.environ.get(PROVIDER_ENV, "").strip().lower()
     return check_provider(value, where=PROVIDER_ENV) if value else None
+
+
+# query parameters that carry credentials (``?api-key=``, ``?key=``, ``?token=``, ``?sig=``, ``?code=`` ...)
+_SECRET_PARAM = re.compile(r"(?i)(key|token|secret|passw|pwd|auth|sig|credential|session|code)")
+
+
+@dataclass(frozen=True)
+class BaseURL:
+    """A base URL taken apart so that no credential stays in the URL that is shown, logged or raised.
+
+    ``url`` has neither user info nor query; ``query`` holds the plain query parameters (sent with every request,
+    as the SDK's ``default_query``), ``secret_query`` the ones that carry credentials (added on the wire only, so
+    httpx's request log and our exceptions never show them), and ``headers`` the ``Authorization: Basic`` header
+    built from ``user:password@`` (what httpx itself would send for it).
+    """
+
+    url: str | None
+    query: tuple[tuple[str, str], ...] = ()
+    secret_query: tuple[tuple[str, str], ...] = ()
+    headers: tuple[tuple[str, str], ...] = ()
+    secrets: tuple[str, ...] = ()
+
+    @property
+    def shown(self) -> str | None:
+        """The URL as repr and logs show it: plain query kept, every credential masked."""
+        if self.url is None:
+            return None
+        params = [*self.query, *((k, "[redacted]") for k, _ in self.secret_query)]
+        if not params:
+            return self.url
+        return self.url + "?" + "&".join(f"{k}={v}" for k, v in params)
+
+
+def split_base_url(base_url: str | None) -> BaseURL:
+    """Take the user info and the query out of ``base_url`` (see :class:`BaseURL`)."""
+    if not base_url:
+        return BaseURL(None)
+    try:
+        parts = urlsplit(base_url)
+        host = parts.hostname
+        port = parts.port
+    except ValueError:
+        return BaseURL(base_url)
+    if not parts.scheme or host is None:
+        return BaseURL(base_url)
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None:
+        netloc += f":{port}"
+    query: list[tuple[str, str]] = []
+    secret_query: list[tuple[str, str]] = []
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        (secret_query if _SECRET_PARAM.search(name) else query).append((name, value))
+    headers: list[tuple[str, str]] = []
+    secrets = [value for _, value in secret_query]
+    if parts.username is not None or parts.password is not None:
+        user, password = unquote(parts.username or ""), unquote(parts.password or "")
+        token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+        headers.append(("Authorization", f"Basic {token}"))
+        secrets += [password, token]
+    url = urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    return BaseURL(url, tuple(query), tuple(secret_query), tuple(headers), tuple(s for s in secrets if s))

@@ -2,7 +2,8 @@
 
 ``finetune_embed.client`` (DEBUG, one line per request), ``finetune_embed.retry`` (WARNING, one line per retry),
 and one child per capability (``finetune_embed.dataset``, ``.finetuning``, ``.embeddings``, ``.index``).
-A :class:`RedactingFilter` on the package logger masks any registered secret in records logged there.
+A :class:`RedactingFilter` on our own loggers masks key-shaped tokens in records logged there (see
+:mod:`finetune_embed._redact`); no filter is installed on anyone else's logger.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ ROOT = "finetune_embed"
 
 
 class RedactingFilter(logging.Filter):
-    """Masks registered secrets (API keys, tokens) in a record's message and arguments."""
+    """Masks key-shaped tokens (``sk-...`` keys, bearer tokens) in a record's message and arguments."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:

@@ -12,10 +12,11 @@ so this module never changes it; a larger cell raises :class:`~finetune_embed.Da
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +24,8 @@ import numpy as np
 import numpy.typing as npt
 
 from .._atomic import file_access_error
-from .._exceptions import ConfigError, DatasetFormatError, DuplicateIdError, InvalidVectorError
+from .._exceptions import ConfigError, DatasetFormatError, DuplicateIdError, FileAccessError, InvalidVectorError
+from .._lines import bounded_text_lines, open_input
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -108,16 +110,16 @@ def convert_cell(text: str) -> Any:
     return value
 
 
-def _rows(path: Path, encoding: str) -> Iterator[tuple[int, list[str]]]:
+def _rows(path: Path, encoding: str) -> Generator[tuple[int, list[str]], None, None]:
     """(line number, fields) for the header and then each record; a quoted cell may span lines."""
-    try:
-        f = open(path, newline="", encoding=encoding)  # noqa: SIM115 - closed below
-    except LookupError:
-        raise ConfigError(f"unknown encoding {encoding!r}; pass a codec Python knows, such as 'utf-8'.") from None
-    except OSError as exc:
-        raise file_access_error(exc, path, "read") from None
-    with f:
-        reader = csv.reader(f)
+    # a device or a FIFO is refused and lines are bounded (finetune_embed._lines); csv's process-wide field size
+    # limit is left as the caller has it (see the module docstring)
+    with open_input(path) as raw:
+        try:
+            f = io.TextIOWrapper(raw, encoding=encoding, newline="")
+        except LookupError:
+            raise ConfigError(f"unknown encoding {encoding!r}; pass a codec Python knows, such as 'utf-8'.") from None
+        reader = csv.reader(bounded_text_lines(f, path=str(path)))
         start = 1
         try:
             header = next(reader, None)
@@ -226,8 +228,12 @@ def index_from_csv(
         _flush(index, ids, vectors, metas, lines, name)
     except UnicodeDecodeError as exc:
         raise DatasetFormatError(f"the file is not {encoding} ({exc}); pass encoding=.", path=name) from None
+    except FileAccessError:
+        raise
     except OSError as exc:
         raise file_access_error(exc, name, "read") from None
+    finally:
+        rows.close()
     return index
 
 

@@ -17,13 +17,16 @@ def error_body(
 
 @dataclass
 class Script:
-    """Answers requests with the queued responses in order (the last one repeats) and records every request."""
+    """Answers requests with the queued responses in order (the last one repeats) and records every request
+    (``sent`` keeps what went on the wire: the URL and headers at send time, before anyone could mask them)."""
 
     responses: list[httpx.Response | Callable[[httpx.Request], httpx.Response] | Exception]
     requests: list[httpx.Request] = field(default_factory=list)
+    sent: list[tuple[str, dict[str, str]]] = field(default_factory=list)
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
+        self.sent.append((str(request.url), dict(request.headers)))
         item = self.responses[min(len(self.requests), len(self.responses)) - 1]
         if isinstance(item, Exception):
             raise item

@@ -191,7 +191,7 @@ def test_reading_a_csv_never_changes_the_process_wide_field_size_limit(tmp_path:
 def test_unreadable_csv_paths_are_typed(tmp_path: Path) -> None:
     with pytest.raises(exc.FileAccessError, match=r"Cannot read .*missing\.csv: No such file"):
         EmbeddingIndex.from_csv(tmp_path / "missing.csv")
-    with pytest.raises(exc.FileAccessError, match=r"Cannot read .*: Is a directory"):
+    with pytest.raises(exc.FileAccessError, match=r"Cannot read .*: it is a folder"):
         EmbeddingIndex.from_csv(tmp_path)
     with pytest.raises(exc.ConfigError, match="unknown encoding"):
         EmbeddingIndex.from_csv(_csv(tmp_path, "[0, 1]"), encoding="klingon")
