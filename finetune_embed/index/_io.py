@@ -4,9 +4,10 @@ writing an index's items to pandas.
 The cookbook stores each embedding as the text of a list, ``"[0.0023, -0.0091, ...]"``, and reloads it with
 ``eval``. Here each cell is parsed as JSON (never evaluated), row by row, with errors naming the line.
 
-The CSV reader keeps Python's ``csv.field_size_limit`` as the caller has it (131,072 characters unless changed):
-that holds an embedding of about 5,000 dimensions, more than any OpenAI model has. The limit is process-wide,
-so this module never changes it; a larger cell raises :class:`~finetune_embed.DatasetFormatError` saying how.
+Cells may be large (a 3072-dimension embedding is ~70 kB of text, a review text column more): Python's
+``csv.field_size_limit`` is process-wide, so :func:`index_from_csv` raises it only for the duration of the call
+(an eager loop, never a generator left suspended) and restores the caller's value when it returns or fails
+(``finetune_embed._lines.csv_field_limit``). Lines stay bounded, and devices and FIFOs are refused.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import numpy.typing as npt
 
 from .._atomic import file_access_error
 from .._exceptions import ConfigError, DatasetFormatError, DuplicateIdError, FileAccessError, InvalidVectorError
-from .._lines import bounded_text_lines, open_input
+from .._lines import MAX_LINE_BYTES, bounded_text_lines, csv_field_limit, open_input
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -112,8 +113,7 @@ def convert_cell(text: str) -> Any:
 
 def _rows(path: Path, encoding: str) -> Generator[tuple[int, list[str]], None, None]:
     """(line number, fields) for the header and then each record; a quoted cell may span lines."""
-    # a device or a FIFO is refused and lines are bounded (finetune_embed._lines); csv's process-wide field size
-    # limit is left as the caller has it (see the module docstring)
+    # a device or a FIFO is refused and lines are bounded (finetune_embed._lines)
     with open_input(path) as raw:
         try:
             f = io.TextIOWrapper(raw, encoding=encoding, newline="")
@@ -135,15 +135,6 @@ def _rows(path: Path, encoding: str) -> Generator[tuple[int, list[str]], None, N
 
 
 def _csv_error(exc: csv.Error, name: str, line: int) -> DatasetFormatError:
-    if "field larger than field limit" in str(exc):
-        return DatasetFormatError(
-            f"a cell is longer than Python's csv field size limit ({csv.field_size_limit():,} characters). An "
-            "embedding that long has more dimensions than any OpenAI model; if the file is right, raise the limit "
-            "in your program (csv.field_size_limit(...): a process-wide setting, which finetune_embed never "
-            "changes for you) or read the file with pandas and use from_pandas.",
-            path=name,
-            line=line,
-        )
     return DatasetFormatError(f"not a valid CSV file ({exc}).", path=name, line=line)
 
 
@@ -158,6 +149,20 @@ def index_from_csv(
     **index_options: Any,
 ) -> EmbeddingIndex:
     """Build an index from a CSV file with one embedding per row; see :meth:`EmbeddingIndex.from_csv`."""
+    with csv_field_limit(MAX_LINE_BYTES):  # process-wide: raised for this call only, then restored
+        return _index_from_csv(path, embedding_column, id_column, metadata_columns, infer_types, encoding,
+                               index_options)
+
+
+def _index_from_csv(
+    path: str | os.PathLike[str],
+    embedding_column: str,
+    id_column: str | None,
+    metadata_columns: Sequence[str] | None,
+    infer_types: bool,
+    encoding: str,
+    index_options: dict[str, Any],
+) -> EmbeddingIndex:
     from ._index import EmbeddingIndex
 
     file = Path(path)
