@@ -34,9 +34,11 @@ if TYPE_CHECKING:
     from ._exceptions import DatasetValidationError as DatasetValidationError
     from ._exceptions import DimensionMismatchError as DimensionMismatchError
     from ._exceptions import DuplicateIdError as DuplicateIdError
+    from ._exceptions import EmbeddingCacheError as EmbeddingCacheError
     from ._exceptions import EmbeddingError as EmbeddingError
     from ._exceptions import EmbeddingIndexError as EmbeddingIndexError
     from ._exceptions import EmbeddingResponseError as EmbeddingResponseError
+    from ._exceptions import EmbeddingTimeoutError as EmbeddingTimeoutError
     from ._exceptions import EmptyInputError as EmptyInputError
     from ._exceptions import FileAccessError as FileAccessError
     from ._exceptions import FileProcessingError as FileProcessingError
@@ -44,7 +46,9 @@ if TYPE_CHECKING:
     from ._exceptions import FinetuneEmbedError as FinetuneEmbedError
     from ._exceptions import IndexFileError as IndexFileError
     from ._exceptions import InputTooLongError as InputTooLongError
+    from ._exceptions import InvalidArgumentError as InvalidArgumentError
     from ._exceptions import InvalidEmbeddingError as InvalidEmbeddingError
+    from ._exceptions import InvalidInputError as InvalidInputError
     from ._exceptions import InvalidVectorError as InvalidVectorError
     from ._exceptions import ItemTooLargeError as ItemTooLargeError
     from ._exceptions import JobCancelledError as JobCancelledError
@@ -53,6 +57,7 @@ if TYPE_CHECKING:
     from ._exceptions import JobTimeoutError as JobTimeoutError
     from ._exceptions import LineTooLongError as LineTooLongError
     from ._exceptions import MissingAPIKeyError as MissingAPIKeyError
+    from ._exceptions import MissingDependencyError as MissingDependencyError
     from ._exceptions import NotFoundError as NotFoundError
     from ._exceptions import OpenAISDKError as OpenAISDKError
     from ._exceptions import PermissionDeniedError as PermissionDeniedError
@@ -118,9 +123,11 @@ _EXCEPTIONS = (
     "DatasetValidationError",
     "DimensionMismatchError",
     "DuplicateIdError",
+    "EmbeddingCacheError",
     "EmbeddingError",
     "EmbeddingIndexError",
     "EmbeddingResponseError",
+    "EmbeddingTimeoutError",
     "EmptyInputError",
     "FileAccessError",
     "FileProcessingError",
@@ -128,7 +135,9 @@ _EXCEPTIONS = (
     "FinetuneEmbedError",
     "IndexFileError",
     "InputTooLongError",
+    "InvalidArgumentError",
     "InvalidEmbeddingError",
+    "InvalidInputError",
     "InvalidVectorError",
     "ItemTooLargeError",
     "JobCancelledError",
@@ -137,6 +146,7 @@ _EXCEPTIONS = (
     "JobTimeoutError",
     "LineTooLongError",
     "MissingAPIKeyError",
+    "MissingDependencyError",
     "NotFoundError",
     "OpenAISDKError",
     "PermissionDeniedError",

@@ -7,6 +7,7 @@ The tree::
     │   ├── MissingAPIKeyError                 no key at the first call that needs one
     │   ├── TokenizerUnavailableError          a tiktoken encoding cannot be loaded (offline)
     │   ├── UnsupportedModelError              a model the operation cannot use (shut down, no `dimensions`, ...)
+    │   ├── InvalidArgumentError(TypeError)    an argument out of range or of the wrong type; .argument
     │   ├── CacheFileError                     a cache file that is damaged or not a cache; .path
     │   └── UnsupportedFilterError             a filter operator a vector store cannot run; .engine .operator
     ├── DatasetError
@@ -32,6 +33,7 @@ The tree::
     ├── OpenAISDKError                         any other error raised by the openai SDK
     ├── ItemTooLargeError(ValueError)          one item alone is over a batch's token budget
     ├── FileAccessError(OSError)               a local file or folder could not be read or written; .path .errno
+    ├── MissingDependencyError(ImportError)    an optional package is not installed; .package .extra
     ├── JobError                               a fine-tuning job did not succeed
     │   ├── JobFailedError                     .job, .error (the server's code / message / param)
     │   ├── JobCancelledError
@@ -43,7 +45,10 @@ The tree::
     │   ├── EmbeddingResponseError             a response with missing, extra or bad vectors
     │   │   └── InvalidEmbeddingError          non-finite or all-zero vectors; .indices .result
     │   ├── BatchAPIError                      a Batch API batch failed, or lines kept failing
-    │   └── BatchTimeoutError(TimeoutError)    waiting for batches ran out; they resume on the next call
+    │   ├── BatchTimeoutError(TimeoutError)    waiting for batches ran out; they resume on the next call
+    │   ├── InvalidInputError(ValueError, TypeError) an input that is not a string or not valid text; .index
+    │   ├── EmbeddingCacheError                a cache file that is damaged, unreadable or too new; .path
+    │   └── EmbeddingTimeoutError(TimeoutError) requests kept timing out; .rebilled_tokens
     └── EmbeddingIndexError
         ├── DimensionMismatchError(ValueError) .expected .got
         ├── InvalidVectorError(ValueError)     zero or non-finite vectors; .ids
@@ -85,9 +90,11 @@ __all__ = [
     "DatasetValidationError",
     "DimensionMismatchError",
     "DuplicateIdError",
+    "EmbeddingCacheError",
     "EmbeddingError",
     "EmbeddingIndexError",
     "EmbeddingResponseError",
+    "EmbeddingTimeoutError",
     "EmptyInputError",
     "FileAccessError",
     "FileProcessingError",
@@ -95,7 +102,9 @@ __all__ = [
     "FinetuneEmbedError",
     "IndexFileError",
     "InputTooLongError",
+    "InvalidArgumentError",
     "InvalidEmbeddingError",
+    "InvalidInputError",
     "InvalidVectorError",
     "ItemTooLargeError",
     "JobCancelledError",
@@ -104,6 +113,7 @@ __all__ = [
     "JobTimeoutError",
     "LineTooLongError",
     "MissingAPIKeyError",
+    "MissingDependencyError",
     "NotFoundError",
     "OpenAISDKError",
     "PermissionDeniedError",
@@ -154,6 +164,8 @@ class FinetuneEmbedError(Exception):
         extra: dict[str, Any] = {}
         if isinstance(self, OSError):
             extra = {"errno": self.errno, "strerror": self.strerror, "filename": self.filename}
+        if isinstance(self, ImportError):
+            extra = {"name": self.name, "path": self.path, "msg": self.msg}
         return (_rebuild, (type(self), self.args, dict(self.__dict__), extra))
 
 
@@ -215,6 +227,16 @@ class UnsupportedFilterError(ConfigError):
         super().__init__(message)
         self.engine = engine
         self.operator = operator
+class InvalidArgumentError(ConfigError, TypeError):
+    """An argument is out of range, of the wrong type, or inconsistent with another one (``batched(n=0)``,
+    ``test_size=1.5``, lists of different lengths). ``.argument`` names it. Both a ``ValueError`` and a
+    ``TypeError``, so code catching either keeps working."""
+
+    docs_anchor = "invalidargumenterror"
+
+    def __init__(self, message: str, *, argument: str | None = None) -> None:
+        super().__init__(message)
+        self.argument = argument
 
 
 class CacheFileError(ConfigError):
@@ -443,6 +465,20 @@ class FileAccessError(FinetuneEmbedError, OSError):
         self.filename = path
 
 
+class MissingDependencyError(FinetuneEmbedError, ImportError):
+    """An optional package a feature needs is not installed. ``.package`` names it and ``.extra`` the
+    finetune-embed extra that installs it (``pip install 'finetune-embed[<extra>]'``); an ``ImportError``."""
+
+    docs_anchor = "missingdependencyerror"
+
+    def __init__(self, message: str, *, package: str, extra: str | None = None) -> None:
+        super().__init__(message)
+        self.package = package
+        self.extra = extra
+        self.name = package
+        self.msg = self.message
+
+
 # --- fine-tuning jobs ---------------------------------------------------------------------------------------
 
 
@@ -555,6 +591,42 @@ class BatchTimeoutError(EmbeddingError, TimeoutError):
     def __init__(self, message: str, *, batch_ids: list[str]) -> None:
         super().__init__(message)
         self.batch_ids = batch_ids
+
+
+class InvalidInputError(EmbeddingError, ValueError, TypeError):
+    """An input that cannot be sent: not a string, or text that is not valid Unicode (a lone surrogate).
+    ``index`` is its position in the input."""
+
+    docs_anchor = "invalidinputerror"
+
+    def __init__(self, message: str, *, index: int) -> None:
+        super().__init__(message)
+        self.index = index
+
+
+class EmbeddingCacheError(EmbeddingError):
+    """The embedding cache file cannot be used: damaged, unreadable, locked, on a full disk, or written by a
+    newer finetune_embed. ``path`` is the file; the message says how to recover
+    (:meth:`~finetune_embed.EmbeddingCache.salvage`)."""
+
+    docs_anchor = "embeddingcacheerror"
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class EmbeddingTimeoutError(EmbeddingError, TimeoutError):
+    """Requests kept timing out although they were made smaller: the call's deadline or its budget of re-billed
+    tokens ran out. ``rebilled_tokens`` is how many tokens the server may have billed more than once (requests it
+    processed after the client gave up); vectors that arrived are in the cache."""
+
+    docs_anchor = "embeddingtimeouterror"
+
+    def __init__(self, message: str, *, rebilled_tokens: int = 0, sent_tokens: int = 0) -> None:
+        super().__init__(message)
+        self.rebilled_tokens = rebilled_tokens
+        self.sent_tokens = sent_tokens
 
 
 # --- the index ----------------------------------------------------------------------------------------------
