@@ -200,8 +200,9 @@ def test_user_tpm_budget_paces_before_the_server_objects(fake: FakeOpenAI) -> No
     tokens = chat.estimate_tokens(request)
     start = fake.clock.now()
     chat.create_many([request] * 12)
-    # 12 requests of `tokens` each through a 600-per-minute bucket that starts full
-    expected = (12 * tokens - 600) / 10.0
+    # 12 requests of `tokens` each through a 600-per-minute budget paced as a sliding minute (61 s with the margin)
+    per_minute = 600 // tokens
+    expected = (-(-12 // per_minute) - 1) * 61.0
     assert fake.clock.now() - start == pytest.approx(expected, rel=0.1)
     assert fake.ledger.rate_limited == 0
 
