@@ -3,9 +3,11 @@
 **The budget model.** A limit of ``L`` per minute is kept as a sliding window: what was sent in the last
 :data:`WINDOW` seconds (a minute plus a small margin for network delays) never exceeds ``L``. A schedule that
 respects a sliding window also respects a token bucket of the same size (OpenAI's documented model: ``L`` that
-refills evenly and starts full), and both reach the same long-run rate, so one model serves both kinds of server
-at their theoretical minimum time. What was sent is logged per (client, model) in a :class:`Quota`, which lives
-as long as the client: a second call knows what the first one spent.
+refills evenly and starts full), and both reach the same long-run rate, so one model is safe for both kinds of
+server. Once a server's ``x-ratelimit-reset-*`` header shows a bucket (full again in ``used / rate`` seconds rather
+than a minute after the last request), that budget is paced as the bucket, which lets requests through sooner
+after a burst. What was sent is logged per (client, model) in a :class:`Quota`, which lives as long as the
+client: a second call knows what the first one spent.
 
 **Where the limits come from**, all of them optional:
 
@@ -16,8 +18,8 @@ as long as the client: a second call knows what the first one spent.
 
 **Other consumers** of the same key show up as a server that says less remains than our own log explains
 (``x-ratelimit-remaining-*`` or a 429's ``Used``). The difference is logged as used by someone else at that
-moment, so the pacing makes room for it. The headers are never trusted *more* than our log, and the refill the
-server did since it answered is never lost, so pacing with headers is never slower than without.
+moment, so the pacing makes room for it. Headers are only used to learn limits, buckets and other consumers, never
+to wait longer than our log says, so pacing with headers is never slower than without.
 
 **Concurrency** is additive-increase / multiplicative-decrease between 1 and ``max_concurrency``: a 429 halves it
 and pauses every sender for the ``Retry-After`` the server asked; each success adds ``1 / concurrency``. Until the

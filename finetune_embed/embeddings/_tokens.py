@@ -148,7 +148,7 @@ class CallableCounter(_SplitByCount):
 
     def count_one(self, text: str) -> int:
         result = self.fn(text)
-        if isinstance(result, bool):
+        if isinstance(result, bool | str | bytes):
             raise ConfigError(f"tokenizer {self.name} returned {result!r}; it must return a count or token ids")
         if isinstance(result, int):
             return result
