@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from finetune_embed import ConfigError
@@ -26,7 +28,12 @@ def test_the_default_for_an_unknown_model_is_a_character_estimate() -> None:
 
 @pytest.mark.parametrize(
     ("setting", "kind"),
-    [("o200k_base", TiktokenCounter), ("chars", CharEstimate), (words_counter, CallableCounter), (len, CallableCounter)],
+    [
+        ("o200k_base", TiktokenCounter),
+        ("chars", CharEstimate),
+        (words_counter, CallableCounter),
+        (len, CallableCounter),
+    ],
 )
 def test_tokenizer_settings(setting: object, kind: type) -> None:
     counter = counter_for(setting, encoding=None)  # type: ignore[arg-type]
@@ -49,7 +56,7 @@ def test_splitting_by_any_counter_covers_the_text_within_the_limit(counter: obje
     pieces = counter.split(text, 50)  # type: ignore[attr-defined]
     assert pieces[0][0] == 0
     assert pieces[-1][1] == len(text)
-    assert all(a[1] == b[0] for a, b in zip(pieces, pieces[1:], strict=False))
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(pieces))
     assert all(0 < tokens <= 50 for _, _, tokens in pieces)
     assert all(counter.count_one(text[s:e]) == tokens for s, e, tokens in pieces)  # type: ignore[attr-defined]
 
