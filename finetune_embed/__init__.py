@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from ._exceptions import JobError as JobError
     from ._exceptions import JobFailedError as JobFailedError
     from ._exceptions import JobTimeoutError as JobTimeoutError
+    from ._exceptions import LineTooLongError as LineTooLongError
     from ._exceptions import MissingAPIKeyError as MissingAPIKeyError
     from ._exceptions import NotFoundError as NotFoundError
     from ._exceptions import OpenAISDKError as OpenAISDKError
@@ -132,6 +133,7 @@ _EXCEPTIONS = (
     "JobError",
     "JobFailedError",
     "JobTimeoutError",
+    "LineTooLongError",
     "MissingAPIKeyError",
     "NotFoundError",
     "OpenAISDKError",

@@ -10,6 +10,7 @@ The tree::
     │   └── CacheFileError                     a cache file that is damaged or not a cache; .path
     ├── DatasetError
     │   ├── DatasetFormatError(ValueError)     a file that cannot be read as a dataset; .path .line
+    │   │   └── LineTooLongError               a line longer than the limit (512 MB); .limit .length
     │   ├── DatasetValidationError(ValueError) a dataset with validation errors; .report
     │   └── FileProcessingError                the server could not process an uploaded file; .file_id
     │       └── FileProcessingTimeoutError(TimeoutError)
@@ -100,6 +101,7 @@ __all__ = [
     "JobError",
     "JobFailedError",
     "JobTimeoutError",
+    "LineTooLongError",
     "MissingAPIKeyError",
     "NotFoundError",
     "OpenAISDKError",
@@ -230,6 +232,19 @@ class DatasetFormatError(DatasetError, ValueError):
         super().__init__(where + message)
         self.path = path
         self.line = line
+
+
+class LineTooLongError(DatasetFormatError):
+    """A line of an input file is longer than the limit (by default 512 MB, the Files API's limit on a whole
+    file), so it was not read into memory; ``.limit`` is the limit and ``.length`` the line's length (bytes or
+    characters, as the reader counts; at least this long when the reader stopped early)."""
+
+    docs_anchor = "linetoolongerror"
+
+    def __init__(self, message: str, *, path: str | None, line: int | None, limit: int, length: int) -> None:
+        super().__init__(message, path=path, line=line)
+        self.limit = limit
+        self.length = length
 
 
 class DatasetValidationError(DatasetError, ValueError):

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from .._lines import MAX_LINE_BYTES, bounded_text_lines, csv_field_limit, open_input, read_lines
 from ._common import azure_option, echo_json, echo_table, handle_errors, json_option
 
 if TYPE_CHECKING:
@@ -64,30 +65,32 @@ def read_texts(
     if suffix in (".jsonl", ".ndjson"):
         if not field_name:
             raise click.UsageError("a .jsonl input needs --field NAME (the key holding the text)")
-        with path.open(encoding="utf-8") as fh:
-            position = 0
-            for lineno, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                where = f"{path}:{lineno}"
-                try:
-                    record = json.loads(line)
-                except ValueError as exc:
-                    raise click.ClickException(f"{where}: not valid JSON ({exc})") from exc
-                try:
-                    text = _get(record, field_name)
-                    ident = _get(record, id_key) if id_key else None
-                    meta = {k: _get(record, k) for k in meta_keys}
-                except KeyError as exc:
-                    raise click.ClickException(f"{where}: no field {exc.args[0]!r}") from exc
-                add(text, where, position, ident, meta)
-                position += 1
+        position = 0
+        for lineno, raw in read_lines(path):  # refuses devices and FIFOs; bounded line length
+            line = _decode(raw, path, lineno)
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                record = json.loads(line)
+            except (ValueError, RecursionError) as exc:
+                reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+                raise click.ClickException(f"{where}: not valid JSON ({reason})") from exc
+            try:
+                text = _get(record, field_name)
+                ident = _get(record, id_key) if id_key else None
+                meta = {k: _get(record, k) for k in meta_keys}
+            except KeyError as exc:
+                raise click.ClickException(f"{where}: no field {exc.args[0]!r}") from exc
+            add(text, where, position, ident, meta)
+            position += 1
     elif suffix in (".csv", ".tsv"):
         if not column:
             raise click.UsageError("a .csv input needs --column NAME (the column holding the text)")
-        csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-        with path.open(encoding="utf-8-sig", newline="") as fh:
-            reader = csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ",")
+        with open_input(path) as raw_file, csv_field_limit(MAX_LINE_BYTES):  # big cells; restored afterwards
+            fh = io.TextIOWrapper(raw_file, encoding="utf-8-sig", newline="")
+            lines = bounded_text_lines(fh, path=str(path))
+            reader = csv.DictReader(lines, delimiter="\t" if suffix == ".tsv" else ",")
             names = reader.fieldnames or []
             for wanted in (column, id_key, *meta_keys):
                 if wanted and wanted not in names:
@@ -100,10 +103,18 @@ def read_texts(
     else:
         if field_name or column:
             raise click.UsageError("--field is for .jsonl inputs and --column for .csv inputs")
-        with path.open(encoding="utf-8") as fh:
-            for position, line in enumerate(fh):
-                add(line.rstrip("\r\n"), f"{path}:{position + 1}", position, None, {})
+        for lineno, raw in read_lines(path):
+            add(_decode(raw, path, lineno).rstrip("\r\n"), f"{path}:{lineno}", lineno - 1, None, {})
     return out
+
+
+def _decode(raw: bytes, path: Path, lineno: int) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise click.ClickException(
+            f"{path}:{lineno}: not UTF-8 (byte {exc.start + 1}); re-save the file as UTF-8"
+        ) from exc
 
 
 def _save_npy(vectors: npt.NDArray[np.float32], out: Path) -> None:

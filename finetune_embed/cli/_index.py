@@ -17,11 +17,20 @@ def index() -> None:
 
 
 def _read_ids(path: Path) -> list[str]:
-    text = path.read_text(encoding="utf-8")
-    if path.suffix == ".json":
-        from .._exceptions import ConfigError
+    from .._exceptions import ConfigError
+    from .._lines import open_input
 
-        ids = json.loads(text)
+    with open_input(path) as f:  # a regular file only: /dev/zero would never end
+        data = f.read()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not UTF-8 (byte {exc.start + 1}); re-save it as UTF-8.") from None
+    if path.suffix == ".json":
+        try:
+            ids = json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            raise ConfigError(f"{path} is not valid JSON ({type(exc).__name__}); write a JSON list of ids.") from None
         if not isinstance(ids, list):
             raise ConfigError(f"{path} must hold a JSON list of ids.")
         return [str(i) for i in ids]
@@ -30,19 +39,24 @@ def _read_ids(path: Path) -> list[str]:
 
 def _read_metadata(path: Path) -> list[dict[str, Any]]:
     from .._exceptions import DatasetFormatError
+    from .._lines import read_lines
 
     out = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DatasetFormatError(f"not valid JSON ({exc.msg}).", path=str(path), line=n) from None
-            if not isinstance(value, dict):
-                raise DatasetFormatError("each line must be a JSON object.", path=str(path), line=n)
-            out.append(value)
+    for n, raw in read_lines(path):  # a regular file only; bounded line length
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DatasetFormatError(f"not UTF-8 (byte {exc.start + 1}).", path=str(path), line=n) from None
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except (ValueError, RecursionError) as exc:
+            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+            raise DatasetFormatError(f"not valid JSON ({reason}).", path=str(path), line=n) from None
+        if not isinstance(value, dict):
+            raise DatasetFormatError("each line must be a JSON object.", path=str(path), line=n)
+        out.append(value)
     return out
 
 

@@ -25,6 +25,7 @@ class IssueCode(StrEnum):
     EMPTY_FILE = "empty_file"
     FILE_TOO_LARGE = "file_too_large"
     LARGE_FILE = "large_file"
+    LINE_TOO_LONG = "line_too_long"
     TOO_FEW_EXAMPLES = "too_few_examples"
     # bytes and encoding
     INVALID_UTF8 = "invalid_utf8"
@@ -125,6 +126,14 @@ CODE_INFO: dict[IssueCode, CodeInfo] = {
         None,
         "The file is over 512 MB, the Files API's limit: it must go through the Uploads API.",
         "Nothing to fix: finetune_embed's uploader switches to the Uploads API (64 MB parts) by itself.",
+    ),
+    IssueCode.LINE_TOO_LONG: CodeInfo(
+        "error",
+        _FF,
+        "A line is longer than 512 MB, the Files API's limit on a whole file: it cannot be an example the service "
+        "accepts, and it is skipped without being read into memory.",
+        "Look at the line: it is usually binary data or a whole JSON array on one line; write one example per line "
+        "(`finetune-embed dataset fix` sets the line aside).",
     ),
     IssueCode.TOO_FEW_EXAMPLES: CodeInfo(
         "error",

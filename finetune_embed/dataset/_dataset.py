@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import codecs
 import copy
 import csv
+import io
 import math
 import os
 import random
@@ -14,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple, overload
 from pydantic import BaseModel, ValidationError
 
 from .._exceptions import DatasetFormatError, DatasetValidationError
+from .._lines import MAX_LINE_BYTES, bounded_text_lines, csv_field_limit, open_input
 from ._checks import detect_format
 from ._fix import FixResult, fix_file
 from ._io import atomic_write_lines, dump_line, read_jsonl
@@ -94,16 +97,18 @@ class Dataset:
     # --- building ---------------------------------------------------------------------------------------------
 
     @classmethod
-    def from_json(cls, path: str | os.PathLike[str]) -> Dataset:
+    def from_json(cls, path: str | os.PathLike[str], *, max_line_bytes: int = MAX_LINE_BYTES) -> Dataset:
         """Load a JSONL file (one example per line; empty lines skipped). Each row keeps its source line.
 
         Raises :class:`~finetune_embed.DatasetFormatError` (with ``.path`` and ``.line``) at the first line that
-        is not a JSON object; :meth:`validate_file` lists every problem instead, and :meth:`fix_file` sets bad
-        lines aside.
+        is not a JSON object, :class:`~finetune_embed.LineTooLongError` at a line over ``max_line_bytes`` (512 MB
+        by default; never read whole) and :class:`~finetune_embed.FileAccessError` when the file cannot be read or
+        is not a regular file (a device, a FIFO); :meth:`validate_file` lists every problem instead, and
+        :meth:`fix_file` sets bad lines aside.
         """
         rows: list[dict[str, Any]] = []
         lines: list[int | None] = []
-        for line, obj in read_jsonl(path):
+        for line, obj in read_jsonl(path, max_line_bytes=max_line_bytes):
             rows.append(obj)
             lines.append(line)
         return cls(rows, lines=lines, source=os.fspath(path))
@@ -196,8 +201,16 @@ class Dataset:
         rows: list[dict[str, Any]] = []
         lines: list[int | None] = []
         try:
-            with open(name, encoding=encoding, newline="") as fh:
-                reader = csv.DictReader(fh, delimiter=delimiter)
+            codecs.lookup(encoding)
+        except LookupError as exc:
+            raise DatasetFormatError(f"unknown encoding {encoding!r}; pass a Python codec name", path=name) from exc
+        try:
+            with (
+                open_input(name) as raw,
+                csv_field_limit(MAX_LINE_BYTES),  # a long prompt is one field; restored on the way out
+            ):
+                fh = io.TextIOWrapper(raw, encoding=encoding, newline="")
+                reader = csv.DictReader(bounded_text_lines(fh, path=name), delimiter=delimiter)
                 fields = reader.fieldnames or []
                 for col in (prompt, completion):
                     if col not in fields:
@@ -215,8 +228,6 @@ class Dataset:
                     lines.append(line)
         except UnicodeDecodeError as exc:
             raise DatasetFormatError(f"not {encoding} text ({exc.reason}); pass encoding=", path=name) from exc
-        except OSError as exc:
-            raise DatasetFormatError(f"cannot read the file: {exc.strerror or exc}", path=name) from exc
         except csv.Error as exc:
             raise DatasetFormatError(f"not valid CSV: {exc}", path=name) from exc
         return cls(rows, lines=lines, source=name)
@@ -398,6 +409,7 @@ class Dataset:
         min_examples: int = 10,
         workers: int | None = None,
         progress: bool | None = None,
+        max_line_bytes: int = MAX_LINE_BYTES,
     ) -> ValidationReport:
         """Validate a JSONL file of any size in constant memory and return a :class:`ValidationReport`.
 
@@ -408,6 +420,10 @@ class Dataset:
         (``report.counts`` counts all). ``max_example_tokens`` overrides the model's per-example limit and
         ``min_examples`` the service's minimum of 10. Files over 48 MB are split over ``workers`` processes
         (default: one per idle CPU, at most 8; ``workers=1`` stays in this process).
+
+        Only regular files are read: a device or a FIFO (``/dev/zero``) is reported as ``file_unreadable`` before
+        anything is read. A line longer than ``max_line_bytes`` (default 512 MB, the Files API's limit on a whole
+        file) is reported as ``line_too_long`` and skipped without being held in memory.
         """
         return validate_path(
             path,
@@ -423,6 +439,7 @@ class Dataset:
             min_examples=min_examples,
             workers=workers,
             progress=progress,
+            max_line_bytes=max_line_bytes,
         )
 
     @staticmethod

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .._atomic import atomic_write
+from .._lines import MAX_LINE_BYTES, LongLine, iter_lines, open_input
 from ._checks import (
     _ROLE_KEYS,
     CHAT_KEYS,
@@ -164,25 +165,26 @@ def fix_file(
     method: str | None = None,
     dedupe: bool = True,
     validate: bool = True,
+    max_line_bytes: int = MAX_LINE_BYTES,
 ) -> FixResult:
     """Write the fixable lines of ``path`` to ``output`` (default ``<name>.fixed.jsonl``) and the others to
     ``rejected`` (default ``<name>.rejected.jsonl``; one JSON object per line: ``{"line", "reasons":
     [{"code", "path", "message"}], "text"}``). Both are written atomically. Streams: memory stays constant
-    apart from 8 bytes per example for duplicate detection."""
+    apart from 8 bytes per example for duplicate detection.
+
+    A line over ``max_line_bytes`` (default 512 MB, the Files API's limit on a whole file) is never read whole:
+    it is rejected with the code ``line_too_long``, its first 200 bytes as ``text`` and ``"truncated": true``.
+    A device or a FIFO (``/dev/urandom``) is refused with :class:`~finetune_embed.FileAccessError` before any
+    output is created; an interrupted run (an exception, Ctrl-C) leaves no temporary file."""
     from ._memory import canonical_digest
-    from ._stream import _detect_file_format
+    from ._stream import _detect_file_format, line_too_long_issue
 
     src = os.fspath(path)
     default_fixed, default_rejected = fixed_paths(src)
     fixed_path = Path(output) if output is not None else default_fixed
     rejected_path = Path(rejected) if rejected is not None else default_rejected
     resolved = resolve(model, method)
-    try:
-        fmt = _detect_file_format(src)
-    except OSError as exc:
-        from .._exceptions import DatasetFormatError
-
-        raise DatasetFormatError(f"cannot read the file: {exc.strerror or exc}", path=src) from exc
+    fmt = _detect_file_format(src, max_line_bytes=max_line_bytes)  # refuses devices and FIFOs before any output
     if fmt is not None:
         format_issues(fmt, resolved)
     collector = IssueCollector(1 << 30)
@@ -198,12 +200,20 @@ def fix_file(
         result.n_rejected += 1
 
     with (
-        open(src, "rb") as f,
+        open_input(src) as f,
         atomic_write(fixed_path) as good,
         atomic_write(rejected_path) as bad,
     ):
-        for line, raw in enumerate(f, 1):
+        for line, raw in enumerate(iter_lines(f, max_line_bytes=max_line_bytes), 1):
             result.n_lines += 1
+            if isinstance(raw, LongLine):
+                issue = line_too_long_issue(line, raw.length, max_line_bytes, raw.head)
+                reason = {"code": issue.code.value, "path": "", "message": issue.message}
+                text = raw.head.decode("utf-8", "backslashreplace")
+                record = {"line": line, "reasons": [reason], "text": text, "truncated": True}
+                bad.write(json.dumps(record, ensure_ascii=False) + "\n")
+                result.n_rejected += 1
+                continue
             changes: list[str] = []
             body = raw
             if body.startswith(_BOM):

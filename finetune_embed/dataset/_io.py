@@ -9,6 +9,7 @@ from typing import Any
 
 from .. import _atomic
 from .._exceptions import DatasetFormatError
+from .._lines import MAX_LINE_BYTES, read_lines
 
 __all__ = ["atomic_write_lines", "dump_line", "read_jsonl"]
 
@@ -20,44 +21,49 @@ def dump_line(row: Any) -> str:
     return json.dumps(row, ensure_ascii=False, separators=(", ", ": "))
 
 
-def read_jsonl(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, Any]]]:
-    """``(line, object)`` for each non-empty line; raises :class:`DatasetFormatError` at the first bad line."""
+def read_jsonl(
+    path: str | os.PathLike[str], *, max_line_bytes: int = MAX_LINE_BYTES
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line, object)`` for each non-empty line; raises :class:`DatasetFormatError` at the first bad line
+    (:class:`LineTooLongError` for a line over ``max_line_bytes``, never read whole) and
+    :class:`~finetune_embed.FileAccessError` for a file that cannot be read, or is a device or a FIFO."""
     name = os.fspath(path)
-    try:
-        f = open(name, "rb")  # noqa: SIM115 - closed below
-    except OSError as exc:
-        raise DatasetFormatError(f"cannot read the file: {exc.strerror or exc}", path=name) from exc
-    with f:
-        for line, raw in enumerate(f, 1):
-            body = raw.strip()
-            if line == 1 and body.startswith(_BOM):
-                body = body[3:].strip()
-            if not body:
-                continue
-            try:
-                obj = json.loads(body.decode("utf-8"))
-            except UnicodeDecodeError as exc:
-                raise DatasetFormatError(
-                    f"not valid UTF-8 at byte {exc.start + 1}; re-save the file as UTF-8 (or run "
-                    "`finetune-embed dataset validate` to list every problem)",
-                    path=name,
-                    line=line,
-                ) from exc
-            except (ValueError, RecursionError) as exc:
-                raise DatasetFormatError(
-                    f"not valid JSON ({exc}); each line must hold one JSON object (run `finetune-embed dataset "
-                    "validate` to list every problem, `finetune-embed dataset fix` to set the bad lines aside)",
-                    path=name,
-                    line=line,
-                ) from exc
-            if not isinstance(obj, dict):
-                raise DatasetFormatError(
-                    f"the line is a JSON {type(obj).__name__}, not an object; each line must be one example "
-                    'such as {"messages": [...]}',
-                    path=name,
-                    line=line,
-                )
-            yield line, obj
+    for line, raw in read_lines(name, max_line_bytes=max_line_bytes):
+        body = raw.strip()
+        if line == 1 and body.startswith(_BOM):
+            body = body[3:].strip()
+        if not body:
+            continue
+        try:
+            obj = json.loads(body.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise DatasetFormatError(
+                f"not valid UTF-8 at byte {exc.start + 1}; re-save the file as UTF-8 (or run "
+                "`finetune-embed dataset validate` to list every problem)",
+                path=name,
+                line=line,
+            ) from exc
+        except (ValueError, RecursionError) as exc:
+            raise DatasetFormatError(
+                f"not valid JSON ({_json_reason(exc)}); each line must hold one JSON object (run `finetune-embed "
+                "dataset validate` to list every problem, `finetune-embed dataset fix` to set the bad lines aside)",
+                path=name,
+                line=line,
+            ) from exc
+        if not isinstance(obj, dict):
+            raise DatasetFormatError(
+                f"the line is a JSON {type(obj).__name__}, not an object; each line must be one example "
+                'such as {"messages": [...]}',
+                path=name,
+                line=line,
+            )
+        yield line, obj
+
+
+def _json_reason(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return str(exc)
 
 
 def atomic_write_lines(path: str | os.PathLike[str], lines: Iterable[str]) -> int:

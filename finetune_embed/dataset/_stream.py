@@ -19,6 +19,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from .._exceptions import FileAccessError
+from .._lines import MAX_LINE_BYTES, LongLine, iter_lines, open_input
 from .._logging import get_logger
 from ._checks import DuplicateTracker, Profile, RowChecker, detect_format, digest
 from ._codes import CODE_INFO, IssueCode
@@ -26,7 +28,7 @@ from ._profile import FileIssue, Resolved, format_issues, resolve
 from ._report import DatasetIssue, IssueCollector, ValidationReport, format_path
 from ._stats import DatasetStats, StatsBuilder
 
-__all__ = ["FILES_API_MAX_BYTES", "MIN_EXAMPLES", "UPLOADS_API_MAX_BYTES", "validate_path"]
+__all__ = ["FILES_API_MAX_BYTES", "MAX_LINE_BYTES", "MIN_EXAMPLES", "UPLOADS_API_MAX_BYTES", "validate_path"]
 
 MIN_EXAMPLES = 10
 FILES_API_MAX_BYTES = 512 * 1024 * 1024
@@ -104,8 +106,10 @@ def _process_range(
     file_format: str | None,
     max_issues: int,
     progress: Any = None,
+    max_line_bytes: int = MAX_LINE_BYTES,
 ) -> RangeResult:
-    """Validate the lines in ``[start, end)`` (``start`` at a line start, line numbers from ``first_line``)."""
+    """Validate the lines in ``[start, end)`` (``start`` at a line start, line numbers from ``first_line``); a
+    line over ``max_line_bytes`` is reported (``line_too_long``) and skipped without being held in memory."""
     collector = IssueCollector(max_issues)
     checker = RowChecker(profile, collector, file_format)
     parser = _Parser()
@@ -120,10 +124,18 @@ def _process_range(
     n_blank = 0
     last_nonblank = 0
     since_progress = 0
-    with open(path, "rb", buffering=_READ_BUFFER) as f:
+    with open_input(path, buffering=_READ_BUFFER) as f:
         f.seek(start)
-        for raw in f:
+        for raw in iter_lines(f, max_line_bytes=max_line_bytes):
             line += 1
+            if isinstance(raw, LongLine):
+                pos += raw.length
+                checker.n_examples += 1
+                last_nonblank = line
+                collector.add(line_too_long_issue(line, raw.length, max_line_bytes, raw.head))
+                if pos >= end:
+                    break
+                continue
             size = len(raw)
             pos += size
             if raw.endswith(b"\r\n"):
@@ -227,6 +239,26 @@ def _process_range(
 _FAILED: Any = object()
 
 
+def _size(n: int) -> str:
+    return f"{n:,} bytes" if n < 2**20 else f"{n / 2**20:,.0f} MB"
+
+
+def line_too_long_issue(line: int, length: int, limit: int, head: bytes) -> DatasetIssue:
+    """The ``line_too_long`` issue of a line of ``length`` bytes (over ``limit``) that starts with ``head``."""
+    shown = head[:24].decode("utf-8", "backslashreplace")
+    return DatasetIssue(
+        line,
+        "",
+        C.LINE_TOO_LONG,
+        CODE_INFO[C.LINE_TOO_LONG].severity,
+        f"Line {line} is {_size(length)} long (it starts {shown!r}), more than the {_size(limit)} a line may have "
+        "(the Files API takes at most 512 MB per file): it was skipped unread; write one example per line "
+        "(`finetune-embed dataset fix` sets the line aside)",
+        None,
+        line,
+    )
+
+
 def _json_error_message(line: int, exc: ValueError, text: str) -> str:
     if isinstance(exc, json.JSONDecodeError):
         return f"Line {line} is not valid JSON: {exc.msg} at character {exc.pos + 1}"
@@ -245,10 +277,11 @@ def _json_hint(line: int, text: str) -> str | None:
 def _split_ranges(path: str, size: int, parts: int) -> list[tuple[int, int, int]]:
     """``parts`` byte ranges at line boundaries, each with the number of its first line."""
     cuts = [0]
-    with open(path, "rb") as f:
+    with open_input(path) as f:
         for k in range(1, parts):
             f.seek(size * k // parts)
-            f.readline()
+            while (chunk := f.readline(1 << 20)) and not chunk.endswith(b"\n"):  # never a whole long line
+                pass
             pos = f.tell()
             if pos > cuts[-1] and pos < size:
                 cuts.append(pos)
@@ -268,13 +301,14 @@ def _split_ranges(path: str, size: int, parts: int) -> list[tuple[int, int, int]
     return [(cuts[i], cuts[i + 1], firsts[i]) for i in range(len(cuts) - 1)]
 
 
-def _detect_file_format(path: str, limit: int = 200) -> str | None:
+def _detect_file_format(path: str, limit: int = 200, max_line_bytes: int = MAX_LINE_BYTES) -> str | None:
     """The format of the first parseable example among the first ``limit`` lines."""
-    with open(path, "rb") as f:
-        for _ in range(limit):
-            raw = f.readline()
-            if not raw:
+    with open_input(path) as f:
+        for n, raw in enumerate(iter_lines(f, max_line_bytes=max_line_bytes)):
+            if n >= limit:
                 break
+            if isinstance(raw, LongLine):
+                continue
             body = raw.strip()
             if body.startswith(_BOM):
                 body = body[3:]
@@ -333,8 +367,10 @@ def _leaked(validation: str | os.PathLike[str], dups: DuplicateTracker, stats: S
     exact = np.frombuffer(dups.hashes, dtype=np.int64) if len(dups.hashes) else np.zeros(0, dtype=np.int64)
     near = np.frombuffer(stats.near, dtype=np.int64) if stats is not None and len(stats.near) else exact[:0]
     leaked = 0
-    with open(validation, "rb") as f:
-        for raw in f:
+    with open_input(validation) as f:
+        for raw in iter_lines(f):
+            if isinstance(raw, LongLine):
+                continue
             body = raw.strip()
             if body.startswith(_BOM):
                 body = body[3:].lstrip()
@@ -454,6 +490,7 @@ def validate_path(
     workers: int | None = None,
     progress: bool | None = None,
     validation: str | os.PathLike[str] | None = None,
+    max_line_bytes: int = MAX_LINE_BYTES,
 ) -> ValidationReport:
     """See :meth:`Dataset.validate_file`; ``validation`` (a JSONL path) counts its examples found in this file."""
     name = os.fspath(path)
@@ -475,22 +512,16 @@ def validate_path(
 
     p = Path(name)
     try:
-        size = p.stat().st_size
-        if p.is_dir():
-            raise IsADirectoryError(name)
-        with open(name, "rb") as f:
+        with open_input(name) as f:  # a device or a FIFO is refused: it might never end
+            size = os.fstat(f.fileno()).st_size
             head = f.read(4)
-    except OSError as exc:
-        _file_issue(
-            collector, FileIssue(C.FILE_UNREADABLE, f"Cannot read {name}: {exc.strerror or exc}; check the path")
-        )
+            empty = (size == 0 or not head.strip()) and not (head + f.read((1 << 20) - len(head))).strip()
+    except FileAccessError as exc:
+        _file_issue(collector, FileIssue(C.FILE_UNREADABLE, str(exc)))
         return done()
-    if size == 0 or not head.strip():
-        with open(name, "rb") as f:
-            empty = not f.read(1 << 20).strip()
-        if empty:
-            _file_issue(collector, FileIssue(C.EMPTY_FILE, f"{name} is empty; write one JSON example per line"))
-            return done()
+    if empty:
+        _file_issue(collector, FileIssue(C.EMPTY_FILE, f"{name} is empty; write one JSON example per line"))
+        return done()
     if head.startswith(_UTF32_BOMS) or head.startswith(_UTF16_BOMS):
         kind = "UTF-32" if head.startswith(_UTF32_BOMS) else "UTF-16"
         _file_issue(
@@ -506,7 +537,7 @@ def validate_path(
     size_issue = size_issue_of(name, size)
     if size_issue is not None:
         _file_issue(collector, size_issue)
-    fmt = _detect_file_format(name)
+    fmt = _detect_file_format(name, max_line_bytes=max_line_bytes)
     if fmt is not None:
         for issue in format_issues(fmt, resolved):
             _file_issue(collector, issue)
@@ -526,7 +557,7 @@ def validate_path(
 
     with progress_bar(total=size, desc=f"validating {p.name}", unit="B", progress=progress, unit_scale=True) as bar:
         if len(ranges) == 1:
-            results = [_process_range(name, 0, size, 1, profile, fmt, max_issues, bar)]
+            results = [_process_range(name, 0, size, 1, profile, fmt, max_issues, bar, max_line_bytes)]
         else:
             from concurrent.futures import ProcessPoolExecutor
 
@@ -536,10 +567,10 @@ def validate_path(
                 get_encoding(profile.encoding)
             with ProcessPoolExecutor(max_workers=len(ranges) - 1, mp_context=context) as pool:
                 futures = [
-                    pool.submit(_process_range, name, s, e, first, profile, fmt, max_issues)
+                    pool.submit(_process_range, name, s, e, first, profile, fmt, max_issues, None, max_line_bytes)
                     for s, e, first in ranges[1:]
                 ]
-                first_result = _process_range(name, *ranges[0], profile, fmt, max_issues, bar)
+                first_result = _process_range(name, *ranges[0], profile, fmt, max_issues, bar, max_line_bytes)
                 results = [first_result]
                 for fut, (s, e, _first) in zip(futures, ranges[1:], strict=True):
                     results.append(fut.result())

@@ -19,11 +19,65 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
-__all__ = ["COOKBOOK_ENCODING", "Counting", "TokenCounter", "cookbook_example_tokens"]
+__all__ = ["COOKBOOK_ENCODING", "LONG_TEXT_CHARS", "Counting", "TokenCounter", "cookbook_example_tokens", "count_long"]
 
 Counting = Literal["model", "cookbook"]
 COOKBOOK_ENCODING = "cl100k_base"
 _CACHE_CHARS = 4_000_000  # per generation; two generations are kept (at most ~8M characters referenced)
+
+
+LONG_TEXT_CHARS = 1 << 20  # texts longer than this are counted in slices, never in one call
+_SLICE_CHARS = 1 << 18
+_SEARCH_CHARS = 1 << 20
+_HARD_CUT_CHARS = 1 << 16
+_boundary: Any = None
+
+
+def _boundary_pattern() -> Any:
+    """Where a letter is followed by a character that cannot continue a word (not a letter, a combining mark or
+    an apostrophe): every tiktoken encoding we use ends a pre-tokenizer piece there, and the piece that ends is a
+    word, which no lookahead of the pattern depends on."""
+    global _boundary
+    if _boundary is None:
+        import importlib
+
+        try:
+            regex = importlib.import_module("regex")  # tiktoken's own dependency: the same Unicode classes
+        except ImportError:  # pragma: no cover
+            import re
+
+            _boundary = re.compile(r"(?<=[^\W\d_])(?=[^\w'])")
+        else:
+            _boundary = regex.compile(r"(?<=\p{L})(?=[^\p{L}\p{M}'])")
+    return _boundary
+
+
+def count_long(encode: Callable[[str], list[int]], text: str) -> int:
+    """Tokens of a long ``text``, encoded in slices of about 256 k characters so that memory stays bounded
+    (tiktoken needs tens of bytes per byte of one call's text) and a single huge "word" cannot take ever longer.
+
+    Slices end only where a word ends (see :func:`_boundary_pattern`), where the encoder's pre-tokenizer splits
+    anyway, so the sum is exactly the count of the whole text. Where 1 M characters hold no such boundary (one
+    giant "word": CJK text without punctuation, a run of one letter), the slice is cut after 64 k characters, and
+    the count may then differ from the whole text's by a token or two per cut.
+    """
+    pattern = _boundary_pattern()
+    total = 0
+    start = 0
+    n = len(text)
+    while start < n:
+        if n - start <= _SLICE_CHARS:
+            end = n
+        else:
+            found = pattern.search(text, start + _SLICE_CHARS, min(n, start + _SLICE_CHARS + _SEARCH_CHARS))
+            end = found.start() if found is not None else start + _HARD_CUT_CHARS  # (BPE time grows with a piece)
+        piece = text[start:end]
+        try:
+            total += len(encode(piece))
+        except UnicodeEncodeError:  # lone surrogates (the line is an error anyway)
+            total += len(encode(piece.encode("utf-8", "replace").decode("utf-8")))
+        start = end
+    return total
 
 
 class TokenCounter:
@@ -53,6 +107,8 @@ class TokenCounter:
         n = self._old.get(text)
         if n is None:
             self.misses += 1
+            if len(text) > LONG_TEXT_CHARS:  # counted in slices; not cached (it would pin the text)
+                return count_long(self._encode, text)
             try:
                 n = len(self._encode(text))
             except UnicodeEncodeError:  # lone surrogates: count what can be encoded (the line is an error anyway)

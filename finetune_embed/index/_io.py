@@ -8,11 +8,11 @@ The cookbook stores each embedding as the text of a list, ``"[0.0023, -0.0091, .
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
-import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .._exceptions import ConfigError, DatasetFormatError, DuplicateIdError, InvalidVectorError
+from .._lines import MAX_LINE_BYTES, bounded_text_lines, csv_field_limit, open_input
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -87,12 +88,13 @@ def convert_cell(text: str) -> Any:
     return value
 
 
-def _rows(path: Path, encoding: str) -> Iterator[tuple[int, list[str]]]:
+def _rows(path: Path, encoding: str) -> Generator[tuple[int, list[str]], None, None]:
     """(line number, fields) for the header and then each record; a quoted cell may span lines."""
-    # big cells: embeddings of 3072 dimensions are ~70 kB of text
-    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-    with open(path, newline="", encoding=encoding) as f:
-        reader = csv.reader(f)
+    # big cells (embeddings of 3072 dimensions are ~70 kB of text): csv's process-wide limit is raised only while
+    # this generator runs (restored when it closes); a device or a FIFO is refused; lines are bounded
+    with open_input(path) as raw, csv_field_limit(MAX_LINE_BYTES):
+        f = io.TextIOWrapper(raw, encoding=encoding, newline="")
+        reader = csv.reader(bounded_text_lines(f, path=str(path)))
         header = next(reader, None)
         if header is None:
             raise DatasetFormatError("the file is empty (no header row).", path=str(path), line=1)
@@ -186,6 +188,8 @@ def index_from_csv(
         raise DatasetFormatError(f"the file is not {encoding} ({exc}); pass encoding=.", path=name) from None
     except csv.Error as exc:
         raise DatasetFormatError(f"not a valid CSV file ({exc}).", path=name) from None
+    finally:
+        rows.close()  # restores csv's field size limit now, not when the generator is collected
     return index
 
 

@@ -26,7 +26,10 @@ MARKER = "## Dataset issue codes"
 SHOWN_NAME = "train.jsonl"
 
 _GROUPS = [
-    ("The file", ["file_unreadable", "empty_file", "file_too_large", "large_file", "too_few_examples"]),
+    (
+        "The file",
+        ["file_unreadable", "empty_file", "file_too_large", "large_file", "line_too_long", "too_few_examples"],
+    ),
     (
         "Bytes and encoding",
         ["invalid_utf8", "bom", "crlf_line_endings", "nul_character", "lone_surrogate", "blank_line"],
@@ -139,6 +142,8 @@ def _examples() -> dict[str, str]:
         issue = stream.size_issue_of(SHOWN_NAME, size)
         assert issue is not None
         found[issue.code.value] = DatasetIssue(None, "", issue.code, "error", issue.message).format(SHOWN_NAME)
+    too_long = stream.line_too_long_issue(7, 600 * 2**20 + 1, stream.MAX_LINE_BYTES, b"\x00\x00\x00\x00")
+    found[too_long.code.value] = too_long.format(SHOWN_NAME)
     return found
 
 

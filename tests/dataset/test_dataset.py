@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from dataset_helpers import EXAMPLES, TODAY, good_rows, write_jsonl
 
-from finetune_embed import DatasetFormatError, DatasetValidationError
+from finetune_embed import DatasetFormatError, DatasetValidationError, FileAccessError
 from finetune_embed.dataset import (
     AssistantMessage,
     ChatExample,
@@ -47,8 +47,9 @@ def test_from_json_errors_name_file_and_line(tmp_path: Path) -> None:
         Dataset.from_json(path)
     assert info.value.line == 2
     assert f"{path}:2" in str(info.value)
-    with pytest.raises(DatasetFormatError, match="cannot read"):
+    with pytest.raises(FileAccessError, match=r"Cannot read .*missing\.jsonl: No such file") as missing:
         Dataset.from_json(tmp_path / "missing.jsonl")
+    assert missing.value.path == str(tmp_path / "missing.jsonl")
 
 
 def test_to_json_is_atomic_and_round_trips(tmp_path: Path) -> None:
