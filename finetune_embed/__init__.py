@@ -34,9 +34,11 @@ if TYPE_CHECKING:
     from ._exceptions import DatasetValidationError as DatasetValidationError
     from ._exceptions import DimensionMismatchError as DimensionMismatchError
     from ._exceptions import DuplicateIdError as DuplicateIdError
+    from ._exceptions import EmbeddingCacheError as EmbeddingCacheError
     from ._exceptions import EmbeddingError as EmbeddingError
     from ._exceptions import EmbeddingIndexError as EmbeddingIndexError
     from ._exceptions import EmbeddingResponseError as EmbeddingResponseError
+    from ._exceptions import EmbeddingTimeoutError as EmbeddingTimeoutError
     from ._exceptions import EmptyInputError as EmptyInputError
     from ._exceptions import FileAccessError as FileAccessError
     from ._exceptions import FileProcessingError as FileProcessingError
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
     from ._exceptions import IndexFileError as IndexFileError
     from ._exceptions import InputTooLongError as InputTooLongError
     from ._exceptions import InvalidEmbeddingError as InvalidEmbeddingError
+    from ._exceptions import InvalidInputError as InvalidInputError
     from ._exceptions import InvalidVectorError as InvalidVectorError
     from ._exceptions import ItemTooLargeError as ItemTooLargeError
     from ._exceptions import JobCancelledError as JobCancelledError
@@ -116,9 +119,11 @@ _EXCEPTIONS = (
     "DatasetValidationError",
     "DimensionMismatchError",
     "DuplicateIdError",
+    "EmbeddingCacheError",
     "EmbeddingError",
     "EmbeddingIndexError",
     "EmbeddingResponseError",
+    "EmbeddingTimeoutError",
     "EmptyInputError",
     "FileAccessError",
     "FileProcessingError",
@@ -127,6 +132,7 @@ _EXCEPTIONS = (
     "IndexFileError",
     "InputTooLongError",
     "InvalidEmbeddingError",
+    "InvalidInputError",
     "InvalidVectorError",
     "ItemTooLargeError",
     "JobCancelledError",

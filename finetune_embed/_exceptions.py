@@ -42,7 +42,10 @@ The tree::
     │   ├── EmbeddingResponseError             a response with missing, extra or bad vectors
     │   │   └── InvalidEmbeddingError          non-finite or all-zero vectors; .indices .result
     │   ├── BatchAPIError                      a Batch API batch failed, or lines kept failing
-    │   └── BatchTimeoutError(TimeoutError)    waiting for batches ran out; they resume on the next call
+    │   ├── BatchTimeoutError(TimeoutError)    waiting for batches ran out; they resume on the next call
+    │   ├── InvalidInputError(ValueError, TypeError) an input that is not a string or not valid text; .index
+    │   ├── EmbeddingCacheError                a cache file that is damaged, unreadable or too new; .path
+    │   └── EmbeddingTimeoutError(TimeoutError) requests kept timing out; .rebilled_tokens
     └── EmbeddingIndexError
         ├── DimensionMismatchError(ValueError) .expected .got
         ├── InvalidVectorError(ValueError)     zero or non-finite vectors; .ids
@@ -84,9 +87,11 @@ __all__ = [
     "DatasetValidationError",
     "DimensionMismatchError",
     "DuplicateIdError",
+    "EmbeddingCacheError",
     "EmbeddingError",
     "EmbeddingIndexError",
     "EmbeddingResponseError",
+    "EmbeddingTimeoutError",
     "EmptyInputError",
     "FileAccessError",
     "FileProcessingError",
@@ -95,6 +100,7 @@ __all__ = [
     "IndexFileError",
     "InputTooLongError",
     "InvalidEmbeddingError",
+    "InvalidInputError",
     "InvalidVectorError",
     "ItemTooLargeError",
     "JobCancelledError",
@@ -540,6 +546,42 @@ class BatchTimeoutError(EmbeddingError, TimeoutError):
     def __init__(self, message: str, *, batch_ids: list[str]) -> None:
         super().__init__(message)
         self.batch_ids = batch_ids
+
+
+class InvalidInputError(EmbeddingError, ValueError, TypeError):
+    """An input that cannot be sent: not a string, or text that is not valid Unicode (a lone surrogate).
+    ``index`` is its position in the input."""
+
+    docs_anchor = "invalidinputerror"
+
+    def __init__(self, message: str, *, index: int) -> None:
+        super().__init__(message)
+        self.index = index
+
+
+class EmbeddingCacheError(EmbeddingError):
+    """The embedding cache file cannot be used: damaged, unreadable, locked, on a full disk, or written by a
+    newer finetune_embed. ``path`` is the file; the message says how to recover
+    (:meth:`~finetune_embed.EmbeddingCache.salvage`)."""
+
+    docs_anchor = "embeddingcacheerror"
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class EmbeddingTimeoutError(EmbeddingError, TimeoutError):
+    """Requests kept timing out although they were made smaller: the call's deadline or its budget of re-billed
+    tokens ran out. ``rebilled_tokens`` is how many tokens the server may have billed more than once (requests it
+    processed after the client gave up); vectors that arrived are in the cache."""
+
+    docs_anchor = "embeddingtimeouterror"
+
+    def __init__(self, message: str, *, rebilled_tokens: int = 0, sent_tokens: int = 0) -> None:
+        super().__init__(message)
+        self.rebilled_tokens = rebilled_tokens
+        self.sent_tokens = sent_tokens
 
 
 # --- the index ----------------------------------------------------------------------------------------------

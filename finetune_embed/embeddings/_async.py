@@ -13,7 +13,15 @@ import numpy.typing as npt
 from .._client import AsyncClient, RateLimits
 from .._exceptions import BadRequestError
 from .._logging import get_logger
-from ._base import CacheArg, EmbedderBase, EncodingFormat, InvalidPolicy, RequestTooLarge, too_many_tokens
+from ._base import (
+    CacheArg,
+    ClientTypeError,
+    EmbedderBase,
+    EncodingFormat,
+    InvalidPolicy,
+    RequestTooLarge,
+    too_many_tokens,
+)
 from ._decode import StreamDecoder
 from ._embedder import RunState, _on_rate_limit, as_openai_error, is_transport_error, note_resends, split_batch
 from ._job import EmbedJob
@@ -239,7 +247,7 @@ def _async_client(client: Any) -> AsyncClient:
     from .._client import Client
 
     if isinstance(client, Client | openai.OpenAI):
-        raise TypeError("AsyncEmbedder needs an AsyncClient; use Embedder with a sync Client")
-    raise TypeError(
+        raise ClientTypeError("AsyncEmbedder needs an AsyncClient; use Embedder with a sync Client")
+    raise ClientTypeError(
         f"client must be a finetune_embed.AsyncClient or an openai.AsyncOpenAI, got {type(client).__name__}"
     )

@@ -19,6 +19,7 @@ from .._exceptions import (
     ConfigError,
     EmbeddingError,
     InputTooLongError,
+    InvalidInputError,
     UnsupportedModelError,
 )
 from .._logging import get_logger
@@ -30,7 +31,7 @@ from ._job import EmbedJob
 from ._plan import EMPTY_POLICIES, LONG_POLICIES, EmptyPolicy, LongPolicy, Plan, plan_inputs
 from ._types import EmbeddingEstimate, EmbeddingResult, InvalidEmbeddingError, InvalidEmbeddingWarning
 
-__all__ = ["CacheArg", "EmbedderBase", "InvalidPolicy", "limits_from_message"]
+__all__ = ["CacheArg", "ClientTypeError", "EmbedderBase", "InvalidPolicy", "limits_from_message"]
 
 logger = get_logger("embeddings")
 
@@ -45,6 +46,10 @@ _TOO_MANY_TOKENS = re.compile(
 _REQUEST_TOO_LARGE = re.compile(r"(?i)request too large.*?Limit\s+(\d+)")
 _LIMIT_USED = re.compile(r"(?i)Limit:?\s*([\d,]+),\s*Used:?\s*([\d,]+)")
 _SHOWN = 10
+
+
+class ClientTypeError(ConfigError, TypeError):
+    """A client of the wrong kind was passed (a sync client to the async embedder, or something else)."""
 
 
 def too_many_tokens(exc: BadRequestError) -> bool:
@@ -89,6 +94,11 @@ def limits_from_message(message: str, kind: str | None) -> RateLimits | None:
     if kind == "tokens":
         return RateLimits(limit_tokens=limit, remaining_tokens=max(0, limit - used))
     return None
+
+
+def _check_int(name: str, value: object, lo: int, hi: int, why: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ConfigError(f"{name} must be an integer between {lo} and {hi} ({why}), got {value!r}")
 
 
 def _describe(indices: Sequence[int]) -> str:
@@ -141,18 +151,13 @@ class EmbedderBase:
         self.dimensions = dimensions
         limit_inputs = catalog.max_inputs_per_request
         limit_tokens = catalog.max_tokens_per_request
-        if not 1 <= max_batch_inputs <= limit_inputs:
-            raise ConfigError(
-                f"max_batch_inputs must be between 1 and {limit_inputs} (the API's limit), got {max_batch_inputs}"
-            )
-        if not 1 <= max_batch_tokens <= limit_tokens:
-            raise ConfigError(
-                f"max_batch_tokens must be between 1 and {limit_tokens} (the API's limit), got {max_batch_tokens}"
-            )
-        if max_concurrency < 1:
-            raise ConfigError(f"max_concurrency must be at least 1, got {max_concurrency}")
+        _check_int("max_batch_inputs", max_batch_inputs, 1, limit_inputs, "the API's limit")
+        _check_int("max_batch_tokens", max_batch_tokens, 1, limit_tokens, "the API's limit")
+        _check_int("max_concurrency", max_concurrency, 1, 256, "a sane bound")
         for name, value in (("rpm", rpm), ("tpm", tpm)):
-            if value is not None and (isinstance(value, bool) or value < 1):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float) or not 1 <= value < float("inf")
+            ):
                 raise ConfigError(f"{name} must be a positive number or None, got {value!r}")
         if long_inputs not in LONG_POLICIES:
             raise ConfigError(f"long_inputs must be one of {', '.join(LONG_POLICIES)}, got {long_inputs!r}")
@@ -240,7 +245,10 @@ class EmbedderBase:
     @staticmethod
     def _as_list(texts: Iterable[str]) -> list[str]:
         if isinstance(texts, str):
-            raise TypeError("embed() takes a list of texts; for one text use embed_one(text) or embed([text])")
+            raise InvalidInputError(
+                "embed() takes a list of texts, not one string; for one text use embed_one(text) or embed([text])",
+                index=0,
+            )
         if isinstance(texts, list):
             return texts
         tolist = getattr(texts, "tolist", None)  # pandas Series, numpy arrays
@@ -248,7 +256,12 @@ class EmbedderBase:
             result = tolist()
             if isinstance(result, list):
                 return result
-        return list(texts)
+        try:
+            return list(texts)
+        except TypeError as exc:
+            raise InvalidInputError(
+                f"embed() takes an iterable of strings, got {type(texts).__name__}", index=0
+            ) from exc
 
     def plan(self, texts: Sequence[str], *, count_all: bool = True) -> Plan:
         """Check the inputs and apply the empty and long-input policies (no I/O). With ``count_all=False``

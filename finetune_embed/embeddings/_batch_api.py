@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from .._exceptions import BatchAPIError, BatchTimeoutError, EmbeddingError, EmbeddingResponseError
+from .._exceptions import BatchAPIError, BatchTimeoutError, ConfigError, EmbeddingError, EmbeddingResponseError
 from .._idempotent import REQUEST_KEY, create_once, request_id_of, scan_pages
 from .._logging import get_logger
 from ..batching import pack_by_tokens
@@ -555,14 +555,14 @@ def run_batch_api(
     """
     catalog_limit = default_catalog().max_batch_file_inputs
     if not 1 <= max_requests_per_file <= MAX_FILE_REQUESTS:
-        raise ValueError(f"max_requests_per_file must be between 1 and {MAX_FILE_REQUESTS}")
+        raise ConfigError(f"max_requests_per_file must be between 1 and {MAX_FILE_REQUESTS}")
     inputs_cap = catalog_limit if max_inputs_per_batch is None else max_inputs_per_batch
     if not 1 <= inputs_cap <= catalog_limit:
-        raise ValueError(f"max_inputs_per_batch must be between 1 and {catalog_limit}")
+        raise ConfigError(f"max_inputs_per_batch must be between 1 and {catalog_limit}")
     if not 1 <= max_file_bytes <= MAX_FILE_BYTES:
-        raise ValueError(f"max_file_bytes must be between 1 and {MAX_FILE_BYTES}")
+        raise ConfigError(f"max_file_bytes must be between 1 and {MAX_FILE_BYTES}")
     if max_rounds < 1:
-        raise ValueError("max_rounds must be at least 1")
+        raise ConfigError("max_rounds must be at least 1")
     runner = _Runner(
         embedder,
         job,

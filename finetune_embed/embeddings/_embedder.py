@@ -20,6 +20,7 @@ from ..batching import pack_by_tokens
 from ..retry import retry_after_seconds
 from ._base import (
     CacheArg,
+    ClientTypeError,
     EmbedderBase,
     EncodingFormat,
     InvalidPolicy,
@@ -353,6 +354,7 @@ class Embedder(EmbedderBase):
 def _on_rate_limit(gate: Any, exc: Any, tokens: int) -> None:
     """Feed a 429 to the gate; a "request too large" 429 becomes :class:`RequestTooLarge` (never retried)."""
     if getattr(exc, "code", None) == "insufficient_quota":
+        gate.stop()  # before the slot is freed: no other request may start (a billing stop, never retried)
         gate.failure()
         return
     response = getattr(exc, "response", None)
@@ -410,6 +412,6 @@ def _sync_client(client: Any) -> Client:
     from .._client import AsyncClient
 
     if isinstance(client, AsyncClient) or (openai is not None and isinstance(client, openai.AsyncOpenAI)):
-        raise TypeError("Embedder needs a sync Client; use AsyncEmbedder with an AsyncClient")
-    raise TypeError(f"client must be a finetune_embed.Client or an openai.OpenAI, got {type(client).__name__}")
+        raise ClientTypeError("Embedder needs a sync Client; use AsyncEmbedder with an AsyncClient")
+    raise ClientTypeError(f"client must be a finetune_embed.Client or an openai.OpenAI, got {type(client).__name__}")
 

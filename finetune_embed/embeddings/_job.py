@@ -125,13 +125,14 @@ class EmbedJob:
             return 0
         unit_of = {key: u for u, key in enumerate(self.keys)}
         found = 0
-        for key, dim, blob in self.cache.rows(self.model, self.dimensions, self.keys):
+        for key, vec in self.cache.vectors(self.model, self.dimensions, self.keys, dim=self.dim):
+            dim = int(vec.shape[0])
             if self.dim is not None and dim != self.dim:
                 continue  # written by a server that returned another size: treat as missing
             self._ensure(dim)
             u = unit_of[key]
             buf, row = self._target(u)
-            buf[row] = np.frombuffer(blob, dtype="<f4")
+            buf[row] = vec
             self.unit_done[u] = True
             self.unit_ok[u] = True
             found += 1

@@ -7,6 +7,7 @@ text, a truncated text, or one piece of a long text). Identical texts share one 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -14,7 +15,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from .._exceptions import EmptyInputError, InputTooLongError
+from .._exceptions import ConfigError, EmptyInputError, InputTooLongError, InvalidInputError
 from ..tokenizer import Tokenizer
 
 __all__ = ["EmptyPolicy", "LongPolicy", "PieceRef", "Plan", "plan_inputs", "split_by_tokens"]
@@ -76,13 +77,33 @@ def _describe(indices: Sequence[int]) -> str:
     return shown + more
 
 
-def _type_error(index: int, value: object) -> TypeError:
+def _type_error(index: int, value: object) -> InvalidInputError:
     hint = ""
     if isinstance(value, float):
         hint = " (a missing value? drop or fill NaN rows first, e.g. df['text'].fillna(''))"
     elif value is None:
         hint = " (drop or fill missing values first)"
-    return TypeError(f"input {index} is {type(value).__name__} {value!r:.60}, not str{hint}")
+    else:
+        hint = "; pass a list of strings"
+    try:
+        shown = f"{value!r:.60}"
+    except Exception:  # a hostile __repr__
+        shown = f"<{type(value).__name__}>"
+    return InvalidInputError(f"input {index} is {type(value).__name__} {shown}, not str{hint}", index=index)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _surrogate_error(index: int, text: str) -> InvalidInputError:
+    m = _SURROGATE.search(text)
+    at = m.start() if m else 0
+    return InvalidInputError(
+        f"input {index} holds a lone surrogate ({text[at]!r} at character {at}), which is not valid text and "
+        "cannot be sent as UTF-8 (often a badly decoded file or a JSON escape such as \"\\ud83d\" cut in half). "
+        "Repair it, e.g. text.encode('utf-8', 'replace').decode('utf-8'), or drop the input.",
+        index=index,
+    )
 
 
 def _is_blank(text: str) -> bool:
@@ -115,7 +136,7 @@ def split_by_tokens(text: str, tokenizer: Tokenizer, limit: int) -> list[tuple[i
     ['one two', ' three four']
     """
     if limit < 1:
-        raise ValueError(f"limit must be at least 1, got {limit}")
+        raise ConfigError(f"split_by_tokens: limit must be at least 1, got {limit}")
     ids = tokenizer.encode(text)
     if len(ids) <= limit:
         return [(0, len(text), len(ids))]
@@ -160,7 +181,8 @@ def plan_inputs(
 ) -> Plan:
     """Check ``texts`` and plan the distinct strings to send.
 
-    Raises ``TypeError`` for a non-string input, :class:`~finetune_embed.EmptyInputError` for empty inputs
+    Raises :class:`~finetune_embed.InvalidInputError` for a non-string input or a lone surrogate,
+    :class:`~finetune_embed.EmptyInputError` for empty inputs
     under ``empty_inputs="error"`` and :class:`~finetune_embed.InputTooLongError` for inputs over
     ``max_input_tokens`` under ``long_inputs="error"``; both name the first offending index and count the rest.
 
@@ -170,9 +192,9 @@ def plan_inputs(
     for them).
     """
     if long_inputs not in LONG_POLICIES:
-        raise ValueError(f"long_inputs must be one of {', '.join(LONG_POLICIES)}; got {long_inputs!r}")
+        raise ConfigError(f"long_inputs must be one of {', '.join(LONG_POLICIES)}; got {long_inputs!r}")
     if empty_inputs not in EMPTY_POLICIES:
-        raise ValueError(f"empty_inputs must be one of {', '.join(EMPTY_POLICIES)}; got {empty_inputs!r}")
+        raise ConfigError(f"empty_inputs must be one of {', '.join(EMPTY_POLICIES)}; got {empty_inputs!r}")
     n = len(texts)
     empty = np.zeros(n, dtype=bool)
     input_unit = np.full(n, -1, dtype=np.int64)
@@ -190,6 +212,8 @@ def plan_inputs(
             continue
         d = first_of.get(text)
         if d is None:
+            if not text.isascii() and _SURROGATE.search(text):
+                raise _surrogate_error(i, text)
             d = len(distinct)
             first_of[text] = d
             distinct.append(text)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from embedding_helpers import words
 
+from finetune_embed import ConfigError
 from finetune_embed.catalog import UnknownModelWarning
 from finetune_embed.embeddings import Embedder, EmbeddingCache
 from finetune_embed.embeddings._batch_api import BatchAPIError, BatchTimeoutError, _line_error, _permanent
@@ -112,9 +113,9 @@ def test_a_run_that_times_out_is_resumed_without_paying_twice(fake: FakeOpenAI, 
 
 
 def test_bad_limits_are_refused(make_embedder: MakeEmbedder) -> None:
-    with pytest.raises(ValueError, match="max_inputs_per_batch"):
+    with pytest.raises(ConfigError, match="max_inputs_per_batch"):
         make_embedder().embed_batch_api(["x"], max_inputs_per_batch=50_001)
-    with pytest.raises(ValueError, match="max_file_bytes"):
+    with pytest.raises(ConfigError, match="max_file_bytes"):
         make_embedder().embed_batch_api(["x"], max_file_bytes=300_000_000)
 
 

@@ -18,6 +18,7 @@ from finetune_embed import (
     ConfigError,
     EmbeddingResponseError,
     InputTooLongError,
+    InvalidInputError,
     QuotaExceededError,
     RetryPolicy,
     UnsupportedModelError,
@@ -54,8 +55,16 @@ def test_embed_one_and_lists_from_pandas(fake: FakeOpenAI, make_embedder: MakeEm
     np.testing.assert_array_equal(emb.embed_one("hello"), fake.embedding("hello"))
     series = pd.Series(["a b", "c d"])
     np.testing.assert_array_equal(emb.embed(series), fake.embeddings(["a b", "c d"]))
-    with pytest.raises(TypeError, match="embed_one"):
+    with pytest.raises(InvalidInputError, match="embed_one"):
         emb.embed("a single string")
+    with pytest.raises(InvalidInputError, match="iterable of strings"):
+        emb.embed(42)  # type: ignore[arg-type]
+
+
+def test_a_lone_surrogate_never_reaches_the_sdk(fake: FakeOpenAI, make_embedder: MakeEmbedder) -> None:
+    with pytest.raises(InvalidInputError, match="input 1 holds a lone surrogate"):
+        make_embedder().embed(["ok", "broken \udc80 text"])
+    assert fake.ledger.requests == []
 
 
 def test_duplicates_in_one_call_are_embedded_and_billed_once(fake: FakeOpenAI, make_embedder: MakeEmbedder) -> None:
@@ -89,6 +98,9 @@ def test_dimensions_refused_locally_for_models_without_them(fake: FakeOpenAI, cl
         ({"long_inputs": "drop"}, "long_inputs"),
         ({"empty_inputs": "ignore"}, "empty_inputs"),
         ({"tpm": 0}, "tpm"),
+        ({"max_batch_inputs": "64"}, "max_batch_inputs must be an integer"),
+        ({"max_concurrency": 1.5}, "max_concurrency"),
+        ({"rpm": float("inf")}, "rpm"),
     ],
 )
 def test_bad_settings(client: Client, kwargs: dict[str, object], match: str) -> None:

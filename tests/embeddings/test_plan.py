@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from finetune_embed import EmptyInputError, InputTooLongError
+from finetune_embed import EmptyInputError, InputTooLongError, InvalidInputError
 from finetune_embed.embeddings import split_by_tokens
 from finetune_embed.embeddings._plan import plan_inputs
 from finetune_embed.tokenizer import Tokenizer
@@ -44,10 +44,20 @@ def test_empty_inputs_are_never_units(policy: str) -> None:
 
 
 def test_non_string_inputs_are_refused_with_a_hint() -> None:
-    with pytest.raises(TypeError, match=r"input 1 is float .*fillna"):
+    with pytest.raises(InvalidInputError, match=r"input 1 is float .*fillna") as info:
         plan(["a", float("nan")])  # type: ignore[list-item]
-    with pytest.raises(TypeError, match="input 0 is NoneType"):
+    assert info.value.index == 1
+    assert isinstance(info.value, TypeError)  # still caught by `except TypeError`
+    with pytest.raises(InvalidInputError, match="input 0 is NoneType"):
         plan([None])  # type: ignore[list-item]
+
+
+def test_a_lone_surrogate_is_a_typed_error_naming_the_input() -> None:
+    with pytest.raises(InvalidInputError, match=r"input 2 holds a lone surrogate .* at character 3") as info:
+        plan(["fine", "caf\u00e9", "abc\ud800def"])
+    assert info.value.index == 2
+    assert "encode('utf-8', 'replace')" in str(info.value)
+    assert isinstance(info.value, ValueError)
 
 
 def test_long_inputs_error_by_default() -> None:
