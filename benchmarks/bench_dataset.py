@@ -16,7 +16,7 @@ in its own subprocess so that its peak RSS is measured alone:
   ``json.loads`` each line and encode every message text and tool-call arguments once with the model's encoding
   (no checks, no cache, no tool definitions).
 * ``ours-1`` / ``ours-cpus``: ``Dataset.validate_file(path, model=..., stats=True)`` in one process / split over
-  one process per CPU (``workers=None``, the default, picks one per idle CPU): every check of docs/datasets.md plus the stats (tokens per example and per role including tool
+  one process per CPU (``workers=os.cpu_count()``, started by forkserver, the default): every check of docs/datasets.md plus the stats (tokens per example and per role including tool
   definitions, distributions, epochs, billed tokens, cost, duplicates, refusals).
 
 Prints a table: wall time and CPU time (best of ``--repeat`` interleaved runs: the machine may be shared), peak RSS

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from ._exceptions import FinetuneEmbedError as FinetuneEmbedError
     from ._exceptions import IndexFileError as IndexFileError
     from ._exceptions import InputTooLongError as InputTooLongError
+    from ._exceptions import InvalidArgumentError as InvalidArgumentError
     from ._exceptions import InvalidEmbeddingError as InvalidEmbeddingError
     from ._exceptions import InvalidInputError as InvalidInputError
     from ._exceptions import InvalidVectorError as InvalidVectorError
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
     from ._exceptions import JobTimeoutError as JobTimeoutError
     from ._exceptions import LineTooLongError as LineTooLongError
     from ._exceptions import MissingAPIKeyError as MissingAPIKeyError
+    from ._exceptions import MissingDependencyError as MissingDependencyError
     from ._exceptions import NotFoundError as NotFoundError
     from ._exceptions import OpenAISDKError as OpenAISDKError
     from ._exceptions import PermissionDeniedError as PermissionDeniedError
@@ -131,6 +133,7 @@ _EXCEPTIONS = (
     "FinetuneEmbedError",
     "IndexFileError",
     "InputTooLongError",
+    "InvalidArgumentError",
     "InvalidEmbeddingError",
     "InvalidInputError",
     "InvalidVectorError",
@@ -141,6 +144,7 @@ _EXCEPTIONS = (
     "JobTimeoutError",
     "LineTooLongError",
     "MissingAPIKeyError",
+    "MissingDependencyError",
     "NotFoundError",
     "OpenAISDKError",
     "PermissionDeniedError",

@@ -7,6 +7,7 @@ The tree::
     │   ├── MissingAPIKeyError                 no key at the first call that needs one
     │   ├── TokenizerUnavailableError          a tiktoken encoding cannot be loaded (offline)
     │   ├── UnsupportedModelError              a model the operation cannot use (shut down, no `dimensions`, ...)
+    │   ├── InvalidArgumentError(TypeError)    an argument out of range or of the wrong type; .argument
     │   └── CacheFileError                     a cache file that is damaged or not a cache; .path
     ├── DatasetError
     │   ├── DatasetFormatError(ValueError)     a file that cannot be read as a dataset; .path .line
@@ -31,6 +32,7 @@ The tree::
     ├── OpenAISDKError                         any other error raised by the openai SDK
     ├── ItemTooLargeError(ValueError)          one item alone is over a batch's token budget
     ├── FileAccessError(OSError)               a local file or folder could not be read or written; .path .errno
+    ├── MissingDependencyError(ImportError)    an optional package is not installed; .package .extra
     ├── JobError                               a fine-tuning job did not succeed
     │   ├── JobFailedError                     .job, .error (the server's code / message / param)
     │   ├── JobCancelledError
@@ -99,6 +101,7 @@ __all__ = [
     "FinetuneEmbedError",
     "IndexFileError",
     "InputTooLongError",
+    "InvalidArgumentError",
     "InvalidEmbeddingError",
     "InvalidInputError",
     "InvalidVectorError",
@@ -109,6 +112,7 @@ __all__ = [
     "JobTimeoutError",
     "LineTooLongError",
     "MissingAPIKeyError",
+    "MissingDependencyError",
     "NotFoundError",
     "OpenAISDKError",
     "PermissionDeniedError",
@@ -158,6 +162,8 @@ class FinetuneEmbedError(Exception):
         extra: dict[str, Any] = {}
         if isinstance(self, OSError):
             extra = {"errno": self.errno, "strerror": self.strerror, "filename": self.filename}
+        if isinstance(self, ImportError):
+            extra = {"name": self.name, "path": self.path, "msg": self.msg}
         return (_rebuild, (type(self), self.args, dict(self.__dict__), extra))
 
 
@@ -206,6 +212,18 @@ class UnsupportedModelError(ConfigError):
     def __init__(self, message: str, *, model: str) -> None:
         super().__init__(message)
         self.model = model
+
+
+class InvalidArgumentError(ConfigError, TypeError):
+    """An argument is out of range, of the wrong type, or inconsistent with another one (``batched(n=0)``,
+    ``test_size=1.5``, lists of different lengths). ``.argument`` names it. Both a ``ValueError`` and a
+    ``TypeError``, so code catching either keeps working."""
+
+    docs_anchor = "invalidargumenterror"
+
+    def __init__(self, message: str, *, argument: str | None = None) -> None:
+        super().__init__(message)
+        self.argument = argument
 
 
 class CacheFileError(ConfigError):
@@ -432,6 +450,20 @@ class FileAccessError(FinetuneEmbedError, OSError):
         self.path = path
         self.errno = errno
         self.filename = path
+
+
+class MissingDependencyError(FinetuneEmbedError, ImportError):
+    """An optional package a feature needs is not installed. ``.package`` names it and ``.extra`` the
+    finetune-embed extra that installs it (``pip install 'finetune-embed[<extra>]'``); an ``ImportError``."""
+
+    docs_anchor = "missingdependencyerror"
+
+    def __init__(self, message: str, *, package: str, extra: str | None = None) -> None:
+        super().__init__(message)
+        self.package = package
+        self.extra = extra
+        self.name = package
+        self.msg = self.message
 
 
 # --- fine-tuning jobs ---------------------------------------------------------------------------------------

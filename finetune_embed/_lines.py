@@ -69,9 +69,7 @@ def _kind(mode: int) -> str:
     return "not a regular file"  # pragma: no cover - every other kind is listed above
 
 
-def open_input(
-    path: str | os.PathLike[str], *, allow_special: bool = False, buffering: int = 1 << 20
-) -> IO[bytes]:
+def open_input(path: str | os.PathLike[str], *, allow_special: bool = False, buffering: int = 1 << 20) -> IO[bytes]:
     """Open ``path`` for reading bytes, refusing anything but a regular file unless ``allow_special`` is true.
 
     Raises :class:`~finetune_embed.FileAccessError` (an ``OSError``) when the file is missing, unreadable, a
@@ -152,6 +150,12 @@ def read_lines(
     ``max_line_bytes``. For loaders that stop at the first bad line (``Dataset.from_json``, index metadata, the
     CLI's inputs); validators that report every line use :func:`iter_lines`."""
     name = os.fspath(path)
+    if isinstance(max_line_bytes, bool) or not isinstance(max_line_bytes, int) or max_line_bytes < 1:
+        from ._exceptions import InvalidArgumentError
+
+        raise InvalidArgumentError(
+            f"max_line_bytes must be an integer >= 1, not {max_line_bytes!r}", argument="max_line_bytes"
+        )
     with open_input(name, allow_special=allow_special) as f:
         for n, raw in enumerate(iter_lines(f, max_line_bytes=max_line_bytes), 1):
             if isinstance(raw, LongLine):

@@ -24,7 +24,7 @@ import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TypeVar
 
-from ._exceptions import ItemTooLargeError
+from ._exceptions import InvalidArgumentError, ItemTooLargeError
 
 __all__ = ["ItemTooLargeError", "batched", "next_batch_end", "pack_by_tokens", "pack_stream"]
 
@@ -40,7 +40,7 @@ def batched(iterable: Iterable[T], n: int) -> Iterator[tuple[T, ...]]:
     [(0, 1, 2), (3, 4)]
     """
     if n < 1:
-        raise ValueError(f"batched(): n must be at least 1, got {n}")
+        raise InvalidArgumentError(f"batched(): n must be at least 1, got {n}", argument="n")
     it = iter(iterable)
     while chunk := tuple(itertools.islice(it, n)):
         yield chunk
@@ -48,15 +48,15 @@ def batched(iterable: Iterable[T], n: int) -> Iterator[tuple[T, ...]]:
 
 def _check_limits(max_inputs: int, max_tokens: int) -> None:
     if max_inputs < 1:
-        raise ValueError(f"max_inputs must be at least 1, got {max_inputs}")
+        raise InvalidArgumentError(f"max_inputs must be at least 1, got {max_inputs}", argument="max_inputs")
     if max_tokens < 1:
-        raise ValueError(f"max_tokens must be at least 1, got {max_tokens}")
+        raise InvalidArgumentError(f"max_tokens must be at least 1, got {max_tokens}", argument="max_tokens")
 
 
 def _check_item(index: int, count: int, max_tokens: int) -> None:
     """Refuse a negative token count, and an item that no batch can hold."""
     if count < 0:
-        raise ValueError(f"token count of item {index} is negative ({count})")
+        raise InvalidArgumentError(f"token count of item {index} is negative ({count})", argument="token_counts")
     if count > max_tokens:
         raise ItemTooLargeError(
             f"item {index} has {count} tokens, more than the {max_tokens} allowed in one batch",
@@ -77,7 +77,7 @@ def next_batch_end(
     _check_limits(max_inputs, max_tokens)
     n = len(token_counts)
     if not 0 <= start < n:
-        raise IndexError(f"start {start} is outside 0..{n - 1}")
+        raise InvalidArgumentError(f"start {start} is outside 0..{n - 1}", argument="start")
     first = token_counts[start]
     _check_item(start, first, max_tokens)
     total = first
@@ -86,7 +86,7 @@ def next_batch_end(
     while end < stop:
         count = token_counts[end]
         if count < 0:
-            raise ValueError(f"token count of item {end} is negative ({count})")
+            raise InvalidArgumentError(f"token count of item {end} is negative ({count})", argument="token_counts")
         if total + count > max_tokens:
             break
         total += count

@@ -128,7 +128,34 @@ class ModelCatalog:
         return cat
 
     def update_from_dict(self, data: dict[str, Any]) -> None:
-        """Add or replace entries from a dict of the ``models.json`` shape."""
+        """Add or replace entries from a dict of the ``models.json`` shape; malformed data raises
+        :class:`~finetune_embed.ConfigError` (nothing is changed then)."""
+        staged = ModelCatalog(
+            fine_tune_models=dict(self.fine_tune_models),
+            embedding_models=dict(self.embedding_models),
+            sources=dict(self.sources),
+            as_of=self.as_of,
+            new_jobs_until=self.new_jobs_until,
+            max_inputs_per_request=self.max_inputs_per_request,
+            max_tokens_per_request=self.max_tokens_per_request,
+            max_batch_file_inputs=self.max_batch_file_inputs,
+            warning_days=self.warning_days,
+        )
+        try:
+            if not isinstance(data, dict):
+                raise TypeError(f"the data is {type(data).__name__}, not an object")
+            staged._update(data)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            from ._exceptions import ConfigError
+
+            what = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise ConfigError(
+                f"Malformed model catalog data ({type(exc).__name__}: {what}); it must have the shape of "
+                "finetune_embed/data/models.json (lists of objects with at least a 'name', ISO dates)."
+            ) from exc
+        self.__dict__.update(staged.__dict__)
+
+    def _update(self, data: dict[str, Any]) -> None:
         self.sources.update(data.get("sources", {}))
         if data.get("as_of"):
             self.as_of = _to_date(data["as_of"])
@@ -178,8 +205,21 @@ class ModelCatalog:
         cat = cls.from_dict(json.loads(text))
         extra = os.environ.get("FINETUNE_EMBED_CATALOG")
         if extra:
-            with open(extra, encoding="utf-8") as fh:
-                cat.update_from_dict(json.load(fh))
+            from ._exceptions import ConfigError
+            from ._lines import open_input
+
+            try:
+                with open_input(extra) as fh:
+                    data = json.loads(fh.read().decode("utf-8"))
+            except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON
+                raise ConfigError(
+                    f"FINETUNE_EMBED_CATALOG names {extra}, which is not a JSON file ({type(exc).__name__}: {exc}); "
+                    "fix it or unset the variable."
+                ) from exc
+            try:
+                cat.update_from_dict(data)
+            except ConfigError as exc:
+                raise ConfigError(f"FINETUNE_EMBED_CATALOG file {extra}: {exc}") from exc
         return cat
 
     # --- lookups --------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ._exceptions import TokenizerUnavailableError
+from ._exceptions import InvalidArgumentError, TokenizerUnavailableError
 
 if TYPE_CHECKING:
     import tiktoken
@@ -112,6 +112,11 @@ def get_encoding(name: str) -> tiktoken.Encoding:
         return enc
 
 
+def _check_text(text: object, name: str) -> None:
+    if not isinstance(text, str):
+        raise InvalidArgumentError(f"{name} must be a string, not {type(text).__name__}", argument=name)
+
+
 class Tokenizer:
     """Counts and encodes text with one tiktoken encoding.
 
@@ -139,11 +144,17 @@ class Tokenizer:
 
     def encode(self, text: str) -> list[int]:
         """Token ids of ``text``."""
+        _check_text(text, "text")
         return self.encoding.encode_ordinary(text)
 
     def encode_batch(self, texts: Sequence[str], *, num_threads: int = 4) -> list[list[int]]:
         """Token ids of many texts at once (tiktoken's threaded batch encoder)."""
-        return self.encoding.encode_ordinary_batch(list(texts), num_threads=num_threads)
+        if isinstance(texts, str):
+            raise InvalidArgumentError("texts must be a list of strings, not a string; use encode()", argument="texts")
+        items = list(texts)
+        for i, text in enumerate(items):
+            _check_text(text, f"texts[{i}]")
+        return self.encoding.encode_ordinary_batch(items, num_threads=num_threads)
 
     def decode(self, tokens: Sequence[int]) -> str:
         """The text of ``tokens``."""
@@ -151,6 +162,7 @@ class Tokenizer:
 
     def count(self, text: str) -> int:
         """Number of tokens in ``text``."""
+        _check_text(text, "text")
         return len(self.encoding.encode_ordinary(text))
 
     def count_batch(self, texts: Sequence[str], *, num_threads: int = 4) -> list[int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import click
 
@@ -22,6 +22,19 @@ model_option = click.option(
 method_option = click.option(
     "--method", type=_METHODS, default=None, help="Fine-tuning method (default: from the data)."
 )
+
+
+def _workers(value: str | int) -> int | Literal["auto"]:
+    """--workers: a positive number or "auto"."""
+    if value == "auto":
+        return "auto"
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = 0
+    if number < 1:
+        raise click.BadParameter(f"{value!r} is not a number >= 1 or 'auto'")
+    return number
 
 
 def _day(value: datetime | None) -> Any:
@@ -98,7 +111,13 @@ def _print_stats(stats: DatasetStats) -> None:
 @click.option("--max-issues", type=click.IntRange(min=1), default=1000, show_default=True, help="Issues to keep.")
 @click.option("--provider", type=click.Choice(["openai", "azure", "compatible"]), default="openai", show_default=True)
 @click.option("--on", type=click.DateTime(formats=["%Y-%m-%d"]), default=None, help="Check availability on this day.")
-@click.option("--workers", type=click.IntRange(min=1), default=None, help="Processes for large files (default: auto).")
+@click.option(
+    "--workers",
+    default="auto",
+    show_default=True,
+    callback=lambda _ctx, _param, value: _workers(value),
+    help="Processes: a number, or auto (one per CPU, at most 8, for files of 48 MB or more).",
+)
 @click.option(
     "--max-example-tokens", type=click.IntRange(min=1), default=None, help="Override the model's per-example limit."
 )
@@ -112,7 +131,7 @@ def validate(
     max_issues: int,
     provider: str,
     on: datetime | None,
-    workers: int | None,
+    workers: int | Literal["auto"],
     max_example_tokens: int | None,
 ) -> None:
     """Check FILE (JSONL) line by line; exit 1 if there is any error (warnings keep exit 0).

@@ -148,11 +148,10 @@ def _human(n: int) -> str:
 @handle_errors
 def info(path: Path, verify: bool, as_json: bool) -> None:
     """Show an index's manifest, size on disk and the memory its search needs."""
-    from ..index._storage import _check_files, read_manifest
+    from ..index._storage import check_index_files
 
-    manifest = read_manifest(path)
-    where = Path(manifest.pop("_path"))
-    _check_files(where, manifest, verify)
+    where, checked = check_index_files(path, verify=verify)
+    manifest = checked.to_dict()
     count, dim = manifest["count"], manifest["dim"] or 0
     per = {"float32": 4, "float16": 2, "int8": 1}[manifest["dtype"]]
     ram = count * dim * per + (count * 4 if manifest["dtype"] == "int8" else 0)
@@ -189,6 +188,8 @@ def _read_queries(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise click.UsageError(f"{path} is neither .npy nor a JSON list of numbers ({exc.msg}).") from None
+    except RecursionError:
+        raise click.UsageError(f"{path} nests lists too deeply; give a list of numbers or a list of lists.") from None
 
 
 @index.command("search")
@@ -223,6 +224,8 @@ def search(
             where_obj = json.loads(where)
         except json.JSONDecodeError as exc:
             raise click.UsageError(f"--where is not valid JSON ({exc.msg}).") from None
+        except RecursionError:
+            raise click.UsageError("--where nests too deeply.") from None
         if not isinstance(where_obj, dict):
             raise click.UsageError("--where must be a JSON object.")
     idx = EmbeddingIndex.load(path, verify=not no_verify)

@@ -22,13 +22,17 @@ from ._stats import StatsBuilder
 from ._tokens import TokenCounter, cookbook_example_tokens
 
 __all__ = [
+    "MAX_NESTING",
     "DuplicateTracker",
     "Profile",
     "RowChecker",
     "detect_format",
     "digest",
     "iter_strings",
+    "may_nest_too_deeply",
     "near_key",
+    "nesting_exceeds",
+    "too_deep_message",
 ]
 
 C = IssueCode
@@ -126,6 +130,35 @@ def iter_strings(obj: Any, segs: tuple[str | int, ...] = ()) -> Iterator[tuple[t
     elif isinstance(obj, list):
         for i, v in enumerate(obj):
             yield from iter_strings(v, (*segs, i))
+
+
+MAX_NESTING = 100  # no fine-tuning example nests this deep; much deeper exhausts recursive code (copy, pydantic)
+
+
+def nesting_exceeds(obj: Any, limit: int = MAX_NESTING) -> bool:
+    """Whether ``obj`` nests lists / objects more than ``limit`` levels deep (an iterative walk: never recurses)."""
+    if not isinstance(obj, dict | list):
+        return False
+    stack: list[tuple[Any, int]] = [(obj, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = value.values() if isinstance(value, dict) else value
+        stack.extend((v, depth + 1) for v in children if isinstance(v, dict | list))
+    return False
+
+
+def may_nest_too_deeply(body: bytes, limit: int = MAX_NESTING) -> bool:
+    """A cheap byte-level prefilter: a JSON text with at most ``limit`` opening brackets cannot nest deeper."""
+    return body.count(b"[") + body.count(b"{") > limit
+
+
+def too_deep_message(where: str) -> str:
+    return (
+        f"{where} nests lists or objects more than {MAX_NESTING} levels deep; no fine-tuning example needs that, and "
+        "such nesting exhausts the recursion of JSON tools: flatten it"
+    )
 
 
 def _is_lone_surrogate_text(s: str) -> bool:
@@ -1066,6 +1099,9 @@ class RowChecker:
     def _arguments(self, args: str, segs: tuple[str | int, ...], i: int) -> None:
         try:
             value = json.loads(args)
+        except RecursionError:
+            self.emit(C.INVALID_ARGUMENTS, segs, too_deep_message(f"{self._msg(i)}: arguments"))
+            return
         except ValueError as exc:
             self.emit(
                 C.INVALID_ARGUMENTS,
@@ -1079,7 +1115,7 @@ class RowChecker:
         if isinstance(value, str):
             try:
                 inner = json.loads(value)
-            except ValueError:
+            except (ValueError, RecursionError):
                 inner = None
             if isinstance(inner, dict):
                 self.emit(

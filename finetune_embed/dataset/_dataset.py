@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple, overload
 
 from pydantic import BaseModel, ValidationError
 
-from .._exceptions import DatasetFormatError, DatasetValidationError
+from .._exceptions import DatasetFormatError, DatasetValidationError, InvalidArgumentError, MissingDependencyError
 from .._lines import MAX_LINE_BYTES, bounded_text_lines, csv_field_limit, open_input
-from ._checks import detect_format
+from ._checks import detect_format, too_deep_message
 from ._fix import FixResult, fix_file
 from ._io import atomic_write_lines, dump_line, read_jsonl
 from ._memory import ExampleTokens, canonical_digest, near_digest, token_counts, validate_rows
@@ -88,9 +88,17 @@ class Dataset:
         lines: Sequence[int | None] | None = None,
         source: str | None = None,
     ) -> None:
+        if not isinstance(rows, Iterable) or isinstance(rows, str | bytes):
+            raise InvalidArgumentError(
+                f"rows must be an iterable of examples (dicts or typed models), not {type(rows).__name__}",
+                argument="rows",
+            )
         self._rows: list[dict[str, Any]] = [_as_row(r, i) for i, r in enumerate(rows)]
         if lines is not None and len(lines) != len(self._rows):
-            raise ValueError(f"lines has {len(lines)} items for {len(self._rows)} rows")
+            raise InvalidArgumentError(
+                f"lines has {len(lines)} items for {len(self._rows)} rows; pass one line number (or None) per row",
+                argument="lines",
+            )
         self._lines: list[int | None] = list(lines) if lines is not None else [None] * len(self._rows)
         self.source = source
 
@@ -123,7 +131,10 @@ class Dataset:
         """Chat examples from parallel lists of user prompts and assistant replies, with an optional system
         prompt on every example."""
         if len(prompts) != len(completions):
-            raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions; pass lists of equal length")
+            raise InvalidArgumentError(
+                f"{len(prompts)} prompts but {len(completions)} completions; pass lists of equal length",
+                argument="completions",
+            )
         rows = []
         for i, (prompt, completion) in enumerate(zip(prompts, completions, strict=True)):
             if not isinstance(prompt, str) or not isinstance(completion, str):
@@ -152,6 +163,8 @@ class Dataset:
         columns (names mappable) become chat examples, with an optional fixed ``system`` prompt or a
         per-row ``system_column``. Missing values raise :class:`DatasetFormatError` naming the rows.
         """
+        if not (hasattr(df, "to_dict") and hasattr(df, "columns")):
+            raise InvalidArgumentError(f"df must be a pandas DataFrame, not {type(df).__name__}", argument="df")
         records: list[dict[str, Any]] = [{str(k): v for k, v in rec.items()} for rec in df.to_dict(orient="records")]
         rows: list[dict[str, Any]] = []
         if messages in df.columns:
@@ -237,18 +250,40 @@ class Dataset:
     def to_json(self, path: str | os.PathLike[str]) -> int:
         """Write the examples as JSONL (UTF-8, LF, one object per line), atomically: a temporary file renamed over
         ``path`` once complete. Returns the number of examples written."""
-        return atomic_write_lines(path, (dump_line(r) for r in self._rows))
+        current = [0]
+
+        def lines() -> Iterator[str]:
+            for i, row in enumerate(self._rows):
+                current[0] = i
+                try:
+                    yield dump_line(row)
+                except (TypeError, ValueError, RecursionError) as exc:
+                    raise DatasetFormatError(_unwritable(i, self._lines[i], exc), path=self.source) from None
+
+        try:
+            return atomic_write_lines(path, lines())
+        except UnicodeEncodeError as exc:  # a lone surrogate: not encodable as UTF-8
+            i = current[0]
+            raise DatasetFormatError(_unwritable(i, self._lines[i], exc), path=self.source) from None
 
     def to_list(self) -> list[dict[str, Any]]:
         """The examples as a list of dicts (deep copies: changing them leaves the dataset alone)."""
-        return copy.deepcopy(self._rows)
+        return [self._copy(i) for i in range(len(self._rows))]
+
+    def _copy(self, index: int) -> dict[str, Any]:
+        try:
+            return copy.deepcopy(self._rows[index])
+        except RecursionError:
+            raise DatasetFormatError(too_deep_message(f"example {index}"), path=self.source) from None
 
     def to_pandas(self) -> pd.DataFrame:
         """The examples as a DataFrame, one column per top-level key (needs pandas: the ``pandas`` extra)."""
         try:
             import pandas as pd
         except ImportError as exc:  # pragma: no cover - pandas is in the dev extra
-            raise ImportError("to_pandas needs pandas: pip install 'finetune-embed[pandas]'") from exc
+            raise MissingDependencyError(
+                "to_pandas needs pandas: pip install 'finetune-embed[pandas]'", package="pandas", extra="pandas"
+            ) from exc
         return pd.DataFrame(self.to_list())
 
     # --- access -----------------------------------------------------------------------------------------------
@@ -314,6 +349,8 @@ class Dataset:
         model = _EXAMPLE_MODELS[fmt]
         try:
             return model.model_validate(row)
+        except RecursionError:
+            raise DatasetFormatError(too_deep_message(f"example {index}"), path=self.source) from None
         except ValidationError as exc:
             report = self[index : index + 1 if index != -1 else None].validate(min_examples=0)
             line = self._lines[index] or (index % len(self)) + 1
@@ -407,9 +444,10 @@ class Dataset:
         provider: str = "openai",
         max_example_tokens: int | None = None,
         min_examples: int = 10,
-        workers: int | None = None,
+        workers: int | Literal["auto"] | None = None,
         progress: bool | None = None,
         max_line_bytes: int = MAX_LINE_BYTES,
+        start_method: Literal["forkserver", "spawn", "fork"] | None = None,
     ) -> ValidationReport:
         """Validate a JSONL file of any size in constant memory and return a :class:`ValidationReport`.
 
@@ -418,8 +456,16 @@ class Dataset:
         format the model accepts and its availability on day ``on`` (default today); with ``stats=True`` the
         report carries :class:`DatasetStats` computed in the same pass. Up to ``max_issues`` issues are kept
         (``report.counts`` counts all). ``max_example_tokens`` overrides the model's per-example limit and
-        ``min_examples`` the service's minimum of 10. Files over 48 MB are split over ``workers`` processes
-        (default: one per idle CPU, at most 8; ``workers=1`` stays in this process).
+        ``min_examples`` the service's minimum of 10.
+
+        Parallelism is explicit: by default (``workers=None`` or ``1``) everything runs in this process and no
+        process is started. ``workers=N`` splits the file at line boundaries over N processes (this one and N - 1
+        workers); ``workers="auto"`` picks one per usable CPU, at most 8, for files of 48 MB or more (the choice
+        depends only on the file's size and the CPU count). The report is the same either way. Workers start by
+        ``start_method``: default ``forkserver`` (``spawn`` where the platform has no forkserver), safe whatever
+        threads run; both import your ``__main__`` module again, so a script needs ``if __name__ == "__main__":``
+        (a notebook or the REPL does not). ``start_method="fork"`` starts faster but is unsafe when other threads
+        run in this process.
 
         Only regular files are read: a device or a FIFO (``/dev/zero``) is reported as ``file_unreadable`` before
         anything is read. A line longer than ``max_line_bytes`` (default 512 MB, the Files API's limit on a whole
@@ -440,6 +486,7 @@ class Dataset:
             workers=workers,
             progress=progress,
             max_line_bytes=max_line_bytes,
+            start_method=start_method,
         )
 
     @staticmethod
@@ -451,11 +498,13 @@ class Dataset:
         counting: Literal["model", "cookbook"] = "model",
         n_epochs: int | None = None,
         validation: str | os.PathLike[str] | None = None,
-        workers: int | None = None,
+        workers: int | Literal["auto"] | None = None,
         progress: bool | None = None,
+        start_method: Literal["forkserver", "spawn", "fork"] | None = None,
     ) -> DatasetStats:
         """:class:`DatasetStats` of a file, streamed (the stats half of ``validate_file(..., stats=True)``);
-        with ``validation`` (another JSONL file), ``n_leaked`` counts its examples that are also in this one."""
+        with ``validation`` (another JSONL file), ``n_leaked`` counts its examples that are also in this one.
+        ``workers`` and ``start_method`` as in :meth:`validate_file`."""
         report = validate_path(
             path,
             model=model,
@@ -467,6 +516,7 @@ class Dataset:
             progress=progress,
             min_examples=0,
             validation=validation,
+            start_method=start_method,
         )
         assert report.stats is not None
         return report.stats
@@ -523,7 +573,7 @@ class Dataset:
 
     def map(self, fn: Callable[[dict[str, Any]], dict[str, Any] | BaseModel]) -> Dataset:
         """A new dataset of ``fn(example)`` for each example (``fn`` gets a copy; lines are kept)."""
-        return self._new([_as_row(fn(copy.deepcopy(r)), i) for i, r in enumerate(self._rows)], list(self._lines))
+        return self._new([_as_row(fn(self._copy(i)), i) for i in range(len(self._rows))], list(self._lines))
 
     def filter(self, fn: Callable[[dict[str, Any]], bool]) -> Dataset:
         """A new dataset of the examples for which ``fn(example)`` is true (lines are kept)."""
@@ -549,13 +599,22 @@ class Dataset:
         so the test set never leaks training data. ``test_size`` is a fraction (0 < f < 1) or a count;
         ``seed`` makes the shuffle reproducible; ``shuffle=False`` takes the test set from the end."""
         n = len(self)
+        if isinstance(test_size, bool) or not isinstance(test_size, int | float):
+            raise InvalidArgumentError(
+                f"test_size must be a fraction (0 < f < 1) or a number of examples, not {type(test_size).__name__}",
+                argument="test_size",
+            )
         if isinstance(test_size, float):
             if not 0.0 < test_size < 1.0:
-                raise ValueError(f"test_size as a fraction must be between 0 and 1, not {test_size}")
+                raise InvalidArgumentError(
+                    f"test_size as a fraction must be between 0 and 1, not {test_size}", argument="test_size"
+                )
             target = max(1, math.floor(n * test_size + 0.5)) if n > 1 else 0
         else:
             if test_size < 0 or test_size > n:
-                raise ValueError(f"test_size must be between 0 and {n} examples, not {test_size}")
+                raise InvalidArgumentError(
+                    f"test_size must be between 0 and {n} examples, not {test_size}", argument="test_size"
+                )
             target = int(test_size)
         groups: dict[int, list[int]] = {}
         for i, row in enumerate(self._rows):
@@ -593,7 +652,7 @@ class Dataset:
         surrounding whitespace, with an optional ``system`` prompt); preference pairs keep their input and
         preferred reply (for supervised training on the preferred answers). Chat examples are unchanged."""
         if to != "chat":
-            raise ValueError(f"only conversion to 'chat' is supported, not {to!r}")
+            raise InvalidArgumentError(f"only conversion to 'chat' is supported, not {to!r}", argument="to")
         rows: list[dict[str, Any]] = []
         for i, row in enumerate(self._rows):
             fmt = detect_format(row)
@@ -627,6 +686,20 @@ class Dataset:
                     "the example has no known format to convert from", path=self.source, line=self._lines[i] or i + 1
                 )
         return self._new(rows, list(self._lines))
+
+
+def _unwritable(index: int, line: int | None, exc: BaseException) -> str:
+    where = f"example {index}" + (f" (line {line})" if line is not None else "")
+    if isinstance(exc, UnicodeEncodeError):
+        return (
+            f"{where} holds text that is not valid Unicode (an unpaired surrogate such as {exc.object[exc.start]!r}), "
+            "which UTF-8 cannot encode; fix or drop the string (Dataset.validate reports it as lone_surrogate)"
+        )
+    if isinstance(exc, RecursionError):
+        return too_deep_message(where)
+    if isinstance(exc, ValueError):
+        return f"{where} holds NaN or Infinity, which JSON cannot represent; replace it with a number or null"
+    return f"{where} holds a value JSON cannot represent ({exc}); convert it to a string, number, list or dict"
 
 
 def _chat_row(prompt: str, completion: str, system: str | None) -> dict[str, Any]:

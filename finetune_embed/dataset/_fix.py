@@ -24,6 +24,9 @@ from ._checks import (
     PREFERENCE_KEYS,
     RowChecker,
     detect_format,
+    may_nest_too_deeply,
+    nesting_exceeds,
+    too_deep_message,
 )
 from ._profile import format_issues, resolve
 from ._report import IssueCollector, ValidationReport
@@ -82,13 +85,13 @@ def _decode_twice(args: str) -> str | None:
     """The once-decoded arguments when ``args`` is double-encoded JSON of an object, else None."""
     try:
         inner = json.loads(args)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not isinstance(inner, str):
         return None
     try:
         value = json.loads(inner)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return inner if isinstance(value, dict) else None
 
@@ -177,7 +180,10 @@ def fix_file(
     A device or a FIFO (``/dev/urandom``) is refused with :class:`~finetune_embed.FileAccessError` before any
     output is created; an interrupted run (an exception, Ctrl-C) leaves no temporary file."""
     from ._memory import canonical_digest
+    from ._profile import check_int
     from ._stream import _detect_file_format, line_too_long_issue
+
+    check_int("max_line_bytes", max_line_bytes, minimum=1)
 
     src = os.fspath(path)
     default_fixed, default_rejected = fixed_paths(src)
@@ -239,6 +245,10 @@ def fix_file(
                 row = decoder.decode(text)
             except (ValueError, RecursionError) as exc:
                 reject(bad, line, raw, [{"code": "invalid_json", "path": "", "message": f"not valid JSON: {exc}"}])
+                continue
+            if may_nest_too_deeply(body) and nesting_exceeds(row):
+                reason = {"code": "invalid_json", "path": "", "message": too_deep_message(f"Line {line}")}
+                reject(bad, line, raw, [reason])
                 continue
             if _strip_dup_markers(row):
                 changes.append("duplicate_key")

@@ -10,6 +10,7 @@ from typing import Any
 from .. import _atomic
 from .._exceptions import DatasetFormatError
 from .._lines import MAX_LINE_BYTES, read_lines
+from ._checks import may_nest_too_deeply, nesting_exceeds, too_deep_message
 
 __all__ = ["atomic_write_lines", "dump_line", "read_jsonl"]
 
@@ -17,8 +18,9 @@ _BOM = b"\xef\xbb\xbf"
 
 
 def dump_line(row: Any) -> str:
-    """One example as one JSON line (UTF-8 text, no ASCII escaping, no newline)."""
-    return json.dumps(row, ensure_ascii=False, separators=(", ", ": "))
+    """One example as one JSON line (UTF-8 text, no ASCII escaping, no newline); NaN and Infinity, which are not
+    JSON, raise ``ValueError``."""
+    return json.dumps(row, ensure_ascii=False, separators=(", ", ": "), allow_nan=False)
 
 
 def read_jsonl(
@@ -35,7 +37,7 @@ def read_jsonl(
         if not body:
             continue
         try:
-            obj = json.loads(body.decode("utf-8"))
+            obj = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
         except UnicodeDecodeError as exc:
             raise DatasetFormatError(
                 f"not valid UTF-8 at byte {exc.start + 1}; re-save the file as UTF-8 (or run "
@@ -50,6 +52,8 @@ def read_jsonl(
                 path=name,
                 line=line,
             ) from exc
+        if may_nest_too_deeply(body) and nesting_exceeds(obj):
+            raise DatasetFormatError(too_deep_message("the line"), path=name, line=line)
         if not isinstance(obj, dict):
             raise DatasetFormatError(
                 f"the line is a JSON {type(obj).__name__}, not an object; each line must be one example "
@@ -58,6 +62,10 @@ def read_jsonl(
                 line=line,
             )
         yield line, obj
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON (use null or a number)")  # never escapes: read_jsonl catches it
 
 
 def _json_reason(exc: BaseException) -> str:

@@ -7,21 +7,41 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any, NamedTuple
 
-from ._checks import Profile, RowChecker, detect_format, digest, near_key
-from ._profile import format_issues, resolve
+from .._exceptions import DatasetFormatError
+from ._checks import (
+    Profile,
+    RowChecker,
+    detect_format,
+    digest,
+    may_nest_too_deeply,
+    near_key,
+    nesting_exceeds,
+    too_deep_message,
+)
+from ._codes import IssueCode as C
+from ._profile import check_options, format_issues, resolve
 from ._report import IssueCollector, ValidationReport
 from ._stream import MIN_EXAMPLES, _file_issue, add_count_issue, add_duplicate_issues, finish_stats
 
 __all__ = ["ExampleTokens", "canonical_digest", "near_digest", "near_text", "token_counts", "validate_rows"]
 
 
+def _canonical_bytes(row: Any) -> bytes:
+    """An example's canonical JSON (sorted keys) as UTF-8; raises :class:`DatasetFormatError` when it nests too
+    deeply for the encoder."""
+    try:
+        try:
+            text = json.dumps(row, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=repr)
+        except (TypeError, ValueError):
+            text = repr(row)
+    except RecursionError:
+        raise DatasetFormatError(too_deep_message("an example")) from None
+    return text.encode("utf-8", "replace")
+
+
 def canonical_digest(row: Any) -> int:
     """Digest of an example's canonical JSON (sorted keys): equal for equal examples."""
-    try:
-        text = json.dumps(row, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=repr)
-    except (TypeError, ValueError):
-        text = repr(row)
-    return digest(text.encode("utf-8", "replace"))
+    return digest(_canonical_bytes(row))
 
 
 def _message_texts(messages: Any, out: list[str]) -> None:
@@ -75,6 +95,7 @@ def validate_rows(
     validation_rows: Sequence[Any] | None = None,
 ) -> ValidationReport:
     """Validate examples in memory; line numbers are the rows' source lines (or their 1-based positions)."""
+    check_options(max_issues=max_issues, n_epochs=n_epochs, min_examples=min_examples)
     resolved = resolve(
         model,
         method,
@@ -95,8 +116,15 @@ def validate_rows(
     for pos, row in enumerate(rows):
         line = (lines[pos] if lines is not None else None) or pos + 1
         checker._line = line
+        try:
+            canonical = _canonical_bytes(row)
+        except DatasetFormatError:
+            canonical = None
+        if canonical is None or (may_nest_too_deeply(canonical) and nesting_exceeds(row)):
+            checker.emit(C.INVALID_JSON, (), too_deep_message(f"Example {line}"))
+            continue
         checker.scan_strings(row)
-        checker.check(row, line, canonical_digest(row))
+        checker.check(row, line, digest(canonical))
     duplicate_lines = checker.dups.duplicates()
     add_duplicate_issues(RowChecker(Profile(), collector, fmt).emit, duplicate_lines)
     add_count_issue(collector, len(rows), min_examples)
@@ -140,6 +168,8 @@ def token_counts(
         format_issues(fmt, resolved)
     checker = RowChecker(resolved.profile, collector, fmt)
     for pos, row in enumerate(rows):
+        if nesting_exceeds(row):
+            raise DatasetFormatError(too_deep_message(f"example {pos}"))
         checker.check(row, pos + 1, None)
     assert checker.stats is not None
     return [ExampleTokens(t, a) for t, a in zip(checker.stats.totals, checker.stats.assistant, strict=True)]

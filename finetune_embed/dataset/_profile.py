@@ -6,11 +6,22 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
 
+from .._exceptions import InvalidArgumentError
 from ._checks import Profile
 from ._codes import IssueCode
 from ._tokens import COOKBOOK_ENCODING
 
-__all__ = ["METHODS", "FileIssue", "Method", "Resolved", "format_issues", "resolve"]
+__all__ = [
+    "METHODS",
+    "PROVIDERS",
+    "FileIssue",
+    "Method",
+    "Resolved",
+    "check_int",
+    "check_options",
+    "format_issues",
+    "resolve",
+]
 
 Method = Literal["supervised", "dpo", "reinforcement"]
 METHODS = ("supervised", "dpo", "reinforcement")
@@ -38,6 +49,29 @@ class Resolved:
     price_as_of: date | None
 
 
+PROVIDERS = ("openai", "azure", "compatible")
+
+
+def check_int(name: str, value: Any, *, minimum: int, maximum: int | None = None, optional: bool = False) -> None:
+    """Refuse an argument that is not an integer in ``minimum..maximum`` (``None`` too when ``optional``)."""
+    if value is None and optional:
+        return
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+    if ok and maximum is not None:
+        ok = value <= maximum
+    if not ok:
+        span = f"{minimum}..{maximum}" if maximum is not None else f">= {minimum}"
+        none = " or None" if optional else ""
+        raise InvalidArgumentError(f"{name} must be an integer {span}{none}, not {value!r}", argument=name)
+
+
+def check_options(*, max_issues: Any, n_epochs: Any, min_examples: Any) -> None:
+    """The numeric options every validation takes."""
+    check_int("max_issues", max_issues, minimum=0)
+    check_int("n_epochs", n_epochs, minimum=1, maximum=50, optional=True)  # the API's range
+    check_int("min_examples", min_examples, minimum=0)
+
+
 def resolve(
     model: str | None,
     method: str | None,
@@ -48,11 +82,23 @@ def resolve(
     provider: str = "openai",
     max_example_tokens: int | None = None,
 ) -> Resolved:
-    """Look the model up and build the :class:`Profile` (raises ``ValueError`` on a bad method/counting)."""
+    """Look the model up and build the :class:`Profile` (raises :class:`InvalidArgumentError` on a bad method or
+    counting)."""
     if method is not None and method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
+        raise InvalidArgumentError(f"method must be one of {', '.join(METHODS)}, not {method!r}", argument="method")
     if counting not in ("model", "cookbook"):
-        raise ValueError(f"counting must be 'model' or 'cookbook', not {counting!r}")
+        raise InvalidArgumentError(f"counting must be 'model' or 'cookbook', not {counting!r}", argument="counting")
+    if provider not in PROVIDERS:
+        raise InvalidArgumentError(
+            f"provider must be one of {', '.join(PROVIDERS)}, not {provider!r}", argument="provider"
+        )
+    if model is not None and not isinstance(model, str):
+        raise InvalidArgumentError(f"model must be a model name (str), not {type(model).__name__}", argument="model")
+    if on is not None and not isinstance(on, date):
+        raise InvalidArgumentError(
+            f"on must be a datetime.date (e.g. date(2026, 12, 1)), not {type(on).__name__}", argument="on"
+        )
+    check_int("max_example_tokens", max_example_tokens, minimum=1, optional=True)
     issues: list[FileIssue] = []
     info = None
     price = unit = None

@@ -10,25 +10,40 @@ from __future__ import annotations
 
 import json
 import os
-import sys
-import threading
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from .._exceptions import FileAccessError
+from .._exceptions import ConfigError, FileAccessError, InvalidArgumentError
 from .._lines import MAX_LINE_BYTES, LongLine, iter_lines, open_input
 from .._logging import get_logger
-from ._checks import DuplicateTracker, Profile, RowChecker, detect_format, digest
+from ._checks import (
+    DuplicateTracker,
+    Profile,
+    RowChecker,
+    detect_format,
+    digest,
+    may_nest_too_deeply,
+    nesting_exceeds,
+    too_deep_message,
+)
 from ._codes import CODE_INFO, IssueCode
-from ._profile import FileIssue, Resolved, format_issues, resolve
+from ._profile import FileIssue, Resolved, check_int, check_options, format_issues, resolve
 from ._report import DatasetIssue, IssueCollector, ValidationReport, format_path
 from ._stats import DatasetStats, StatsBuilder
 
-__all__ = ["FILES_API_MAX_BYTES", "MAX_LINE_BYTES", "MIN_EXAMPLES", "UPLOADS_API_MAX_BYTES", "validate_path"]
+__all__ = [
+    "FILES_API_MAX_BYTES",
+    "MAX_LINE_BYTES",
+    "MIN_EXAMPLES",
+    "UPLOADS_API_MAX_BYTES",
+    "auto_workers",
+    "validate_path",
+    "worker_context",
+]
 
 MIN_EXAMPLES = 10
 FILES_API_MAX_BYTES = 512 * 1024 * 1024
@@ -191,6 +206,11 @@ def _process_range(
                     else:
                         emit(C.INVALID_JSON, (), _json_error_message(line, exc, text), hint=_json_hint(line, text))
                     obj = _FAILED
+                if obj is not _FAILED and may_nest_too_deeply(body) and nesting_exceeds(obj):
+                    checker.n_examples += 1
+                    emit(C.INVALID_JSON, (), too_deep_message(f"Line {line}"))
+                    parser.saw_duplicates = False
+                    obj = _FAILED
                 if obj is not _FAILED:
                     if parser.saw_duplicates:
                         parser.saw_duplicates = False
@@ -325,36 +345,51 @@ def _detect_file_format(path: str, limit: int = 200, max_line_bytes: int = MAX_L
     return None
 
 
-def _auto_workers(size: int) -> int:
-    """One process per idle CPU (at most 8, one per 24 MB): on a busy machine extra processes only contend."""
-    cpus = os.cpu_count() or 1
-    if size < PARALLEL_MIN_BYTES or cpus < 2:
-        return 1
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity where the OS says; else all of them)."""
     try:
-        busy = max(0.0, os.getloadavg()[0] - 1.0)  # the load minus this process
-    except (AttributeError, OSError):  # pragma: no cover - Windows
-        busy = 0.0
-    idle = max(1, round(cpus - busy))
-    return max(1, min(cpus, idle, 8, size // (PARALLEL_MIN_BYTES // 2)))
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - macOS, Windows
+        return os.cpu_count() or 1
 
 
-def _mp_context(*, explicit: bool) -> Any:
-    """How to start worker processes, or ``None`` to stay in this process.
+def auto_workers(size: int) -> int:
+    """``workers="auto"``: one process per usable CPU, at most 8 and at most one per 24 MB, for a file of 48 MB or
+    more; one below. Decided by the file's size and the CPUs only: never by the load average or by threads."""
+    if size < PARALLEL_MIN_BYTES:
+        return 1
+    return max(1, min(usable_cpus(), 8, size // (PARALLEL_MIN_BYTES // 2)))
 
-    ``fork`` while this process runs a single thread (workers inherit the loaded tokenizer and start at once).
-    Otherwise forking is unsafe, and ``spawn`` re-imports the ``__main__`` module in every worker: a script without an
-    ``if __name__ == "__main__":`` guard would run again. So with threads running, automatic parallelism
-    (``workers=None``) spawns only when ``__main__`` is not a file (a notebook, the REPL, ``python -c``), and an
-    explicit ``workers=N`` spawns as :mod:`multiprocessing` always does.
+
+def resolve_workers(workers: int | str | None, size: int) -> int:
+    """The number of processes for ``workers`` (``None``: 1; ``"auto"``: :func:`auto_workers`; else N >= 1)."""
+    if workers is None:
+        return 1
+    if workers == "auto":
+        return auto_workers(size)
+    check_int("workers", workers, minimum=1)
+    return int(workers)
+
+
+def worker_context(start_method: str | None) -> Any:
+    """The :mod:`multiprocessing` context that starts validation workers.
+
+    By default ``forkserver`` where the platform has it (Linux, macOS), else ``spawn``: both start clean processes,
+    safe whatever threads this process runs, and both import the ``__main__`` module in the workers, so a script
+    needs ``if __name__ == "__main__":`` around its top-level code (as with any :mod:`multiprocessing` use).
+    ``fork`` is used only when asked: the workers then inherit the loaded tokenizer and start at once, but forking
+    a process in which other threads run can deadlock.
     """
     import multiprocessing as mp
 
-    if "fork" in mp.get_all_start_methods() and threading.active_count() == 1:
-        return mp.get_context("fork")
-    main = sys.modules.get("__main__")
-    if not explicit and getattr(main, "__file__", None) is not None:
-        return None
-    return mp.get_context("spawn")
+    available = mp.get_all_start_methods()
+    method = start_method or ("forkserver" if "forkserver" in available else "spawn")
+    if method not in available:
+        raise InvalidArgumentError(
+            f"start_method must be one of {', '.join(available)} on this platform, not {start_method!r}",
+            argument="start_method",
+        )
+    return mp.get_context(method)
 
 
 def _leaked(validation: str | os.PathLike[str], dups: DuplicateTracker, stats: StatsBuilder | None) -> int:
@@ -487,12 +522,17 @@ def validate_path(
     provider: str = "openai",
     max_example_tokens: int | None = None,
     min_examples: int = MIN_EXAMPLES,
-    workers: int | None = None,
+    workers: int | Literal["auto"] | None = None,
     progress: bool | None = None,
     validation: str | os.PathLike[str] | None = None,
     max_line_bytes: int = MAX_LINE_BYTES,
+    start_method: Literal["forkserver", "spawn", "fork"] | None = None,
 ) -> ValidationReport:
     """See :meth:`Dataset.validate_file`; ``validation`` (a JSONL path) counts its examples found in this file."""
+    check_options(max_issues=max_issues, n_epochs=n_epochs, min_examples=min_examples)
+    if workers != "auto":
+        check_int("workers", workers, minimum=1, optional=True)
+    check_int("max_line_bytes", max_line_bytes, minimum=1)
     name = os.fspath(path)
     resolved = resolve(
         model,
@@ -542,17 +582,13 @@ def validate_path(
         for issue in format_issues(fmt, resolved):
             _file_issue(collector, issue)
     profile = resolved.profile
-    n_workers = _auto_workers(size) if workers is None else max(1, int(workers))
+    n_workers = resolve_workers(workers, size)
     if fmt is None:  # no recognisable example near the start: let one pass decide the format, as it goes
         n_workers = 1
-    context = _mp_context(explicit=workers is not None) if n_workers > 1 else None
-    if n_workers > 1 and context is None:
-        logger.debug(
-            "validating %s in this process only: threads are running (no fork) and __main__ is a script that "
-            "spawned workers would run again; pass workers=N to use processes anyway",
-            name,
-        )
+    context: Any = worker_context(start_method) if n_workers > 1 else None
     ranges = _split_ranges(name, size, n_workers) if context is not None else [(0, size, 1)]
+    if context is not None:
+        logger.debug("validating %s in %d processes (start method %s)", name, len(ranges), context.get_start_method())
     from .._progress import progress_bar  # our bars start no thread, so they leave fork possible
 
     with progress_bar(total=size, desc=f"validating {p.name}", unit="B", progress=progress, unit_scale=True) as bar:
@@ -560,21 +596,29 @@ def validate_path(
             results = [_process_range(name, 0, size, 1, profile, fmt, max_issues, bar, max_line_bytes)]
         else:
             from concurrent.futures import ProcessPoolExecutor
+            from concurrent.futures.process import BrokenProcessPool
 
-            if profile.encoding is not None:  # load it once here: forked workers inherit it
+            if profile.encoding is not None and context.get_start_method() == "fork":
                 from ..tokenizer import get_encoding
 
-                get_encoding(profile.encoding)
-            with ProcessPoolExecutor(max_workers=len(ranges) - 1, mp_context=context) as pool:
-                futures = [
-                    pool.submit(_process_range, name, s, e, first, profile, fmt, max_issues, None, max_line_bytes)
-                    for s, e, first in ranges[1:]
-                ]
-                first_result = _process_range(name, *ranges[0], profile, fmt, max_issues, bar, max_line_bytes)
-                results = [first_result]
-                for fut, (s, e, _first) in zip(futures, ranges[1:], strict=True):
-                    results.append(fut.result())
-                    bar.update(e - s)
+                get_encoding(profile.encoding)  # load it once here: forked workers inherit it
+            try:
+                with ProcessPoolExecutor(max_workers=len(ranges) - 1, mp_context=context) as pool:
+                    futures = [
+                        pool.submit(_process_range, name, s, e, first, profile, fmt, max_issues, None, max_line_bytes)
+                        for s, e, first in ranges[1:]
+                    ]
+                    first_result = _process_range(name, *ranges[0], profile, fmt, max_issues, bar, max_line_bytes)
+                    results = [first_result]
+                    for fut, (s, e, _first) in zip(futures, ranges[1:], strict=True):
+                        results.append(fut.result())
+                        bar.update(e - s)
+            except BrokenProcessPool as exc:
+                raise ConfigError(
+                    f"A validation worker process ({context.get_start_method()}) died before it finished {name}. "
+                    "In a script, put the top-level code under `if __name__ == \"__main__\":` (workers started by "
+                    "spawn or forkserver import the script again), or pass workers=1 to stay in this process."
+                ) from exc
     # merge
     stats_builder: StatsBuilder | None = None
     dups = DuplicateTracker()

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections import deque
+import dataclasses
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
-from .._client import AsyncClient, RateLimits
-from .._exceptions import BadRequestError
+from .._client import AsyncClient
 from .._logging import get_logger
 from ._base import (
     CacheArg,
@@ -19,14 +18,17 @@ from ._base import (
     EmbedderBase,
     EncodingFormat,
     InvalidPolicy,
-    RequestTooLarge,
-    too_many_tokens,
+    merge_results,
+    rate_limits_of,
+    split_batch,
 )
 from ._decode import StreamDecoder
-from ._embedder import RunState, _on_rate_limit, as_openai_error, is_transport_error, note_resends, split_batch
+from ._embedder import _MAX_REPLANS, is_transport_error
 from ._job import EmbedJob
 from ._plan import EmptyPolicy, LongPolicy
 from ._ratelimit import Aborted, AsyncGate, RateState
+from ._run import NOT_YET, Feed, RunContext
+from ._tokens import TokenizerArg
 from ._types import EmbeddingEstimate, EmbeddingResult
 
 if TYPE_CHECKING:
@@ -66,6 +68,9 @@ class AsyncEmbedder(EmbedderBase):
         progress: bool | None = None,
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], Any] | None = None,
+        tokenizer: TokenizerArg = None,
+        max_input_tokens: int | None = None,
+        max_rebilled_tokens: int | None = None,
     ) -> None:
         super().__init__(
             model=model,
@@ -84,8 +89,12 @@ class AsyncEmbedder(EmbedderBase):
             progress=progress,
             clock=clock,
             sleep=sleep,
+            tokenizer=tokenizer,
+            max_input_tokens=max_input_tokens,
+            max_rebilled_tokens=max_rebilled_tokens,
         )
         self.client = _async_client(client)
+        self.note_unknown_model(self.client)
 
     # --- public API -------------------------------------------------------------------------------------------
 
@@ -100,11 +109,23 @@ class AsyncEmbedder(EmbedderBase):
 
     async def embed_with_info(self, texts: Iterable[str]) -> EmbeddingResult:
         """See :meth:`Embedder.embed_with_info`."""
-        items = self._as_list(texts)
-        plan = await asyncio.to_thread(self.plan, items, count_all=False)
+        return self.check(await self._embed(self._as_list(texts), None, 0))
+
+    async def _embed(self, items: list[str], max_input_tokens: int | None, depth: int) -> EmbeddingResult:
+        plan = await asyncio.to_thread(self.plan, items, count_all=False, max_input_tokens=max_input_tokens)
         job = await asyncio.to_thread(self.new_job, plan)
-        await self._run(job)
-        return self.finish(job)
+        ctx = await self._run(job)
+        if ctx is None or not ctx.too_long:
+            return self.assemble(job)
+        inputs, limit = self.too_long_plan(items, job, ctx)
+        if depth >= _MAX_REPLANS:
+            raise self.too_long_for_server(job, sorted(ctx.too_long), next(iter(ctx.too_long.values())).message,
+                                           ctx.sizer.input_limit)
+        sub = await self._embed([items[i] for i in inputs], limit, depth + 1)
+        job.mark_failed(list(ctx.too_long))
+        if sub.dimensions:
+            job.ensure_dim(sub.dimensions)
+        return merge_results(self.assemble(job), sub, inputs)
 
     async def estimate(
         self, texts: Iterable[str], *, rpm: int | None = None, tpm: int | None = None
@@ -124,115 +145,166 @@ class AsyncEmbedder(EmbedderBase):
 
     # --- the run ----------------------------------------------------------------------------------------------
 
-    async def _run(self, job: EmbedJob) -> None:
+    async def _run(self, job: EmbedJob) -> RunContext | None:
         if job.missing().size == 0:
-            return
-        state = RateState(max_concurrency=self.max_concurrency, rpm=self.rpm, tpm=self.tpm, now=self.clock())
-        gate = AsyncGate(state, clock=self.clock, sleep=self.sleep)
-        run = RunState(queue=deque(), max_tokens=float(self.request_max_tokens()), producing=True)
-        more = asyncio.Event()
-        job.start_progress()
-        tasks = [asyncio.create_task(self._worker(job, gate, run, more)) for _ in range(self.max_concurrency)]
-        batches = job.iter_batches(
-            self.count_tokens, max_inputs=self.request_max_inputs(), max_tokens=self.request_max_tokens()
+            return None
+        server = self.server(self.client)
+        ctx = self.new_context(job, server, self.client)
+        state = RateState(
+            max_concurrency=self.max_concurrency, rpm=self.rpm, tpm=self.tpm, now=self.clock(), quota=server.quota
         )
+        gate = AsyncGate(state, clock=self.clock, sleep=self.sleep, on_wait=ctx.feedback.wait)
+        more = asyncio.Event()
+        feed = Feed(job.unit_tokens, on_change=more.set)
+        job.start_progress()
+        tasks = [asyncio.create_task(self._worker(job, ctx, gate, feed, more)) for _ in range(self.max_concurrency)]
+        chunks = job.counted_chunks(self.count_tokens)
         try:
             try:
                 # tokens are counted in a worker thread while the first requests are on their way
                 while not gate.stopped:
-                    batch = await asyncio.to_thread(next, batches, None)
-                    if batch is None:
+                    units = await asyncio.to_thread(next, chunks, None)
+                    if units is None:
                         break
-                    run.queue.append(batch)
-                    more.set()
+                    feed.add(units)
             finally:
-                run.producing = False
-                more.set()
+                feed.done_producing()
             await asyncio.gather(*tasks)
         except BaseException:  # cancelled: stop sending, let requests in flight land in the cache
             gate.stop()
-            more.set()
+            feed.done_producing()
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
         finally:
             job.close_progress()
-            with job.lock:
-                job.rate_limited = state.rate_limited
-        if run.errors:
-            raise run.errors[0]
+            self.close_run(job, ctx, state)
+        if ctx.errors:
+            raise ctx.errors[0]
+        return ctx
 
-    async def _worker(self, job: EmbedJob, gate: AsyncGate, run: RunState, more: asyncio.Event) -> None:
+    async def _take(self, ctx: RunContext, gate: AsyncGate, feed: Feed, more: asyncio.Event, trial: bool) -> Any:
         while not gate.stopped:
-            batch = run.pop()
-            if batch is None:
-                if not run.producing:
-                    return
-                more.clear()
-                await more.wait()
-                continue
+            more.clear()
+            max_inputs, max_tokens = self.request_limits(ctx, gate, trial)
+            batch = feed.take(max_inputs, max_tokens)
+            if batch is not NOT_YET:
+                return batch
             try:
-                await self._send(job, gate, run, batch)
+                await asyncio.wait_for(more.wait(), timeout=0.25)
+            except TimeoutError:
+                pass
+        return None
+
+    async def _worker(self, job: EmbedJob, ctx: RunContext, gate: AsyncGate, feed: Feed, more: asyncio.Event) -> None:
+        while not gate.stopped:
+            try:
+                await gate.acquire_slot()
+            except Aborted:
+                return
+            trial = ctx.sizer.claim_trial()
+            try:
+                batch = await self._take(ctx, gate, feed, more, trial)
+                if batch is None:
+                    return
+                try:
+                    await self._send(job, ctx, gate, feed, batch)
+                finally:
+                    feed.settle()
             except Aborted:
                 return
             except Exception as exc:
-                run.errors.append(exc)
+                ctx.errors.append(exc)
                 gate.stop()
-                more.set()
+                feed.wake()
                 return
+            finally:
+                if trial:
+                    ctx.sizer.end_trial()
+                gate.release_slot()
 
-    async def _send(self, job: EmbedJob, gate: AsyncGate, run: RunState, batch: npt.NDArray[np.int64]) -> None:
+    async def _send(
+        self, job: EmbedJob, ctx: RunContext, gate: AsyncGate, feed: Feed, batch: npt.NDArray[np.int64]
+    ) -> None:
         tokens = job.batch_tokens(batch)
-        cap = min(run.max_tokens, gate.max_request_tokens())
+        cap = gate.max_request_tokens()
         if tokens > cap:
             if batch.size == 1:
                 raise self.too_large_for_tpm(job, int(batch[0]), cap)
-            run.push_front(split_batch(job, batch, cap))
+            feed.push_front(split_batch(job, batch, cap))
             job.splits += 1
             return
+        timeout = ctx.timeout_for(batch)
         kwargs = self.create_kwargs(job.texts(batch))
+        if timeout is not None and timeout != ctx.base_timeout:
+            kwargs["timeout"] = timeout
+        sent: list[float] = []
 
         async def op(sdk: openai.AsyncOpenAI) -> StreamDecoder:
-            import openai as _openai
-
-            await gate.acquire(tokens)
-            decoder = job.decoder(batch)
+            entries = await gate.acquire_budget(tokens)
             try:
-                async with sdk.embeddings.with_streaming_response.create(**kwargs) as response:
-                    limits = RateLimits.from_headers(response.headers)
-                    async for chunk in response.iter_bytes():
-                        decoder.feed(chunk)
-            except _openai.RateLimitError as exc:
-                _on_rate_limit(gate, exc, tokens)
-                raise
-            except BaseException as exc:
-                gate.failure()
-                if is_transport_error(exc):
-                    raise as_openai_error(exc) from exc
-                raise
-            gate.success(limits)
-            return decoder
+                sent_at = self.clock()
+                sent.append(sent_at)
+                decoder = job.decoder(batch)
+                try:
+                    async with sdk.embeddings.with_streaming_response.create(**kwargs) as response:
+                        limits = rate_limits_of(response.headers)
+                        async for chunk in response.iter_bytes():
+                            decoder.feed(chunk)
+                except Exception as exc:
+                    self.attempt_failed(exc, gate, tokens, entries, sent_at)
+                    if is_transport_error(exc):  # the body broke off: the server may have billed it
+                        ctx.rebilled_tokens += tokens
+                    raise
+                gate.report_success(limits, sent_at, entries)
+                return decoder
+            finally:
+                gate.done_sending()
 
         try:
-            decoder = await self.client.request(op, description=f"embeddings ({batch.size} inputs, {tokens} tokens)")
-        except BadRequestError as exc:
-            if not too_many_tokens(exc):
-                raise
-            if batch.size == 1:
-                raise self.single_too_long(job, int(batch[0]), exc) from exc
-            logger.warning("The server refused %d inputs (%d tokens) as too many tokens; splitting", batch.size, tokens)
-            run.push_front(split_batch(job, batch))
-            job.splits += 1
-            return
-        except RequestTooLarge as exc:
-            run.max_tokens = min(run.max_tokens, float(exc.limit if exc.limit else max(1, tokens // 2)))
-            run.push_front([batch])
-            return
+            decoder = await self._request(op, ctx, f"embeddings ({batch.size} inputs, {tokens} tokens)")
+        except Exception as exc:
+            if self.settle_failure(ctx, feed, job, gate, batch, tokens, timeout, exc):
+                return
+            raise
+        latency = self.clock() - sent[-1]
         missing = await asyncio.to_thread(job.commit, batch, decoder.finish(allow_missing=True))
         job.requests += 1
         job.tokens_sent += tokens
+        self.settle_success(ctx, job, batch, tokens, latency)
         if missing.size:
-            note_resends(job, run, missing)
-            run.push_front([missing])
+            ctx.note_resends(missing, job.first_input_of)
+            feed.push_front([missing])
+
+    async def _request(self, op: Any, ctx: RunContext, description: str) -> StreamDecoder:
+        """``await client.request(op)``, with every wait of the client's retry policy shown as feedback."""
+        client = self.client
+        policy = client.retry
+        base_sleep = policy.sleep
+        last: list[BaseException] = []
+        sdk = client.openai
+
+        async def sleep(seconds: float) -> None:
+            ctx.feedback.retrying(seconds, last[-1] if last else None, "the request")
+            if base_sleep is None:
+                await asyncio.sleep(seconds)
+                return
+            result = base_sleep(seconds)
+            if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
+                await result
+
+        async def attempt() -> StreamDecoder:
+            try:
+                decoder: StreamDecoder = await op(sdk)
+                return decoder
+            except Exception as exc:
+                error = client._error(exc)
+                last.append(error)
+                if error is exc:
+                    raise
+                raise error from exc
+
+        result: StreamDecoder = await dataclasses.replace(policy, sleep=sleep).acall(attempt, description=description)
+        return result
 
 
 def _async_client(client: Any) -> AsyncClient:

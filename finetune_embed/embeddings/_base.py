@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import threading
@@ -21,15 +22,30 @@ from .._exceptions import (
     InputTooLongError,
     InvalidInputError,
     UnsupportedModelError,
+    map_openai_error,
 )
 from .._logging import get_logger
 from ..batching import pack_by_tokens
 from ..catalog import EmbeddingModelInfo, default_catalog
-from ..tokenizer import Tokenizer
+from ..retry import retry_after_seconds
 from ._cache import EmbeddingCache
 from ._job import EmbedJob
 from ._plan import EMPTY_POLICIES, LONG_POLICIES, EmptyPolicy, LongPolicy, Plan, plan_inputs
-from ._types import EmbeddingEstimate, EmbeddingResult, InvalidEmbeddingError, InvalidEmbeddingWarning
+from ._ratelimit import RateState
+from ._run import (
+    MAX_CONSECUTIVE_429,
+    Feed,
+    Feedback,
+    RateLimited,
+    RunContext,
+    SizeRefused,
+    TimedOut,
+    classify_status_error,
+    is_timeout,
+)
+from ._sizing import ServerState, SizeLimit, server_state
+from ._tokens import TokenCounter, TokenizerArg, counter_for
+from ._types import EmbeddingEstimate, EmbeddingResult, InvalidEmbeddingError, InvalidEmbeddingWarning, Pieces
 
 __all__ = ["CacheArg", "ClientTypeError", "EmbedderBase", "InvalidPolicy", "limits_from_message"]
 
@@ -101,6 +117,94 @@ def _check_int(name: str, value: object, lo: int, hi: int, why: str) -> None:
         raise ConfigError(f"{name} must be an integer between {lo} and {hi} ({why}), got {value!r}")
 
 
+def rate_limits_of(headers: Any) -> RateLimits:
+    """The ``x-ratelimit-*`` headers of a response; a LiteLLM proxy's ``llm_provider-x-ratelimit-*`` when those
+    are all it sends."""
+    lower = {str(k).lower(): str(v) for k, v in headers.items()}
+    limits = RateLimits.from_headers(lower)
+    if not limits.known:
+        prefix = "llm_provider-"
+        proxied = {k[len(prefix) :]: v for k, v in lower.items() if k.startswith(prefix + "x-ratelimit-")}
+        if proxied:
+            limits = RateLimits.from_headers(proxied)
+    return limits
+
+
+def _read_timeout(client: Any) -> float | None:
+    """The client's read timeout in seconds (``None``: none)."""
+    timeout: Any = getattr(client, "timeout", None)
+    sdk = getattr(client, "_sdk", None)
+    if sdk is not None:
+        timeout = getattr(sdk, "timeout", timeout)
+    read = getattr(timeout, "read", timeout)
+    if isinstance(read, int | float) and not isinstance(read, bool) and read > 0:
+        return float(read)
+    return None
+
+
+_CONTEXT = re.compile(r"(?i)maximum context length is (\d+) tokens.*?requested (\d+)", re.S)
+
+
+def _context_limit(message: str) -> SizeLimit:
+    m = _CONTEXT.search(message)
+    return SizeLimit(per_input=int(m.group(1)), given=int(m.group(2))) if m else SizeLimit(per_input=0)
+
+
+def split_batch(
+    job: EmbedJob, batch: npt.NDArray[np.int64], max_tokens: float | None = None
+) -> list[npt.NDArray[np.int64]]:
+    """Cut ``batch`` into requests of at most ``max_tokens`` tokens, or (``None``) into two halves of about
+    equal tokens."""
+    counts = job.unit_tokens[batch]
+    if max_tokens is not None and int(counts.sum()) > max_tokens:
+        ranges = pack_by_tokens(counts.tolist(), max_inputs=int(batch.size), max_tokens=max(1, int(max_tokens)))
+        return [batch[r.start : r.stop] for r in ranges]
+    cut = int(np.searchsorted(np.cumsum(counts), counts.sum() / 2.0))
+    cut = min(max(cut, 1), int(batch.size) - 1)
+    return [batch[:cut], batch[cut:]]
+
+
+def merge_results(main: EmbeddingResult, sub: EmbeddingResult, inputs: list[int]) -> EmbeddingResult:
+    """``main`` with the rows of ``inputs`` replaced by ``sub`` (their result when embedded again, cut smaller)."""
+    idx = np.asarray(inputs, dtype=np.int64)
+    vectors = main.vectors
+    vectors[idx] = sub.vectors
+    invalid = main.invalid.copy()
+    invalid[idx] = sub.invalid
+    long = sorted(set(main.long) | set(inputs))
+    truncated = sorted(set(main.truncated) | {inputs[j] for j in sub.truncated})
+    pieces = main.pieces
+    if pieces is not None and sub.pieces is not None:
+        keep = ~np.isin(pieces.input_index, idx)
+        order_in = np.concatenate([pieces.input_index[keep], idx[sub.pieces.input_index]])
+        order = np.argsort(order_in, kind="stable")
+        pieces = Pieces(
+            vectors=np.concatenate([pieces.vectors[keep], sub.pieces.vectors])[order],
+            input_index=order_in[order],
+            start=np.concatenate([pieces.start[keep], sub.pieces.start])[order],
+            end=np.concatenate([pieces.end[keep], sub.pieces.end])[order],
+            tokens=np.concatenate([pieces.tokens[keep], sub.pieces.tokens])[order],
+        )
+    a, b = main.stats, sub.stats
+    stats = dataclasses.replace(
+        a,
+        unique=a.unique + b.unique,
+        cached=a.cached + b.cached,
+        embedded=a.embedded + b.embedded,
+        requests=a.requests + b.requests,
+        tokens=a.tokens + b.tokens,
+        rate_limited=a.rate_limited + b.rate_limited,
+        splits=a.splits + b.splits,
+        seconds=a.seconds + b.seconds,
+        timeouts=a.timeouts + b.timeouts,
+        rebilled_tokens=a.rebilled_tokens + b.rebilled_tokens,
+        size_errors=a.size_errors + b.size_errors,
+    )
+    return dataclasses.replace(
+        main, vectors=vectors, invalid=invalid, long=long, truncated=truncated, pieces=pieces, stats=stats
+    )
+
+
 def _describe(indices: Sequence[int]) -> str:
     shown = ", ".join(str(i) for i in indices[:_SHOWN])
     return shown + (f" and {len(indices) - _SHOWN} more" if len(indices) > _SHOWN else "")
@@ -128,13 +232,24 @@ class EmbedderBase:
         progress: bool | None = None,
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], Any] | None = None,
+        tokenizer: TokenizerArg = None,
+        max_input_tokens: int | None = None,
+        max_rebilled_tokens: int | None = None,
     ) -> None:
         catalog = default_catalog()
         if not isinstance(model, str) or not model:
             raise ConfigError(f"model must be a non-empty string, got {model!r}")
+        if base_model is not None and (not isinstance(base_model, str) or not base_model):
+            raise ConfigError(f"base_model must be a non-empty string or None, got {base_model!r}")
         self.model = model
         self.base_model = base_model or model
-        self.info: EmbeddingModelInfo = catalog.embedding_model(self.base_model)
+        known = catalog.find_embedding_model(self.base_model)
+        #: whether the catalog knows the model (limits, price, tokenizer); an unknown one learns its size from the
+        #: first response
+        self.known_model = known is not None
+        self.info: EmbeddingModelInfo = known or EmbeddingModelInfo(
+            name=self.base_model, accepts_dimensions=True, known=False
+        )
         if dimensions is not None:
             if isinstance(dimensions, bool) or not isinstance(dimensions, int) or dimensions < 1:
                 raise ConfigError(f"dimensions must be a positive integer or None, got {dimensions!r}")
@@ -149,6 +264,14 @@ class EmbedderBase:
                     f"dimensions={dimensions} is more than {self.base_model} produces ({self.info.dimensions})."
                 )
         self.dimensions = dimensions
+        if max_input_tokens is not None:
+            _check_int("max_input_tokens", max_input_tokens, 1, 10**9, "tokens per input")
+        self.max_input_tokens = max_input_tokens if max_input_tokens is not None else self.info.max_input_tokens
+        if max_rebilled_tokens is not None:
+            _check_int("max_rebilled_tokens", max_rebilled_tokens, 0, 10**15, "tokens")
+        self.max_rebilled_tokens = max_rebilled_tokens
+        #: how tokens are counted: the catalog's tiktoken encoding, ``tokenizer=``, or a character estimate
+        self.tokenizer: TokenCounter = counter_for(tokenizer, encoding=self.info.encoding if known else None)
         limit_inputs = catalog.max_inputs_per_request
         limit_tokens = catalog.max_tokens_per_request
         _check_int("max_batch_inputs", max_batch_inputs, 1, limit_inputs, "the API's limit")
@@ -179,7 +302,6 @@ class EmbedderBase:
         self.progress = progress
         self.clock: Callable[[], float] = clock or time.monotonic
         self.sleep = sleep
-        self.tokenizer = Tokenizer(self.info.encoding)
         self._cache_arg = cache
         self._cache: EmbeddingCache | None = cache if isinstance(cache, EmbeddingCache) else None
         self._cache_lock = threading.Lock()
@@ -263,22 +385,21 @@ class EmbedderBase:
                 f"embed() takes an iterable of strings, got {type(texts).__name__}", index=0
             ) from exc
 
-    def plan(self, texts: Sequence[str], *, count_all: bool = True) -> Plan:
+    def plan(self, texts: Sequence[str], *, count_all: bool = True, max_input_tokens: int | None = None) -> Plan:
         """Check the inputs and apply the empty and long-input policies (no I/O). With ``count_all=False``
         only the texts that may be too long are counted now (see :func:`plan_inputs`)."""
         return plan_inputs(
             texts,
             tokenizer=self.tokenizer,
-            max_input_tokens=self.info.max_input_tokens,
+            max_input_tokens=max_input_tokens if max_input_tokens is not None else self.max_input_tokens,
             long_inputs=self.long_inputs,
             empty_inputs=self.empty_inputs,
             count_all=count_all,
         )
 
     def count_tokens(self, texts: list[str]) -> list[int]:
-        """Exact token counts in the model's encoding."""
-        encode = self.tokenizer.encoding.encode_ordinary
-        return [len(encode(t)) for t in texts]
+        """Token counts (exact in the model's encoding, or as ``tokenizer=`` / the estimate says)."""
+        return self.tokenizer.count_batch(texts)
 
     def new_job(self, plan: Plan, *, desc: str = "Embedding") -> EmbedJob:
         """The buffers and bookkeeping of one call, with the cache consulted."""
@@ -309,18 +430,24 @@ class EmbedderBase:
             kwargs["dimensions"] = self.dimensions
         return kwargs
 
-    def single_too_long(self, job: EmbedJob, unit: int, exc: BadRequestError) -> InputTooLongError:
-        """The error for one input the server finds too long although our count said it fits."""
-        index = job.first_input_of(unit)
-        tokens = int(job.unit_tokens[unit])
+    def too_long_for_server(
+        self, job: EmbedJob, units: list[int], message: str, limit: int | None
+    ) -> InputTooLongError:
+        """The error for inputs the server refused as too long although our count said they fit."""
+        inputs = sorted({job.first_input_of(u) for u in units})
+        index = inputs[0]
+        tokens = int(job.unit_tokens[units[0]])
+        others = f" ({len(inputs) - 1} more input(s) too: index {_describe(inputs[1:])})" if len(inputs) > 1 else ""
+        server = f"{limit} tokens by its own count" if limit else "its limit"
         return InputTooLongError(
-            f"the server refused input {index} as too long ({exc.message}); it has {tokens} tokens in "
-            f"{self.tokenizer.encoding_name}, within the catalog's {self.info.max_input_tokens}. If this server "
-            "counts differently, lower the limit with catalog.override_embedding_model(model, max_input_tokens=...) "
-            "and pass long_inputs='truncate' or 'chunk'.",
+            f"the server refused input {index} as too long for it ({message.strip()[:300]}){others}; we count "
+            f"{tokens} tokens with {self.tokenizer.name}, within the {self.max_input_tokens} assumed, but the "
+            f"server allows {server}. Pass long_inputs='truncate' or 'chunk' (pieces are then cut to fit what the "
+            "server accepts), or max_input_tokens= with the server's limit; tokenizer= the model's own tokenizer "
+            "makes the counts exact. Everything else was embedded and cached.",
             index=index,
             tokens=tokens,
-            limit=self.info.max_input_tokens,
+            limit=limit or self.max_input_tokens,
         )
 
     def too_large_for_tpm(self, job: EmbedJob, unit: int, cap: float) -> EmbeddingError:
@@ -332,20 +459,34 @@ class EmbedderBase:
             "catalog.override_embedding_model() and use long_inputs='chunk'."
         )
 
-    def finish(self, job: EmbedJob) -> EmbeddingResult:
-        """Assemble the result and apply the ``invalid_vectors`` policy."""
-        result = job.finish(
+    def assemble(self, job: EmbedJob) -> EmbeddingResult:
+        """The result of a finished job (no policy applied yet)."""
+        return job.finish(
             empty_inputs=self.empty_inputs, pieces=self.long_inputs == "pieces", default_dim=self.expected_dim
         )
+
+    def finish(self, job: EmbedJob) -> EmbeddingResult:
+        """Assemble the result and apply the ``invalid_vectors`` policy."""
+        return self.check(self.assemble(job))
+
+    def check(self, result: EmbeddingResult) -> EmbeddingResult:
+        """Log the call's statistics and apply the ``invalid_vectors`` policy."""
+        st = result.stats
         logger.info(
             "Embedded %d texts: %d requests, %d tokens, %d cached, %d rate-limited, %.1f s",
-            result.stats.inputs,
-            result.stats.requests,
-            result.stats.tokens,
-            result.stats.cached,
-            result.stats.rate_limited,
-            result.stats.seconds,
+            st.inputs,
+            st.requests,
+            st.tokens,
+            st.cached,
+            st.rate_limited,
+            st.seconds,
         )
+        if st.timeouts:
+            logger.warning(
+                "%d request(s) timed out and were sent again smaller: up to %d tokens may have been billed twice",
+                st.timeouts,
+                st.rebilled_tokens,
+            )
         if result.invalid.any():
             bad = np.flatnonzero(result.invalid).tolist()
             message = (
@@ -367,6 +508,225 @@ class EmbedderBase:
         if empty_inputs == "skip" and result.empty.any():
             return result.vectors[~result.empty]
         return result.vectors
+
+    # --- the run: what the sync and async embedders share ------------------------------------------------------
+
+    def provider_of(self, client: Any) -> str:
+        """``openai``, ``azure`` or ``compatible`` (the client's ``provider``)."""
+        provider = getattr(client, "provider", "openai")
+        return provider if provider in ("openai", "azure", "compatible") else "openai"
+
+    def server(self, client: Any) -> ServerState:
+        """What is known about this model on ``client`` (request sizes, quota), kept for the client's lifetime."""
+        catalog = default_catalog()
+        return server_state(
+            client,
+            self.model,
+            provider=self.provider_of(client),
+            max_inputs=catalog.max_inputs_per_request,
+            max_tokens=catalog.max_tokens_per_request,
+        )
+
+    def note_unknown_model(self, client: Any) -> None:
+        """One warning per client and model for a model the catalog does not know."""
+        if self.known_model:
+            return
+        state = self.server(client)
+        if state.warned_unknown_model:
+            return
+        state.warned_unknown_model = True
+        how = (
+            f"counted with {self.tokenizer.name}"
+            if self.tokenizer.exact
+            else f"estimated ({self.tokenizer.name}; pass tokenizer= the model's own tokenizer for exact counts)"
+        )
+        logger.warning(
+            "Embedding model %r is not in finetune_embed's catalog (a compatible server's model?): its vector size "
+            "is taken from the first response, tokens are %s, %d tokens per input are assumed (max_input_tokens=), "
+            "and no price is known. Pass base_model= if it is an OpenAI model under another name.",
+            self.base_model,
+            how,
+            self.max_input_tokens,
+        )
+
+    def new_context(self, job: EmbedJob, state: ServerState, client: Any) -> RunContext:
+        """The bookkeeping of one run against ``client``."""
+        base = _read_timeout(client)
+        policy = getattr(client, "retry", None)
+        longest = getattr(policy, "max_elapsed", None)
+        max_timeout = None if base is None else max(base, float(longest) if longest else 16.0 * base)
+        return RunContext(
+            sizer=state.sizer,
+            feedback=Feedback(job.set_status, self.clock),
+            unit_tokens=job.unit_tokens,
+            base_timeout=base,
+            max_timeout=max_timeout,
+            max_rebilled_tokens=self.max_rebilled_tokens,
+        )
+
+    def request_limits(self, ctx: RunContext, gate: Any, trial: bool = True) -> tuple[int, int]:
+        """``(inputs, tokens)`` for the next request: the adaptive size within the user's caps (larger than any
+        that came back only for the one ``trial`` request), no more than the token budget can ever admit, and,
+        when the window has room for a sizeable request now, no more than that room (so each minute's budget is
+        filled)."""
+        inputs, tokens = ctx.sizer.limits(self.request_max_inputs(), self.request_max_tokens(), trial=trial)
+        cap = gate.max_request_tokens()
+        if cap < tokens:
+            tokens = max(1, int(cap))
+        room = gate.available_tokens()
+        if room < tokens and room >= 0.25 * cap:
+            tokens = max(1, int(room))
+        return inputs, tokens
+
+    def attempt_failed(self, exc: BaseException, gate: Any, tokens: int, entries: Any, sent_at: float) -> None:
+        """Inside an attempt: turn what the server said into the outcome the run handles (raises it), or return
+        to let the retry policy see ``exc``."""
+        import openai
+
+        if isinstance(exc, openai.RateLimitError):
+            if getattr(exc, "code", None) == "insufficient_quota":
+                gate.stop()  # before the slot is freed: no other request may start (a billing stop)
+                return
+            response = getattr(exc, "response", None)
+            limits = rate_limits_of(response.headers) if response is not None else None
+            message = str(getattr(exc, "message", "") or exc)
+            too_large = request_too_large_limit(message)
+            if too_large is not False:
+                gate.refund(entries)
+                raise RequestTooLarge(too_large) from exc
+            if limits is None or not limits.known:
+                limits = limits_from_message(message, getattr(exc, "type", None)) or limits
+            gate.report_rate_limited(limits, retry_after_seconds(exc), tokens, entries, sent_at)
+            raise RateLimited(exc) from exc
+        if is_timeout(exc):
+            raise TimedOut(str(exc)) from exc
+        refused = classify_status_error(exc)
+        if refused is not None:
+            raise refused from exc
+
+    def settle_failure(
+        self,
+        ctx: RunContext,
+        feed: Feed,
+        job: EmbedJob,
+        gate: Any,
+        batch: npt.NDArray[np.int64],
+        tokens: int,
+        timeout: float | None,
+        exc: BaseException,
+    ) -> bool:
+        """After a request ended without vectors: requeue what to send again; ``False`` if ``exc`` is not one the
+        run handles (the caller raises it)."""
+        if isinstance(exc, RateLimited):
+            with ctx.lock:
+                ctx.consecutive_429 += 1
+                rounds = ctx.consecutive_429
+            if rounds > MAX_CONSECUTIVE_429:
+                raise map_openai_error(exc.error) from exc.error
+            feed.push_front([batch])
+            return True
+        if isinstance(exc, RequestTooLarge):
+            if exc.limit:
+                gate.learn(RateLimits(limit_tokens=exc.limit))
+            else:
+                ctx.sizer.on_size_error(SizeLimit(), int(batch.size), tokens)
+            if batch.size == 1 and (exc.limit is None or tokens > exc.limit):
+                raise self.too_large_for_tpm(job, int(batch[0]), exc.limit or tokens)
+            feed.push_front([batch])
+            with job.lock:
+                job.splits += 1
+            return True
+        if isinstance(exc, TimedOut):
+            gate.report_timeout()
+            feed.push_front(ctx.on_timeout(batch, tokens, timeout), mergeable=False)
+            return True
+        if isinstance(exc, SizeRefused):
+            with ctx.lock:
+                ctx.size_errors += 1
+            limit = exc.limit
+            ctx.sizer.on_size_error(limit, int(batch.size), tokens)
+            if limit.is_input_limit or batch.size == 1:
+                self._one_too_long(ctx, feed, job, batch, exc)
+                return True
+            ctx.feedback.note(
+                f"the server refused {batch.size} inputs in one request ({exc.message.strip()[:160]}); sending at "
+                f"most {ctx.sizer.hard_inputs} per request from now on"
+            )
+            feed.push_front([batch])
+            with job.lock:
+                job.splits += 1
+            return True
+        if isinstance(exc, BadRequestError) and too_many_tokens(exc):
+            if batch.size == 1:
+                limit = _context_limit(exc.message)
+                self._one_too_long(ctx, feed, job, batch, SizeRefused(limit, exc.message, 400))
+                return True
+            logger.warning("The server refused %d inputs (%d tokens) as too many tokens; splitting", batch.size, tokens)
+            feed.push_front(split_batch(job, batch), mergeable=False)
+            with job.lock:
+                job.splits += 1
+            return True
+        return False
+
+    def _one_too_long(
+        self, ctx: RunContext, feed: Feed, job: EmbedJob, batch: npt.NDArray[np.int64], exc: SizeRefused
+    ) -> None:
+        """An input the server finds too long: find it (halve the request) and set it aside."""
+        if batch.size > 1:
+            feed.push_front(split_batch(job, batch), mergeable=False)
+            with job.lock:
+                job.splits += 1
+            return
+        unit = int(batch[0])
+        if exc.limit.given:
+            ctx.sizer.note_ratio(exc.limit.given, int(job.unit_tokens[unit]))
+        with ctx.lock:
+            ctx.too_long[unit] = exc
+
+    def settle_success(
+        self, ctx: RunContext, job: EmbedJob, batch: npt.NDArray[np.int64], tokens: int, latency: float
+    ) -> None:
+        """After a request brought its vectors back."""
+        with ctx.lock:
+            ctx.consecutive_429 = 0
+            ctx.sent_tokens += tokens
+        ctx.sizer.on_success(int(batch.size), tokens, latency, ctx.base_timeout)
+
+    def close_run(self, job: EmbedJob, ctx: RunContext, state: RateState) -> None:
+        """Copy the run's statistics into the job."""
+        with job.lock:
+            job.rate_limited = state.rate_limited
+            job.timeouts = ctx.timeouts
+            job.rebilled_tokens = ctx.rebilled_tokens
+            job.size_errors = ctx.size_errors
+
+    def too_long_plan(
+        self, items: list[str], job: EmbedJob, ctx: RunContext
+    ) -> tuple[list[int], int]:
+        """For inputs a server refused as too long: raise under ``long_inputs="error"``, else the inputs to embed
+        again and the per-input limit (in our count) to cut them to."""
+        units = sorted(ctx.too_long)
+        first = ctx.too_long[units[0]]
+        if self.long_inputs == "error":
+            raise self.too_long_for_server(job, units, first.message, ctx.sizer.input_limit)
+        limit = ctx.sizer.input_limit_ours()
+        smallest = int(min(job.unit_tokens[u] for u in units))
+        if limit is None or limit >= smallest:
+            limit = max(1, smallest // 2)
+        affected = set(units)
+        inputs = [
+            i
+            for i in range(job.plan.n)
+            if int(job.plan.input_unit[i]) in affected or any(r.unit in affected for r in job.plan.multi.get(i, ()))
+        ]
+        logger.info(
+            "The server refused %d input(s) as too long for it; cutting them to %d tokens (%s) and embedding them "
+            "again",
+            len(inputs),
+            limit,
+            self.long_inputs,
+        )
+        return inputs, min(limit, self.max_input_tokens)
 
     # --- estimate ---------------------------------------------------------------------------------------------
 

@@ -3,36 +3,33 @@ running event loop."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
-from .._client import Client, RateLimits
-from .._exceptions import BadRequestError, EmbeddingResponseError
+from .._client import Client
 from .._logging import get_logger
-from ..batching import pack_by_tokens
-from ..retry import retry_after_seconds
 from ._base import (
     CacheArg,
     ClientTypeError,
     EmbedderBase,
     EncodingFormat,
     InvalidPolicy,
-    RequestTooLarge,
-    limits_from_message,
-    request_too_large_limit,
-    too_many_tokens,
+    merge_results,
+    rate_limits_of,
 )
 from ._decode import StreamDecoder
 from ._job import EmbedJob
 from ._plan import EmptyPolicy, LongPolicy
 from ._ratelimit import Aborted, Gate, RateState
+from ._run import Feed, RunContext
+from ._tokens import TokenizerArg
 from ._types import EmbeddingEstimate, EmbeddingResult
 
 if TYPE_CHECKING:
@@ -42,78 +39,7 @@ __all__ = ["Embedder"]
 
 logger = get_logger("embeddings")
 
-_MAX_RESENDS = 2  # times one text may be asked again after a response left it out
-
-
-@dataclass
-class RunState:
-    """The queue and shared flags of one call's workers. A producer appends requests while the workers send
-    them; a worker that finds the queue empty waits while the producer is still at work."""
-
-    queue: deque[npt.NDArray[np.int64]]
-    max_tokens: float
-    producing: bool = False
-    errors: list[BaseException] = field(default_factory=list)
-    resends: dict[int, int] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    changed: threading.Condition = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.changed = threading.Condition(self.lock)
-
-    def pop(self) -> npt.NDArray[np.int64] | None:
-        with self.lock:
-            return self.queue.popleft() if self.queue else None
-
-    def wait_pop(self, stopped: Callable[[], bool]) -> npt.NDArray[np.int64] | None:
-        """The next request; waits while the queue is empty but more may come. ``None``: no more work."""
-        with self.changed:
-            while not self.queue and self.producing and not stopped():
-                self.changed.wait(0.25)
-            return self.queue.popleft() if self.queue else None
-
-    def push(self, batch: npt.NDArray[np.int64]) -> None:
-        with self.changed:
-            self.queue.append(batch)
-            self.changed.notify()
-
-    def push_front(self, batches: list[npt.NDArray[np.int64]]) -> None:
-        with self.changed:
-            for b in reversed(batches):
-                self.queue.appendleft(b)
-            self.changed.notify_all()
-
-    def done_producing(self) -> None:
-        with self.changed:
-            self.producing = False
-            self.changed.notify_all()
-
-
-def split_batch(
-    job: EmbedJob, batch: npt.NDArray[np.int64], max_tokens: float | None = None
-) -> list[npt.NDArray[np.int64]]:
-    """Cut ``batch`` into requests of at most ``max_tokens`` tokens, or (``None``) into two halves of about
-    equal tokens."""
-    counts = job.unit_tokens[batch]
-    if max_tokens is not None and int(counts.sum()) > max_tokens:
-        ranges = pack_by_tokens(counts.tolist(), max_inputs=int(batch.size), max_tokens=max(1, int(max_tokens)))
-        return [batch[r.start : r.stop] for r in ranges]
-    cut = int(np.searchsorted(np.cumsum(counts), counts.sum() / 2.0))
-    cut = min(max(cut, 1), int(batch.size) - 1)
-    return [batch[:cut], batch[cut:]]
-
-
-def note_resends(job: EmbedJob, run: RunState, missing: npt.NDArray[np.int64]) -> None:
-    """Count how often each left-out text was asked again; give up past :data:`_MAX_RESENDS`."""
-    with run.lock:
-        for u in missing.tolist():
-            run.resends[u] = run.resends.get(u, 0) + 1
-            if run.resends[u] > _MAX_RESENDS:
-                raise EmbeddingResponseError(
-                    f"the server left input {job.first_input_of(u)} out of its response {run.resends[u]} times; "
-                    "giving up (the other vectors are cached)"
-                )
-    logger.warning("A response left out %d of its vectors; asking for them again", missing.size)
+_MAX_REPLANS = 3  # times inputs a server found too long are cut again, smaller
 
 
 class Embedder(EmbedderBase):
@@ -128,7 +54,11 @@ class Embedder(EmbedderBase):
       :class:`~finetune_embed.UnsupportedModelError`).
     * ``base_model`` - the catalog model behind ``model`` (limits, prices, tokenizer) when ``model`` is an
       Azure deployment or a compatible server's name.
-    * ``max_batch_inputs`` (≤ 2048), ``max_batch_tokens`` (≤ 300,000) - per-request limits.
+    * ``max_batch_inputs`` (≤ 2048), ``max_batch_tokens`` (≤ 300,000) - per-request caps. Below them the size
+      adapts: it starts from what the provider takes (OpenAI / Azure: these caps; a compatible server: 32
+      inputs), grows while answers are fast, shrinks when they approach the client's timeout, on a timeout and
+      on a size error (413 / 422, "batch size 64 > maximum allowed batch size 32"), which it remembers for the
+      client's lifetime.
     * ``max_concurrency`` - requests in flight at most (the embedder adapts below it).
     * ``rpm``, ``tpm`` - your own requests / tokens per minute budget, on top of the server's headers.
     * ``cache`` - ``True`` (default: :func:`default_cache_path`), a path, an :class:`EmbeddingCache`, or
@@ -143,6 +73,14 @@ class Embedder(EmbedderBase):
       without base64 support; both are decoded straight into float32.
     * ``progress`` - ``None``: a bar when stderr is a terminal or in a notebook; ``True`` / ``False`` force it.
     * ``clock``, ``sleep`` - the time source and sleep used for rate pacing (tests pass a fake clock's).
+    * ``tokenizer`` - how to count tokens for a model the catalog does not know: a tiktoken encoding name, a
+      :class:`~finetune_embed.Tokenizer`, a callable (``text -> count`` or ``text -> ids``, e.g. the model's own
+      Hugging Face tokenizer) or ``"chars"``; default: the catalog's encoding, else an estimate of one token per
+      3 bytes of UTF-8.
+    * ``max_input_tokens`` - tokens per input the server accepts (default: the catalog's, 8191 for unknown
+      models).
+    * ``max_rebilled_tokens`` - after timeouts, how many tokens may be billed twice before the call stops with
+      :class:`~finetune_embed.EmbeddingTimeoutError` (default: 10 % of the call's tokens, at least 100,000).
 
     >>> from finetune_embed.testing import FakeOpenAI
     >>> emb = Embedder(FakeOpenAI().client(), cache=False)
@@ -170,6 +108,9 @@ class Embedder(EmbedderBase):
         progress: bool | None = None,
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], Any] | None = None,
+        tokenizer: TokenizerArg = None,
+        max_input_tokens: int | None = None,
+        max_rebilled_tokens: int | None = None,
     ) -> None:
         super().__init__(
             model=model,
@@ -188,8 +129,12 @@ class Embedder(EmbedderBase):
             progress=progress,
             clock=clock,
             sleep=sleep,
+            tokenizer=tokenizer,
+            max_input_tokens=max_input_tokens,
+            max_rebilled_tokens=max_rebilled_tokens,
         )
         self.client = _sync_client(client)
+        self.note_unknown_model(self.client)
 
     # --- public API -------------------------------------------------------------------------------------------
 
@@ -205,10 +150,22 @@ class Embedder(EmbedderBase):
 
     def embed_with_info(self, texts: Iterable[str]) -> EmbeddingResult:
         """Embed ``texts`` and return everything: vectors, empty / invalid masks, pieces and statistics."""
-        items = self._as_list(texts)
-        job = self.new_job(self.plan(items, count_all=False))
-        self._run(job)
-        return self.finish(job)
+        return self.check(self._embed(self._as_list(texts), None, 0))
+
+    def _embed(self, items: list[str], max_input_tokens: int | None, depth: int) -> EmbeddingResult:
+        job = self.new_job(self.plan(items, count_all=False, max_input_tokens=max_input_tokens))
+        ctx = self._run(job)
+        if ctx is None or not ctx.too_long:
+            return self.assemble(job)
+        inputs, limit = self.too_long_plan(items, job, ctx)
+        if depth >= _MAX_REPLANS:
+            raise self.too_long_for_server(job, sorted(ctx.too_long), next(iter(ctx.too_long.values())).message,
+                                           ctx.sizer.input_limit)
+        sub = self._embed([items[i] for i in inputs], limit, depth + 1)
+        job.mark_failed(list(ctx.too_long))
+        if sub.dimensions:
+            job.ensure_dim(sub.dimensions)
+        return merge_results(self.assemble(job), sub, inputs)
 
     def estimate(self, texts: Iterable[str], *, rpm: int | None = None, tpm: int | None = None) -> EmbeddingEstimate:
         """A dry run: tokens, requests, cost (standard and Batch API) and the shortest time the ``rpm`` /
@@ -236,166 +193,163 @@ class Embedder(EmbedderBase):
 
     # --- the run ----------------------------------------------------------------------------------------------
 
-    def _run(self, job: EmbedJob) -> None:
+    def _run(self, job: EmbedJob) -> RunContext | None:
         if job.missing().size == 0:
-            return
-        state = RateState(max_concurrency=self.max_concurrency, rpm=self.rpm, tpm=self.tpm, now=self.clock())
-        gate = Gate(state, clock=self.clock, sleep=self.sleep or time.sleep)
-        run = RunState(queue=deque(), max_tokens=float(self.request_max_tokens()), producing=True)
+            return None
+        server = self.server(self.client)
+        ctx = self.new_context(job, server, self.client)
+        state = RateState(
+            max_concurrency=self.max_concurrency, rpm=self.rpm, tpm=self.tpm, now=self.clock(), quota=server.quota
+        )
+        gate = Gate(state, clock=self.clock, sleep=self.sleep or time.sleep, on_wait=ctx.feedback.wait)
+        feed = Feed(job.unit_tokens)
         job.start_progress()
         workers = [
-            threading.Thread(target=self._worker, args=(job, gate, run), name=f"finetune-embed-{i}", daemon=True)
+            threading.Thread(target=self._worker, args=(job, ctx, gate, feed), name=f"finetune-embed-{i}", daemon=True)
             for i in range(self.max_concurrency)
         ]
         try:
             for t in workers:
                 t.start()
-            # this thread counts tokens and packs requests while the workers send the first ones
-            batches = job.iter_batches(
-                self.count_tokens, max_inputs=self.request_max_inputs(), max_tokens=self.request_max_tokens()
-            )
+            # this thread counts tokens while the workers send the first requests
             try:
-                for batch in batches:
+                for units in job.counted_chunks(self.count_tokens):
                     if gate.stopped:
                         break
-                    run.push(batch)
+                    feed.add(units)
             finally:
-                run.done_producing()
+                feed.done_producing()
             for t in workers:
                 while t.is_alive():
                     t.join(0.25)
         except BaseException:  # KeyboardInterrupt: stop sending, let requests in flight land in the cache
             gate.stop()
-            run.done_producing()
+            feed.done_producing()
             for t in workers:
                 t.join()
             raise
         finally:
             job.close_progress()
-            with job.lock:
-                job.rate_limited = state.rate_limited
-        if run.errors:
-            raise run.errors[0]
+            self.close_run(job, ctx, state)
+        if ctx.errors:
+            raise ctx.errors[0]
+        return ctx
 
-    def _worker(self, job: EmbedJob, gate: Gate, run: RunState) -> None:
+    def _worker(self, job: EmbedJob, ctx: RunContext, gate: Gate, feed: Feed) -> None:
         while not gate.stopped:
-            batch = run.wait_pop(lambda: gate.stopped)
-            if batch is None:
-                return
             try:
-                self._send(job, gate, run, batch)
+                gate.acquire_slot()
+            except Aborted:
+                return
+            trial = ctx.sizer.claim_trial()
+            try:
+                batch = feed.wait_take(partial(self.request_limits, ctx, gate, trial), lambda: gate.stopped)
+                if batch is None:
+                    return
+                try:
+                    self._send(job, ctx, gate, feed, batch)
+                finally:
+                    feed.settle()
             except Aborted:
                 return
             except BaseException as exc:
-                with run.lock:
-                    run.errors.append(exc)
+                with ctx.lock:
+                    ctx.errors.append(exc)
                 gate.stop()
+                feed.wake()
                 return
+            finally:
+                if trial:
+                    ctx.sizer.end_trial()
+                gate.release_slot()
 
-    def _send(self, job: EmbedJob, gate: Gate, run: RunState, batch: npt.NDArray[np.int64]) -> None:
+    def _send(self, job: EmbedJob, ctx: RunContext, gate: Gate, feed: Feed, batch: npt.NDArray[np.int64]) -> None:
         tokens = job.batch_tokens(batch)
-        cap = min(run.max_tokens, gate.max_request_tokens())
+        cap = gate.max_request_tokens()
         if tokens > cap:
             if batch.size == 1:
                 raise self.too_large_for_tpm(job, int(batch[0]), cap)
-            run.push_front(split_batch(job, batch, cap))
+            from ._base import split_batch
+
+            feed.push_front(split_batch(job, batch, cap))
             with job.lock:
                 job.splits += 1
             return
+        timeout = ctx.timeout_for(batch)
         kwargs = self.create_kwargs(job.texts(batch))
+        if timeout is not None and timeout != ctx.base_timeout:
+            kwargs["timeout"] = timeout
+        sent: list[float] = []
 
         def op(sdk: openai.OpenAI) -> StreamDecoder:
-            import openai as _openai
-
-            gate.acquire(tokens)
-            decoder = job.decoder(batch)
+            entries = gate.acquire_budget(tokens)
             try:
-                with sdk.embeddings.with_streaming_response.create(**kwargs) as response:
-                    limits = RateLimits.from_headers(response.headers)
-                    for chunk in response.iter_bytes():
-                        decoder.feed(chunk)
-            except _openai.RateLimitError as exc:
-                _on_rate_limit(gate, exc, tokens)
-                raise
-            except BaseException as exc:
-                gate.failure()
-                if is_transport_error(exc):
-                    raise as_openai_error(exc) from exc
-                raise
-            gate.success(limits)
-            return decoder
+                sent_at = self.clock()
+                sent.append(sent_at)
+                decoder = job.decoder(batch)
+                try:
+                    with sdk.embeddings.with_streaming_response.create(**kwargs) as response:
+                        limits = rate_limits_of(response.headers)
+                        for chunk in response.iter_bytes():
+                            decoder.feed(chunk)
+                except Exception as exc:
+                    self.attempt_failed(exc, gate, tokens, entries, sent_at)
+                    if is_transport_error(exc):  # the body broke off: the server may have billed it
+                        with ctx.lock:
+                            ctx.rebilled_tokens += tokens
+                    raise
+                gate.report_success(limits, sent_at, entries)
+                return decoder
+            finally:
+                gate.done_sending()
 
         try:
-            decoder = self.client.request(op, description=f"embeddings ({batch.size} inputs, {tokens} tokens)")
-        except BadRequestError as exc:
-            if not too_many_tokens(exc):
-                raise
-            if batch.size == 1:
-                raise self.single_too_long(job, int(batch[0]), exc) from exc
-            logger.warning("The server refused %d inputs (%d tokens) as too many tokens; splitting", batch.size, tokens)
-            run.push_front(split_batch(job, batch))
-            with job.lock:
-                job.splits += 1
-            return
-        except RequestTooLarge as exc:
-            with run.lock:
-                run.max_tokens = min(run.max_tokens, float(exc.limit if exc.limit else max(1, tokens // 2)))
-            run.push_front([batch])
-            return
+            decoder = self._request(op, ctx, f"embeddings ({batch.size} inputs, {tokens} tokens)")
+        except Exception as exc:
+            if self.settle_failure(ctx, feed, job, gate, batch, tokens, timeout, exc):
+                return
+            raise
+        latency = self.clock() - sent[-1]
         missing = job.commit(batch, decoder.finish(allow_missing=True))
         with job.lock:
             job.requests += 1
             job.tokens_sent += tokens
+        self.settle_success(ctx, job, batch, tokens, latency)
         if missing.size:
-            note_resends(job, run, missing)
-            run.push_front([missing])
+            ctx.note_resends(missing, job.first_input_of)
+            feed.push_front([missing])
 
+    def _request(
+        self, op: Callable[[openai.OpenAI], StreamDecoder], ctx: RunContext, description: str
+    ) -> StreamDecoder:
+        """``client.request(op)``, with every wait of the client's retry policy shown as feedback."""
+        client = self.client
+        policy = client.retry
+        base_sleep = policy.sleep or time.sleep
+        last: list[BaseException] = []
+        sdk = client.openai
 
-def _on_rate_limit(gate: Any, exc: Any, tokens: int) -> None:
-    """Feed a 429 to the gate; a "request too large" 429 becomes :class:`RequestTooLarge` (never retried)."""
-    if getattr(exc, "code", None) == "insufficient_quota":
-        gate.stop()  # before the slot is freed: no other request may start (a billing stop, never retried)
-        gate.failure()
-        return
-    response = getattr(exc, "response", None)
-    limits = RateLimits.from_headers(response.headers) if response is not None else None
-    message = str(getattr(exc, "message", "") or exc)
-    too_large = request_too_large_limit(message)
-    if too_large is not False:
-        gate.failure()
-        gate.learn(limits)
-        raise RequestTooLarge(too_large) from exc
-    if limits is None or not limits.known:
-        limits = limits_from_message(message, getattr(exc, "type", None)) or limits
-    gate.rate_limited(limits, retry_after_seconds(exc), tokens)
+        def sleep(seconds: float) -> Any:
+            ctx.feedback.retrying(seconds, last[-1] if last else None, "the request")
+            return base_sleep(seconds)
+
+        def attempt() -> StreamDecoder:
+            try:
+                return op(sdk)
+            except Exception as exc:
+                error = client._error(exc)
+                last.append(error)
+                if error is exc:
+                    raise
+                raise error from exc
+
+        result: StreamDecoder = dataclasses.replace(policy, sleep=sleep).call(attempt, description=description)
+        return result
 
 
 def is_transport_error(exc: BaseException) -> bool:
     """An httpx (or httpx2) network error raised while a streamed body was being read."""
-    import httpx
-
-    if isinstance(exc, httpx.TransportError):
-        return True
-    try:
-        import httpx2
-    except ImportError:  # pragma: no cover - the openai SDK 3 depends on it
-        return False
-    return isinstance(exc, httpx2.TransportError)
-
-
-def as_openai_error(exc: BaseException) -> Exception:
-    """The openai SDK's error for a network failure mid-body, so the client retries and maps it as usual."""
-    import httpx
-    import openai
-
-    try:
-        request = exc.request  # type: ignore[attr-defined]
-    except (AttributeError, RuntimeError):
-        request = httpx.Request("POST", "https://api.openai.com/v1/embeddings")
-    if "Timeout" in type(exc).__name__:
-        return openai.APITimeoutError(request=request)
-    message = f"The connection failed while reading the response: {exc}"
-    return openai.APIConnectionError(message=message, request=request)
+    return type(exc).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore")
 
 
 def _sync_client(client: Any) -> Client:

@@ -77,6 +77,11 @@ class EmbedJob:
         self.tokens_sent = 0
         self.splits = 0
         self.rate_limited = 0
+        self.timeouts = 0
+        self.rebilled_tokens = 0
+        self.size_errors = 0
+        self._status = ""
+        self._tokens_done = 0
         self._bar: Any = None
         self._progress = progress
         self._desc = desc
@@ -191,6 +196,30 @@ class EmbedJob:
         todo = int((~self.unit_done).sum())
         self._bar = progress_bar(total=todo, desc=self._desc, unit="text", progress=self._progress)
         self._tokens_done = 0
+        self._status = ""
+
+    def set_status(self, text: str) -> None:
+        """What the call is waiting for, after the tokens in the progress bar's postfix ("" clears it)."""
+        with self._lock:
+            self._status = text
+            if self._bar is not None:
+                self._bar.set_postfix_str(self._postfix(), refresh=True)
+
+    def _postfix(self) -> str:
+        return f"{self._tokens_done:,} tokens" + (f"; {self._status}" if self._status else "")
+
+    def counted_chunks(
+        self, count: Callable[[list[str]], list[int]], chunk: int = 2048
+    ) -> Iterator[npt.NDArray[np.int64]]:
+        """The missing units in order, ``chunk`` at a time, each chunk's token counts filled in first."""
+        missing = self.missing()
+        texts = self.plan.unit_texts
+        for start in range(0, missing.size, chunk):
+            part = missing[start : start + chunk]
+            unknown = part[self.unit_tokens[part] < 0]
+            if unknown.size:
+                self.unit_tokens[unknown] = count([texts[u] for u in unknown.tolist()])
+            yield part
 
     def close_progress(self) -> None:
         """Close the progress bar (safe to call twice)."""
@@ -245,10 +274,12 @@ class EmbedJob:
             self.cache.put_items(self.model, self.dimensions, items(), self.dim)
         tokens = self.batch_tokens(received)
         with self._lock:
+            self._tokens_done += tokens
+            if received.size:
+                self._status = ""  # vectors arrived: whatever was awaited is over
             if self._bar is not None:
-                self._tokens_done += tokens
                 self._bar.update(int(received.size))
-                self._bar.set_postfix_str(f"{self._tokens_done:,} tokens", refresh=False)
+                self._bar.set_postfix_str(self._postfix(), refresh=False)
         return units[list(missing_pos)] if len(missing_pos) else units[:0]
 
     # --- the result -------------------------------------------------------------------------------------------
@@ -299,6 +330,9 @@ class EmbedJob:
                 rate_limited=self.rate_limited,
                 splits=self.splits,
                 seconds=time.monotonic() - self.started,
+                timeouts=self.timeouts,
+                rebilled_tokens=self.rebilled_tokens,
+                size_errors=self.size_errors,
             )
         return EmbeddingResult(
             vectors=out,
@@ -333,6 +367,16 @@ class EmbedJob:
             end=np.asarray(ends, dtype=np.int64),
             tokens=np.asarray(tokens, dtype=np.int64),
         )
+
+    def mark_failed(self, units: list[int]) -> None:
+        """Give up on ``units`` (they are embedded another way): done, without a usable vector."""
+        idx = np.asarray(units, dtype=np.int64)
+        self.unit_done[idx] = True
+        self.unit_ok[idx] = False
+
+    def ensure_dim(self, dim: int) -> None:
+        """Allocate the buffers for vectors of size ``dim`` if no vector has arrived yet."""
+        self._ensure(dim)
 
     def first_input_of(self, unit: int) -> int:
         """An input index that uses ``unit`` (for error messages)."""

@@ -17,6 +17,7 @@ import numpy.typing as npt
 
 from .._exceptions import ConfigError, EmptyInputError, InputTooLongError, InvalidInputError
 from ..tokenizer import Tokenizer
+from ._tokens import CharEstimate, TiktokenCounter, TokenCounter
 
 __all__ = ["EmptyPolicy", "LongPolicy", "PieceRef", "Plan", "plan_inputs", "split_by_tokens"]
 
@@ -173,7 +174,7 @@ def split_by_tokens(text: str, tokenizer: Tokenizer, limit: int) -> list[tuple[i
 def plan_inputs(
     texts: Sequence[str],
     *,
-    tokenizer: Tokenizer,
+    tokenizer: Tokenizer | TokenCounter,
     max_input_tokens: int,
     long_inputs: LongPolicy = "error",
     empty_inputs: EmptyPolicy = "error",
@@ -195,6 +196,9 @@ def plan_inputs(
         raise ConfigError(f"long_inputs must be one of {', '.join(LONG_POLICIES)}; got {long_inputs!r}")
     if empty_inputs not in EMPTY_POLICIES:
         raise ConfigError(f"empty_inputs must be one of {', '.join(EMPTY_POLICIES)}; got {empty_inputs!r}")
+    counter: TokenCounter = tokenizer if isinstance(tokenizer, TokenCounter) else TiktokenCounter(tokenizer)
+    if not isinstance(counter, TiktokenCounter | CharEstimate):
+        count_all = True  # another tokenizer may count more tokens than bytes (special tokens): count everything
     n = len(texts)
     empty = np.zeros(n, dtype=bool)
     input_unit = np.full(n, -1, dtype=np.int64)
@@ -239,7 +243,7 @@ def plan_inputs(
         ]
     for start in range(0, len(to_count), _COUNT_CHUNK):
         part = to_count[start : start + _COUNT_CHUNK]
-        for d, c in zip(part, tokenizer.count_batch([distinct[d] for d in part]), strict=True):
+        for d, c in zip(part, counter.count_batch([distinct[d] for d in part]), strict=True):
             counts[d] = c
 
     plan = Plan(n=n, empty=empty, input_unit=input_unit)
@@ -286,7 +290,7 @@ def plan_inputs(
     distinct_pieces: dict[int, list[PieceRef]] = {}
     for d in long_distinct:
         text = distinct[d]
-        spans = split_by_tokens(text, tokenizer, max_input_tokens)
+        spans = counter.split(text, max_input_tokens)
         if long_inputs == "truncate":
             s, e, c = spans[0]
             distinct_unit[d] = unit_for(text[s:e], c)

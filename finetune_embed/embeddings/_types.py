@@ -52,7 +52,8 @@ class Pieces:
 
 @dataclass(frozen=True)
 class EmbeddingStats:
-    """What one call did: texts in, distinct texts, cache hits, API requests, tokens sent, 429s seen."""
+    """What one call did: texts in, distinct texts, cache hits, API requests, tokens sent, 429s seen, requests
+    split, requests that timed out and the tokens they may have billed twice, size errors (413 and the like)."""
 
     inputs: int = 0
     unique: int = 0
@@ -63,6 +64,9 @@ class EmbeddingStats:
     rate_limited: int = 0
     splits: int = 0
     seconds: float = 0.0
+    timeouts: int = 0
+    rebilled_tokens: int = 0
+    size_errors: int = 0
 
 
 @dataclass(frozen=True)

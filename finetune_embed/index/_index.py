@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -20,9 +21,19 @@ from .._exceptions import (
 )
 from ._filters import Where, compile_where
 from ._matches import BatchMatches, Matches
+from ._rwlock import ReadWriteLock
 from ._store import Kind, VectorStore, fits_float16
 from ._topk import MAX_POSITIONS, PoolTooLarge, RunningTopK, decode_keys, score_keys
-from ._vectors import _shown, as_matrix, as_queries, check_nonzero, clean_metadata, embed_query, metadata_per_id
+from ._vectors import (
+    _shown,
+    as_matrix,
+    as_queries,
+    check_nonzero,
+    clean_metadata,
+    embed_query,
+    metadata_per_id,
+    unit_scale,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -38,20 +49,51 @@ _SCORE_ELEMENTS = 1 << 21  # a block's score buffer: about 8 MB, so it stays in 
 _CAST_BYTES = 8 << 20  # float16 / int8 blocks are widened into a float32 buffer of about this size
 _U = 2.0**-24  # float32 unit round-off
 _EINSUM_QUERIES = 3  # up to this many queries, int8 / float16 rows are multiplied by einsum, not widened + BLAS
-_POOL: ThreadPoolExecutor | None = None
+_F16_TINY = 2.0**-25  # a float16 row whose largest value is below this is stored as all zeros
 
 
-def _parallel_rows(work: Callable[[int, int], object], n: int) -> None:
-    """Run ``work(a, b)`` on row ranges covering ``0..n``, one per CPU, in threads (numpy releases the GIL)."""
-    global _POOL
-    parts = min(os.cpu_count() or 1, max(1, n // 4096))
-    if parts == 1:
-        work(0, n)
-        return
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="finetune-embed-index")
-    edges = np.linspace(0, n, parts + 1).astype(int).tolist()
-    list(_POOL.map(work, edges[:-1], edges[1:]))
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask where the OS has one): the default ``threads``."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def _check_threads(threads: int | None) -> int:
+    if threads is None:
+        return available_cpus()
+    if isinstance(threads, bool) or not isinstance(threads, int | np.integer) or threads < 1:
+        raise ConfigError(f"threads must be a positive integer or None (every available CPU), got {threads!r}.")
+    return int(threads)
+
+
+class _Workers:
+    """The threads of one search call: ``threads - 1`` helpers (started on first use, joined when the call ends)
+    besides the calling thread. Nothing outlives the call."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+        self._pool: ThreadPoolExecutor | None = None
+
+    def rows(self, work: Callable[[int, int], object], n: int) -> None:
+        """Run ``work(a, b)`` on row ranges covering ``0..n``, split over the threads (numpy releases the GIL)."""
+        parts = min(self.threads, max(1, n // 4096))
+        if parts == 1:
+            work(0, n)
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self.threads - 1, thread_name_prefix="finetune-embed-search")
+        edges = np.linspace(0, n, parts + 1).astype(int).tolist()
+        helpers = [self._pool.submit(work, a, b) for a, b in itertools.pairwise(edges[1:])]
+        work(edges[0], edges[1])
+        for h in helpers:
+            h.result()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
 
 @runtime_checkable
@@ -115,9 +157,11 @@ def _reject_repeats(ids: list[str]) -> None:
 
 
 def _check_k(k: int) -> int:
+    """``k`` checked, and capped at the most items an index can hold (a search caps it again at the number of
+    candidates, so no buffer is ever sized by a huge ``k``)."""
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
         raise ConfigError(f"k must be a positive integer, got {k!r}.")
-    return int(k)
+    return min(int(k), MAX_POSITIONS - 1)
 
 
 @dataclass
@@ -144,6 +188,11 @@ class EmbeddingIndex:
 
     Items have a string id, a vector and optional JSON metadata. Search returns the exact top-k by cosine
     similarity (vectors are normalised when added) or dot product, best first, ties broken by insertion order.
+
+    Thread safety: any number of threads may read (search, get, ids, save, ...) while one thread writes (add,
+    upsert, delete); a readers-writer lock gives every call a consistent view, so a search sees the index
+    before or after a write, never half of one. A sequence of calls is not atomic: ``index.ids`` and a later
+    ``index.vectors`` may differ if another thread wrote in between. Writers wait for running searches.
 
     Args:
         dim: the vectors' dimension; ``None`` takes it from the first ``add``.
@@ -187,7 +236,7 @@ class EmbeddingIndex:
         self._pos: dict[str, int] = {}
         self._dead: list[int] = []  # deleted slots not yet compacted, unsorted
         self._dead_sorted: npt.NDArray[np.int64] | None = None
-        self._source: Path | None = None  # the directory a loaded index came from
+        self._lock = ReadWriteLock()
 
     # --- basic properties ---------------------------------------------------------------------------------
 
@@ -209,7 +258,8 @@ class EmbeddingIndex:
     @property
     def ids(self) -> list[str]:
         """The ids, in insertion order."""
-        return [i for i in self._ids if i is not None]
+        with self._lock.read():
+            return [i for i in self._ids if i is not None]
 
     @property
     def vectors(self) -> npt.NDArray[np.float32]:
@@ -217,24 +267,29 @@ class EmbeddingIndex:
 
         A read-only view when the index is one float32 block without deletions; otherwise a copy.
         """
-        if self._store is None:
-            return np.zeros((0, self._dim or 0), dtype=np.float32)
-        self._compact_if_needed(force=True)
-        out = self._store.as_float32()
-        if out.base is not None:  # a view of the stored rows: read-only, so the index cannot be corrupted
-            out = out.view(np.ndarray)
-            out.flags.writeable = False
-        return out
+        with self._lock.read():
+            store = self._store
+            if store is None:
+                return np.zeros((0, self._dim or 0), dtype=np.float32)
+            if self._dead:  # deleted slots not compacted yet: gather the live rows (reading never compacts)
+                return store.rows(np.array([s for s, i in enumerate(self._ids) if i is not None], dtype=np.int64))
+            out = store.as_float32()
+            if out.base is not None:  # a view of the stored rows: read-only, so the index cannot be corrupted
+                out = out.view(np.ndarray)
+                out.flags.writeable = False
+            return out
 
     @property
     def metadata(self) -> list[dict[str, Any]]:
         """The metadata of every item, in the order of :attr:`ids` (copies)."""
-        return [dict(m or {}) for m, i in zip(self._meta, self._ids, strict=True) if i is not None]
+        with self._lock.read():
+            return [dict(m or {}) for m, i in zip(self._meta, self._ids, strict=True) if i is not None]
 
     @property
     def nbytes(self) -> int:
         """Bytes of vector data the search keeps in memory (for ``"int8"``: the codes, not the float32 file)."""
-        return 0 if self._store is None else self._store.nbytes_resident()
+        with self._lock.read():
+            return 0 if self._store is None else self._store.nbytes_resident()
 
     def __len__(self) -> int:
         return len(self._pos)
@@ -259,7 +314,9 @@ class EmbeddingIndex:
     ) -> tuple[_Rows, list[dict[str, Any]]]:
         rows = as_matrix(vectors, self._dim, ids)  # may share memory with the caller's array: never modified
         norms = check_nonzero(rows, ids)
-        scale = (1.0 / norms).astype(np.float32) if self._metric == "cosine" else None
+        scale = None
+        if self._metric == "cosine":
+            rows, scale = unit_scale(rows, norms)  # a copy where a row needs rescaling in float64 first
         if self._kind == "float16" and scale is None:
             bad = fits_float16(rows)
             if bad.size:
@@ -267,6 +324,14 @@ class EmbeddingIndex:
                 raise InvalidVectorError(
                     f"{len(names)} vectors have values beyond float16's range (65504): {_shown(names)}; "
                     "use dtype=np.float32.",
+                    ids=names,
+                )
+            vanish = np.flatnonzero(np.abs(rows).max(axis=1) < _F16_TINY)
+            if vanish.size:
+                names = [ids[int(i)] for i in vanish]
+                raise InvalidVectorError(
+                    f"{len(names)} vectors are so small that float16 would store them as zeros: {_shown(names)}; "
+                    "scale them up, use metric='cosine', or use dtype=np.float32.",
                     ids=names,
                 )
         given = metadata_per_id(metadata, ids)
@@ -300,14 +365,16 @@ class EmbeddingIndex:
         """
         id_list = _as_ids(ids)
         _reject_repeats(id_list)
-        existing = [i for i in id_list if i in self._pos]
-        if existing:
-            raise DuplicateIdError(
-                f"{len(existing)} ids are already in the index: {_shown(existing)}; use upsert() to replace them.",
-                ids=existing,
-            )
-        rows, metas = self._prepare(id_list, vectors, metadata)
-        self._append(id_list, rows, metas)
+        with self._lock.write():
+            existing = [i for i in id_list if i in self._pos]
+            if existing:
+                raise DuplicateIdError(
+                    f"{len(existing)} ids are already in the index: {_shown(existing)}; use upsert() to replace "
+                    "them.",
+                    ids=existing,
+                )
+            rows, metas = self._prepare(id_list, vectors, metadata)
+            self._append(id_list, rows, metas)
 
     def _append(self, ids: list[str], rows: _Rows, metas: list[dict[str, Any]]) -> None:
         if not ids:
@@ -330,35 +397,37 @@ class EmbeddingIndex:
         """Add new items and replace existing ones (vector and metadata); an id repeated in ``ids`` takes its
         last occurrence. Replaced items keep their insertion position."""
         id_list = _as_ids(ids)
-        rows, metas = self._prepare(id_list, vectors, metadata)
-        last = {i: j for j, i in enumerate(id_list)}
-        order = sorted(last.values())
-        old = [j for j in order if id_list[j] in self._pos]
-        new = [j for j in order if id_list[j] not in self._pos]
-        if old:
-            store = self._ensure_store(rows.data.shape[1])
-            slots = np.array([self._pos[id_list[j]] for j in old], dtype=np.int64)
-            store.overwrite(slots, rows.data[old], None if rows.scale is None else rows.scale[old])
-            for j, s in zip(old, slots.tolist(), strict=True):
-                self._meta[s] = metas[j]
-        if new:
-            picked = rows if len(new) == len(id_list) else rows.take(new)
-            self._append([id_list[j] for j in new], picked, [metas[j] for j in new])
+        with self._lock.write():
+            rows, metas = self._prepare(id_list, vectors, metadata)
+            last = {i: j for j, i in enumerate(id_list)}
+            order = sorted(last.values())
+            old = [j for j in order if id_list[j] in self._pos]
+            new = [j for j in order if id_list[j] not in self._pos]
+            if old:
+                store = self._ensure_store(rows.data.shape[1])
+                slots = np.array([self._pos[id_list[j]] for j in old], dtype=np.int64)
+                store.overwrite(slots, rows.data[old], None if rows.scale is None else rows.scale[old])
+                for j, s in zip(old, slots.tolist(), strict=True):
+                    self._meta[s] = metas[j]
+            if new:
+                picked = rows if len(new) == len(id_list) else rows.take(new)
+                self._append([id_list[j] for j in new], picked, [metas[j] for j in new])
 
     def delete(self, ids: str | Iterable[str]) -> int:
         """Remove items; ids not in the index are ignored. Returns how many were removed."""
         removed = 0
-        for i in _as_ids(ids):
-            slot = self._pos.pop(i, None)
-            if slot is None:
-                continue
-            self._ids[slot] = None
-            self._meta[slot] = None
-            self._dead.append(slot)
-            removed += 1
-        if removed:
-            self._dead_sorted = None
-            self._compact_if_needed()
+        with self._lock.write():
+            for i in _as_ids(ids):
+                slot = self._pos.pop(i, None)
+                if slot is None:
+                    continue
+                self._ids[slot] = None
+                self._meta[slot] = None
+                self._dead.append(slot)
+                removed += 1
+            if removed:
+                self._dead_sorted = None
+                self._compact_if_needed()
         return removed
 
     def _compact_if_needed(self, *, force: bool = False) -> None:
@@ -381,11 +450,12 @@ class EmbeddingIndex:
         Raises:
             UnknownIdError: ``item_id`` is not in the index.
         """
-        slot = self._slot(item_id)
-        assert self._store is not None
-        vector = self._store.rows(np.array([slot], dtype=np.int64))[0]
-        meta = self._meta[slot]
-        return Item(vector, dict(meta or {}))
+        with self._lock.read():
+            slot = self._slot(item_id)
+            assert self._store is not None
+            vector = self._store.rows(np.array([slot], dtype=np.int64))[0]
+            meta = self._meta[slot]
+            return Item(vector, dict(meta or {}))
 
     def _slot(self, item_id: str) -> int:
         slot = self._pos.get(item_id)
@@ -402,25 +472,33 @@ class EmbeddingIndex:
         *,
         where: Where | None = None,
         exclude: Collection[str] | None = None,
+        threads: int | None = None,
     ) -> Matches | BatchMatches:
         """The exact ``k`` nearest items of each query.
 
         Args:
             queries: one vector (gives :class:`Matches`) or an ``(n, dim)`` matrix (gives
                 :class:`BatchMatches`, one :class:`Matches` per row).
-            k: how many hits per query (fewer when fewer items pass the filters).
+            k: how many hits per query (fewer when fewer items pass the filters; never more than the index
+                holds, however large ``k`` is).
             where: a metadata filter: ``{"field": value}``, ``{"field": {"$gte": 3}}``, ``$in``, ... (see
                 :func:`~finetune_embed.index.parse_where`) or a callable ``metadata -> bool``.
             exclude: ids never returned (ids not in the index are ignored).
+            threads: how many threads this call may use for its own work (``None``: every CPU the process may
+                run on). Threads are started for the call and joined before it returns; results are the same
+                for any value. numpy's BLAS (the matrix products) keeps its own thread setting: limit it with
+                ``threadpoolctl`` if you need to.
 
         Returns:
             Hits best first: cosine similarity (or dot product), higher is better; equal scores keep
             insertion order.
         """
         k = _check_k(k)
-        rows, single = as_queries(queries, self._dim, normalize=self._metric == "cosine")
-        results = self._search_rows(rows, k, where, exclude, None)
-        batch = BatchMatches([self._matches(s, p) for s, p in results])
+        n_threads = _check_threads(threads)
+        with self._lock.read():
+            rows, single = as_queries(queries, self._dim, normalize=self._metric == "cosine")
+            results = self._search_rows(rows, k, where, exclude, None, n_threads)
+            batch = BatchMatches([self._matches(s, p) for s, p in results])
         return batch[0] if single else batch
 
     def search_by_id(
@@ -431,15 +509,18 @@ class EmbeddingIndex:
         where: Where | None = None,
         exclude: Collection[str] | None = None,
         exclude_self: bool = True,
+        threads: int | None = None,
     ) -> Matches:
         """The ``k`` nearest items of the stored item ``item_id`` (itself left out unless ``exclude_self`` is
-        false). Raises :class:`UnknownIdError` for an unknown id."""
+        false). Raises :class:`UnknownIdError` for an unknown id. ``threads`` as in :meth:`search`."""
         k = _check_k(k)
-        slot = self._slot(item_id)
-        assert self._store is not None
-        query = self._store.rows(np.array([slot], dtype=np.int64))
-        extra = [slot] if exclude_self else []
-        return self._matches(*self._search_rows(query, k, where, exclude, extra)[0])
+        n_threads = _check_threads(threads)
+        with self._lock.read():
+            slot = self._slot(item_id)
+            assert self._store is not None
+            query = self._store.rows(np.array([slot], dtype=np.int64))
+            extra = [slot] if exclude_self else []
+            return self._matches(*self._search_rows(query, k, where, exclude, extra, n_threads)[0])
 
     def search_text(
         self,
@@ -449,10 +530,11 @@ class EmbeddingIndex:
         *,
         where: Where | None = None,
         exclude: Collection[str] | None = None,
+        threads: int | None = None,
     ) -> Matches:
         """Embed ``text`` with ``embedder`` and search. The embedder's ``model`` must match the index's."""
         vector = embed_query(embedder, text, self.model, "the index")
-        result = self.search(vector, k, where=where, exclude=exclude)
+        result = self.search(vector, k, where=where, exclude=exclude, threads=threads)
         assert isinstance(result, Matches)
         return result
 
@@ -461,7 +543,7 @@ class EmbeddingIndex:
         meta = self._meta
         picked = slots.tolist()
         return Matches(
-            ids=[ids[s] or "" for s in picked],
+            ids=[ids[s] for s in picked],
             scores=scores,
             metadata=[dict(meta[s] or {}) for s in picked],
         )
@@ -493,6 +575,7 @@ class EmbeddingIndex:
         where: Where | None,
         exclude: Collection[str] | None,
         extra: list[int] | None,
+        threads: int,
     ) -> list[tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]]:
         empty = (np.zeros(0, np.float32), np.zeros(0, np.int64))
         store = self._store
@@ -503,13 +586,18 @@ class EmbeddingIndex:
         available = allowed.size if allowed is not None else store.n - excluded.size
         if available == 0:
             return [empty for _ in range(queries.shape[0])]
-        if self._kind == "int8":
-            return self._search_int8(queries, min(k, available), excluded, allowed, available)
-        out: list[tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]] = []
-        for a in range(0, queries.shape[0], _QUERY_CHUNK):
-            top = self._scan(queries[a : a + _QUERY_CHUNK], k, excluded, allowed, source="scan")
-            out.extend(top.results())
-        return out
+        k = min(k, available)  # no buffer is ever sized by more hits than there are candidates
+        workers = _Workers(threads)
+        try:
+            if self._kind == "int8":
+                return self._search_int8(queries, k, excluded, allowed, available, workers)
+            out: list[tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]] = []
+            for a in range(0, queries.shape[0], _QUERY_CHUNK):
+                top = self._scan(queries[a : a + _QUERY_CHUNK], k, excluded, allowed, workers, source="scan")
+                out.extend(top.results())
+            return out
+        finally:
+            workers.close()
 
     def _plan(self, n_queries: int, k: int, widen: bool, segment_rows: int) -> _Plan:
         """Block sizes, measured on the development machine (2 cores, OpenBLAS):
@@ -537,6 +625,7 @@ class EmbeddingIndex:
         k: int,
         excluded: npt.NDArray[np.int64],
         allowed: npt.NDArray[np.int64] | None,
+        workers: _Workers,
         *,
         source: Literal["scan", "exact"],
         margin: npt.NDArray[np.float32] | None = None,
@@ -573,8 +662,8 @@ class EmbeddingIndex:
                 # the GIL); casting into a buffer for BLAS would cost more than the product itself
                 out = scores[:, :n]
                 rows_any: npt.NDArray[Any] = block
-                _parallel_rows(lambda a, b: [np.einsum("ij,j->i", rows_any[a:b], queries[j], out=out[j, a:b])
-                                             for j in range(nq)], n)
+                workers.rows(lambda a, b: [np.einsum("ij,j->i", rows_any[a:b], queries[j], out=out[j, a:b])
+                                           for j in range(nq)], n)
                 return out if nq == 1 or n == scores.shape[1] else np.ascontiguousarray(out)
             if block.dtype != np.float32:
                 assert widened is not None
@@ -636,6 +725,7 @@ class EmbeddingIndex:
         excluded: npt.NDArray[np.int64],
         allowed: npt.NDArray[np.int64] | None,
         available: int,
+        workers: _Workers,
     ) -> list[tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]]:
         """Scan the int8 codes, keep every item that could still be in the exact top-k, re-rank those exactly.
 
@@ -663,10 +753,10 @@ class EmbeddingIndex:
             part = slice(a, a + _QUERY_CHUNK)
             try:
                 top = self._scan(
-                    scaled[part], k, excluded, allowed, source="scan", margin=margin[part], pool_limit=limit
+                    scaled[part], k, excluded, allowed, workers, source="scan", margin=margin[part], pool_limit=limit
                 )
             except PoolTooLarge:  # the shortlist would be a large part of the index: scan float32 rows
-                out.extend(self._scan(queries[part], k, excluded, allowed, source="exact").results())
+                out.extend(self._scan(queries[part], k, excluded, allowed, workers, source="exact").results())
                 continue
             rows, keys = top.pool()
             out.extend(self._rerank(queries[part], rows, keys, k, eps[part]))
@@ -721,12 +811,23 @@ class EmbeddingIndex:
         """Write the index to the directory ``path``, atomically: a crash leaves the old or the new index.
 
         Files: ``vectors.npy``, ``ids.json``, ``metadata.jsonl`` and ``manifest.json`` (format version, dim,
-        metric, dtype, model, count, sha256 of every file); see :mod:`finetune_embed.index._storage`. An
-        existing index at ``path`` is replaced; any other non-empty directory is refused.
+        metric, dtype, model, count, the sha256 of every file and a checksum of the manifest itself); see
+        :mod:`finetune_embed.index._storage`. Files are created as the umask says, like ``open()`` does.
+
+        - An existing index at ``path`` is replaced; other files you keep in its directory stay. Any other
+          non-empty directory is refused.
+        - Concurrent saves to one path (threads or processes) each swap in a complete index, the last one
+          winning; loads running alongside see the old or the new index, never a mix.
+        - ``path`` may be a symbolic link: the index is saved where it points, and the link stays.
+
+        Raises:
+            IndexFileError: the path is a file or a directory that is not an index.
+            FileAccessError: the OS refused (permissions, a full disk); the message says which path and what to do.
         """
         from ._storage import save_index
 
-        return save_index(self, path)
+        with self._lock.read():  # a writer waits until the files are written
+            return save_index(self, path)
 
     @classmethod
     def load(
@@ -744,10 +845,15 @@ class EmbeddingIndex:
                 written) instead of reading them into memory. The ``"int8"`` kind always maps its float32
                 vectors.
             verify: check every file's sha256 against the manifest (reads each file once: about a second
-                per 1-2 GB). Without it, sizes, shapes, counts and JSON are still checked.
+                per 1-2 GB) and, for ``"int8"``, the largest vector norm against the quantisation's. Without
+                it, the manifest's own checksum, every field, sizes, shapes, counts and JSON are still checked.
+
+        A load running alongside a save of the same path sees the old or the new index, never a mix of both.
 
         Raises:
-            IndexFileError: a missing, truncated, corrupt or tampered file, or an unknown format version.
+            IndexFileError: a missing, truncated, corrupt or tampered file or manifest field, or an unknown format
+                version; the message names the file and the field.
+            FileAccessError: a file the OS will not let us read (permissions).
         """
         from ._storage import load_index
 
@@ -828,7 +934,8 @@ class EmbeddingIndex:
         top-level metadata key (a key named like those columns becomes ``metadata.<key>``)."""
         from ._io import items_frame
 
-        return items_frame(self.ids, list(self.vectors), self.metadata, vector_column)
+        with self._lock.read():
+            return items_frame(self.ids, list(self.vectors), self.metadata, vector_column)
 
     @classmethod
     def build(

@@ -3,6 +3,11 @@ writing an index's items to pandas.
 
 The cookbook stores each embedding as the text of a list, ``"[0.0023, -0.0091, ...]"``, and reloads it with
 ``eval``. Here each cell is parsed as JSON (never evaluated), row by row, with errors naming the line.
+
+Cells may be large (a 3072-dimension embedding is ~70 kB of text, a review text column more): Python's
+``csv.field_size_limit`` is process-wide, so :func:`index_from_csv` raises it only for the duration of the call
+(an eager loop, never a generator left suspended) and restores the caller's value when it returns or fails
+(``finetune_embed._lines.csv_field_limit``). Lines stay bounded, and devices and FIFOs are refused.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from .._exceptions import ConfigError, DatasetFormatError, DuplicateIdError, InvalidVectorError
+from .._atomic import file_access_error
+from .._exceptions import ConfigError, DatasetFormatError, DuplicateIdError, FileAccessError, InvalidVectorError
 from .._lines import MAX_LINE_BYTES, bounded_text_lines, csv_field_limit, open_input
 
 if TYPE_CHECKING:
@@ -53,14 +59,31 @@ def parse_vector(text: str, *, path: str | None = None, line: int | None = None,
             path=path,
             line=line,
         ) from None
+    except RecursionError:
+        raise DatasetFormatError(
+            f"the vector{where} nests lists too deeply; give a flat list of numbers like [0.1, -0.2].",
+            path=path,
+            line=line,
+        ) from None
     if not isinstance(values, list) or not values:
         raise DatasetFormatError(f"the vector{where} is empty.", path=path, line=line)
     for i, v in enumerate(values):
         if isinstance(v, bool) or not isinstance(v, int | float):
+            shown = repr(v) if len(repr(v)) <= 40 else repr(v)[:37] + "..."
             raise DatasetFormatError(
-                f"item {i} of the vector{where} is {v!r}, not a number.", path=path, line=line
+                f"item {i} of the vector{where} is {shown}, not a number.", path=path, line=line
             )
-        if isinstance(v, float) and not math.isfinite(v):
+        if isinstance(v, int):
+            try:
+                float(v)
+            except OverflowError:
+                raise DatasetFormatError(
+                    f"item {i} of the vector{where} is an integer of {len(str(abs(v)))} digits, too large for a "
+                    "float.",
+                    path=path,
+                    line=line,
+                ) from None
+        elif not math.isfinite(v):
             raise DatasetFormatError(f"item {i} of the vector{where} is {v}.", path=path, line=line)
     return values
 
@@ -90,19 +113,29 @@ def convert_cell(text: str) -> Any:
 
 def _rows(path: Path, encoding: str) -> Generator[tuple[int, list[str]], None, None]:
     """(line number, fields) for the header and then each record; a quoted cell may span lines."""
-    # big cells (embeddings of 3072 dimensions are ~70 kB of text): csv's process-wide limit is raised only while
-    # this generator runs (restored when it closes); a device or a FIFO is refused; lines are bounded
-    with open_input(path) as raw, csv_field_limit(MAX_LINE_BYTES):
-        f = io.TextIOWrapper(raw, encoding=encoding, newline="")
+    # a device or a FIFO is refused and lines are bounded (finetune_embed._lines)
+    with open_input(path) as raw:
+        try:
+            f = io.TextIOWrapper(raw, encoding=encoding, newline="")
+        except LookupError:
+            raise ConfigError(f"unknown encoding {encoding!r}; pass a codec Python knows, such as 'utf-8'.") from None
         reader = csv.reader(bounded_text_lines(f, path=str(path)))
-        header = next(reader, None)
-        if header is None:
-            raise DatasetFormatError("the file is empty (no header row).", path=str(path), line=1)
-        yield reader.line_num, header
-        start = reader.line_num + 1
-        for row in reader:
-            yield start, row
+        start = 1
+        try:
+            header = next(reader, None)
+            if header is None:
+                raise DatasetFormatError("the file is empty (no header row).", path=str(path), line=1)
+            yield reader.line_num, header
             start = reader.line_num + 1
+            for row in reader:
+                yield start, row
+                start = reader.line_num + 1
+        except csv.Error as exc:
+            raise _csv_error(exc, str(path), start) from None
+
+
+def _csv_error(exc: csv.Error, name: str, line: int) -> DatasetFormatError:
+    return DatasetFormatError(f"not a valid CSV file ({exc}).", path=name, line=line)
 
 
 def index_from_csv(
@@ -116,6 +149,20 @@ def index_from_csv(
     **index_options: Any,
 ) -> EmbeddingIndex:
     """Build an index from a CSV file with one embedding per row; see :meth:`EmbeddingIndex.from_csv`."""
+    with csv_field_limit(MAX_LINE_BYTES):  # process-wide: raised for this call only, then restored
+        return _index_from_csv(path, embedding_column, id_column, metadata_columns, infer_types, encoding,
+                               index_options)
+
+
+def _index_from_csv(
+    path: str | os.PathLike[str],
+    embedding_column: str,
+    id_column: str | None,
+    metadata_columns: Sequence[str] | None,
+    infer_types: bool,
+    encoding: str,
+    index_options: dict[str, Any],
+) -> EmbeddingIndex:
     from ._index import EmbeddingIndex
 
     file = Path(path)
@@ -186,10 +233,12 @@ def index_from_csv(
         _flush(index, ids, vectors, metas, lines, name)
     except UnicodeDecodeError as exc:
         raise DatasetFormatError(f"the file is not {encoding} ({exc}); pass encoding=.", path=name) from None
-    except csv.Error as exc:
-        raise DatasetFormatError(f"not a valid CSV file ({exc}).", path=name) from None
+    except FileAccessError:
+        raise
+    except OSError as exc:
+        raise file_access_error(exc, name, "read") from None
     finally:
-        rows.close()  # restores csv's field size limit now, not when the generator is collected
+        rows.close()
     return index
 
 

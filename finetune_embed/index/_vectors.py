@@ -19,9 +19,12 @@ __all__ = [
     "metadata_per_id",
     "normalize_rows",
     "row_norms",
+    "unit_scale",
 ]
 
 _SHOW = 5
+MAX_METADATA_DEPTH = 100  # nesting deeper than this is refused (JSON parsers and encoders recurse)
+_SAFE_NORMS = (2.0**-100, 2.0**100)  # outside, 1 / norm as a float32 factor would overflow or lose precision
 
 
 def _names(labels: Sequence[str], rows: npt.NDArray[np.intp]) -> list[str]:
@@ -67,6 +70,12 @@ def as_matrix(
     except ValueError:
         raise _ragged_error(vectors, dim, labels, what) from None
     if arr.dtype == object:
+        if arr.ndim == 2 or (arr.ndim == 1 and not any(isinstance(x, list | tuple | np.ndarray) for x in arr)):
+            raise InvalidVectorError(
+                f"{what} hold values that are not numbers or too large for a float (e.g. a 400-digit integer); "
+                "give floats.",
+                ids=list(labels),
+            )
         raise _ragged_error(vectors, dim, labels, what)
     if arr.dtype.kind not in "fiu":
         raise ConfigError(f"{what} must be numbers, got an array of dtype {arr.dtype}.")
@@ -124,14 +133,34 @@ def check_nonzero(
     return norms
 
 
+def unit_scale(
+    matrix: npt.NDArray[np.float32], norms: npt.NDArray[np.float64], *, in_place: bool = False
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """The rows and the float32 factors that scale them to unit length (``rows * factor[:, None]``).
+
+    A factor is the float32 reciprocal of the (float64) norm. Where that would overflow or lose precision - a norm
+    below 2**-100, like ``[1e-40, 0, 0]``'s, or above 2**100 - the row is divided by its norm in float64 instead
+    and its factor is 1: in a copy of ``matrix``, or in ``matrix`` itself with ``in_place``.
+    """
+    odd = np.flatnonzero((norms < _SAFE_NORMS[0]) | (norms > _SAFE_NORMS[1]))
+    if odd.size:
+        if not in_place:
+            matrix = matrix.copy()
+        matrix[odd] = (matrix[odd].astype(np.float64) / norms[odd, None]).astype(np.float32)
+        norms = norms.copy()
+        norms[odd] = 1.0
+    return matrix, (1.0 / norms).astype(np.float32)
+
+
 def normalize_rows(
     matrix: npt.NDArray[np.float32], labels: Sequence[str], *, normalize: bool, what: str = "vectors"
 ) -> npt.NDArray[np.float32]:
     """Refuse zero vectors (naming them) and, when ``normalize``, scale every row to unit length IN PLACE."""
     norms = check_nonzero(matrix, labels, what=what)
     if normalize:
-        # multiply by the float32 reciprocal, exactly as EmbeddingIndex stores rows, so every backend agrees bit for bit
-        matrix *= (1.0 / norms).astype(np.float32)[:, None]
+        # the factors EmbeddingIndex stores rows with (unit_scale), so every backend agrees bit for bit
+        _, scale = unit_scale(matrix, norms, in_place=True)
+        matrix *= scale[:, None]
     return matrix
 
 
@@ -148,7 +177,7 @@ def as_queries(queries: npt.ArrayLike, dim: int | None, *, normalize: bool) -> t
     return rows, single
 
 
-def _clean(value: Any, path: str, item_id: str) -> Any:
+def _clean(value: Any, path: str, item_id: str, depth: int = 0) -> Any:
     if value is None or isinstance(value, bool | str):
         return value
     if isinstance(value, np.bool_):
@@ -161,15 +190,20 @@ def _clean(value: Any, path: str, item_id: str) -> Any:
         if not math.isfinite(f):
             raise ConfigError(f"metadata {where} is {f}; JSON has no NaN or infinity (use None for missing).")
         return f
+    if isinstance(value, Mapping | list | tuple) and depth >= MAX_METADATA_DEPTH:
+        shown = path if len(path) <= 80 else path[:77] + "..."
+        raise ConfigError(
+            f"metadata of id {item_id!r} nests deeper than {MAX_METADATA_DEPTH} levels (at {shown!r}); flatten it."
+        )
     if isinstance(value, Mapping):
         out = {}
         for key, item in value.items():
             if not isinstance(key, str):
                 raise ConfigError(f"metadata {where} has a non-string key {key!r}; JSON keys are strings.")
-            out[key] = _clean(item, f"{path}.{key}" if path else key, item_id)
+            out[key] = _clean(item, f"{path}.{key}" if path else key, item_id, depth + 1)
         return out
     if isinstance(value, list | tuple):
-        return [_clean(item, f"{path}[{i}]", item_id) for i, item in enumerate(value)]
+        return [_clean(item, f"{path}[{i}]", item_id, depth + 1) for i, item in enumerate(value)]
     raise ConfigError(
         f"metadata {where} is a {type(value).__name__}, which JSON cannot store; "
         "use str, int, float, bool, None, lists and dicts."

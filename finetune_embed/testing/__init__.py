@@ -12,10 +12,22 @@ See docs/testing.md.
 from __future__ import annotations
 
 from ._clock import FakeClock
+from ._compatible import PROFILES, Processing, ServerProfile
 from ._errors import error_body
 from ._fake import FakeOpenAI
 from ._ledger import Ledger, RequestRecord
 from ._ratelimit import format_duration
 from ._state import JobSpeed
 
-__all__ = ["FakeClock", "FakeOpenAI", "JobSpeed", "Ledger", "RequestRecord", "error_body", "format_duration"]
+__all__ = [
+    "PROFILES",
+    "FakeClock",
+    "FakeOpenAI",
+    "JobSpeed",
+    "Ledger",
+    "Processing",
+    "RequestRecord",
+    "ServerProfile",
+    "error_body",
+    "format_duration",
+]

@@ -78,6 +78,24 @@ class FakeClock:
         else:
             self.advance(seconds)
 
+    def advance_to(self, when: float) -> float:
+        """Move a manual clock forward to ``when`` if it is not there yet; returns the new time."""
+        with self._lock:
+            now = self._now_locked()
+            if when > now:
+                self._base += when - now
+            return self._now_locked()
+
+    def sleep_until(self, when: float) -> None:
+        """Wait until fake time ``when``: a manual clock jumps there (never back: concurrent waits overlap, as
+        they would in real time), a real-time one sleeps the remaining ``(when - now) / scale`` seconds."""
+        if self._realtime:
+            remaining = when - self.now()
+            if remaining > 0:
+                time.sleep(remaining / self._scale)
+        else:
+            self.advance_to(when)
+
     def set_realtime(self, realtime: bool, *, scale: float | None = None) -> None:
         """Switch between manual and real-time mode, continuing from the current time."""
         with self._lock:

@@ -54,6 +54,8 @@ class EmbeddingJob:
 
 def _model_info(fake: FakeOpenAI, model: str) -> EmbeddingModelInfo:
     info = fake.embedding_model_info(model)
+    if info is None and fake.profile is not None and not fake.profile.openai_catalog:
+        raise fake.profile.unknown_model(model)
     if info is None:
         raise not_found(f"The model `{model}` does not exist or you do not have access to it.", code="model_not_found")
     return info
@@ -185,7 +187,20 @@ def handle_embeddings(fake: FakeOpenAI, req: FakeRequest) -> FakeResponse:
     job = parse_embedding_request(fake, body, model_override=override)
     req.meta["model"] = job.model
     req.meta["n_inputs"] = len(job.texts)
+    profile = fake.profile
+    if profile is not None:
+        if profile.max_batch_inputs is not None and len(job.texts) > profile.max_batch_inputs:
+            raise profile.batch_too_large(len(job.texts))
+        if profile.max_input_tokens is not None:
+            for n in job.tokens:
+                server_tokens = profile.server_tokens(n)
+                if server_tokens > profile.max_input_tokens:
+                    raise profile.input_too_long(server_tokens)
+        if not profile.base64:
+            job.encoding_format = "float"  # the server answers float lists whatever was asked
     headers = fake.rate_limiter.acquire(job.model, job.total_tokens, fake.clock.now())
+    if fake.queue is not None:
+        req.meta["processing"] = fake.queue.delay(fake.clock.now(), len(job.texts), job.total_tokens)
     result = run_embedding_job(fake, job)
     if fake.shuffle_embeddings:
         fake.shuffle(result["data"])

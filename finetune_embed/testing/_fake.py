@@ -10,7 +10,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -18,6 +18,7 @@ import numpy.typing as npt
 from .._logging import get_logger
 from ..catalog import EmbeddingModelInfo, FineTuneModelInfo, default_catalog
 from ._clock import FakeClock
+from ._compatible import Processing, ServerProfile, ServerQueue, profile_named
 from ._errors import ApiError, default_fault_body, error_body
 from ._faults import FaultRule, Faults, normalize_pattern
 from ._http import FakeRequest, FakeResponse
@@ -97,8 +98,22 @@ class FakeOpenAI:
         job_speed: JobSpeed | float | None = None,
         api_key: str | None = None,
         rate_limit_headers: bool = True,
+        rate_limit_window: Literal["bucket", "sliding"] = "bucket",
+        any_model: int | None = None,
+        processing: Processing | None = None,
+        server: str | ServerProfile | None = None,
     ) -> None:
         self.clock = clock if clock is not None else FakeClock()
+        self.profile: ServerProfile | None = profile_named(server) if server is not None else None
+        if self.profile is not None and not self.profile.rate_limit_headers:
+            rate_limit_headers = False
+        if any_model is not None and (isinstance(any_model, bool) or any_model < 1):
+            raise ValueError(f"any_model must be a positive number of dimensions, got {any_model!r}")
+        self.any_model = any_model
+        if processing is None and self.profile is not None:
+            processing = self.profile.processing
+        self.processing = processing
+        self.queue = ServerQueue(processing) if processing is not None else None
         self.organization = organization
         self.seed = seed
         self.api_key = api_key
@@ -106,7 +121,9 @@ class FakeOpenAI:
         self.shuffle_embeddings = False
         self.ledger = Ledger()
         self.faults = Faults()
-        self.rate_limiter = RateLimiter(rpm, tpm, headers=rate_limit_headers, organization=organization)
+        self.rate_limiter = RateLimiter(
+            rpm, tpm, headers=rate_limit_headers, organization=organization, window=rate_limit_window
+        )
         self._rng = random.Random(seed)
         self._rng_lock = threading.Lock()
         self._deployments: dict[str, str] = {}
@@ -139,10 +156,23 @@ class FakeOpenAI:
     def job_speed(self, value: JobSpeed | float) -> None:
         self.store.speed = value if isinstance(value, JobSpeed) else JobSpeed(per_step=float(value))
 
-    def set_rate_limits(self, *, rpm: int | None = None, tpm: int | None = None, headers: bool = True) -> None:
-        """Replace the limits (buckets start full). ``headers=False`` sends no ``x-ratelimit-*`` headers, like
-        Azure and many compatible servers."""
-        self.rate_limiter.configure(rpm=rpm, tpm=tpm, headers=headers)
+    def set_rate_limits(
+        self,
+        *,
+        rpm: int | None = None,
+        tpm: int | None = None,
+        headers: bool = True,
+        window: Literal["bucket", "sliding"] = "bucket",
+    ) -> None:
+        """Replace the limits (budgets start full). ``headers=False`` sends no ``x-ratelimit-*`` headers, like
+        Azure and many compatible servers; ``window="sliding"`` enforces them over a sliding minute instead of a
+        token bucket."""
+        self.rate_limiter.configure(rpm=rpm, tpm=tpm, headers=headers, window=window)
+
+    def set_processing(self, processing: Processing | None) -> None:
+        """How long the server computes each embeddings request (``None``: no time at all)."""
+        self.processing = processing
+        self.queue = ServerQueue(processing) if processing is not None else None
 
     def add_deployment(self, name: str, model: str) -> None:
         """Azure: serve ``model`` under deployment ``name`` (unmapped deployments are their model's name)."""
@@ -175,7 +205,20 @@ class FakeOpenAI:
 
     def embedding_model_info(self, model: str) -> EmbeddingModelInfo | None:
         """The embedding model the fake serves as ``model``, or ``None``."""
-        return self._extra_embedding_models.get(model) or default_catalog().find_embedding_model(model)
+        extra = self._extra_embedding_models.get(model)
+        if extra is not None:
+            return extra
+        profile = self.profile
+        if profile is None or profile.openai_catalog:
+            known = default_catalog().find_embedding_model(model)
+            if known is not None:
+                return known
+        dims = profile.dimensions_of(model) if profile is not None and not profile.openai_catalog else None
+        if dims is None and profile is None:
+            dims = self.any_model
+        if dims is None:
+            return None
+        return EmbeddingModelInfo(name=model, dimensions=dims, accepts_dimensions=True, max_input_tokens=10**9)
 
     def deployment_model(self, deployment: str) -> str:
         """The model behind an Azure deployment; 404 ``DeploymentNotFound`` if there is none."""
@@ -311,6 +354,8 @@ class FakeOpenAI:
         from .._client import Client
 
         kwargs.setdefault("api_key", self.api_key or DEFAULT_API_KEY)
+        if self.profile is not None and not self.profile.openai_catalog:
+            kwargs.setdefault("provider", "compatible")  # what the URL of a local server would say
         return Client(transport=self.transport, **kwargs)
 
     def async_client(self, **kwargs: Any) -> AsyncClient:
@@ -318,6 +363,8 @@ class FakeOpenAI:
         from .._client import AsyncClient
 
         kwargs.setdefault("api_key", self.api_key or DEFAULT_API_KEY)
+        if self.profile is not None and not self.profile.openai_catalog:
+            kwargs.setdefault("provider", "compatible")
         return AsyncClient(transport=self.transport, **kwargs)
 
     def azure_client(self, **kwargs: Any) -> Client:
@@ -429,6 +476,7 @@ class FakeOpenAI:
     def handle(self, req: FakeRequest) -> FakeResponse:
         """Answer one request (both transports call this). Never raises."""
         started = time.perf_counter()
+        arrival = self.clock.now()
         request_id = self.new_id("req_", 32, "0123456789abcdef")
         injected = False
         try:
@@ -450,7 +498,7 @@ class FakeOpenAI:
                         injected = True
                         resp = self._fault_response(late)
         except ApiError as err:
-            resp = FakeResponse.from_error(err)
+            resp = FakeResponse.from_error(self.profile.rewrite_error(err) if self.profile is not None else err)
         except Exception as exc:  # a bug in the fake: answer 500 and keep the traceback for the test
             self.errors.append(exc)
             logger.error("FakeOpenAI failed on %s %s: %s", req.method, req.path, exc, exc_info=True)
@@ -465,7 +513,10 @@ class FakeOpenAI:
                 resp.headers["openai-organization"] = self.organization
                 resp.headers["openai-version"] = "2020-10-01"
             resp.headers["openai-processing-ms"] = str(max(1, round((time.perf_counter() - started) * 1000)))
-        resp.delay = self._latency()
+            if self.profile is not None:
+                self.profile.rewrite_headers(resp.headers)
+        resp.arrival = arrival
+        resp.delay = self._latency() + float(req.meta.get("processing", 0.0))
         self.ledger.record(
             RequestRecord(
                 time=self.clock.now(),

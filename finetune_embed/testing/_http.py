@@ -78,6 +78,7 @@ class FakeResponse:
     fault: Fault | None = None
     delay: float = 0.0  # seconds of (fake) latency before the response is sent
     hold: float = 0.0  # over loopback, how long a timeout fault keeps the connection silent
+    arrival: float = 0.0  # the fake time the request arrived (latency counts from there)
 
     @classmethod
     def json(cls, data: Any, status: int = 200, headers: dict[str, str] | None = None) -> FakeResponse:

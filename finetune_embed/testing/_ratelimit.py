@@ -1,14 +1,24 @@
-"""Requests- and tokens-per-minute limits as token buckets on the fake clock, with OpenAI's headers and 429s."""
+"""Requests- and tokens-per-minute limits on the fake clock, with OpenAI's headers and 429s.
+
+Two models of a per-minute limit ``L``: a token bucket (``window="bucket"``, the default: ``L`` that refills
+evenly, ``L / 60`` per second, and starts full - OpenAI's documented model) or a sliding window
+(``window="sliding"``: what was accepted in the last 60 seconds never exceeds ``L``, as many gateways and some
+Azure deployments enforce it).
+"""
 
 from __future__ import annotations
 
 import math
 import threading
+from collections import deque
 from dataclasses import dataclass, field
+from typing import Literal
 
 from ._errors import ApiError, error_body
 
-__all__ = ["RateLimiter", "TokenBucket", "format_duration"]
+__all__ = ["RateLimiter", "SlidingWindow", "TokenBucket", "format_duration"]
+
+WINDOW_SECONDS = 60.0
 
 RATE_LIMITS_URL = "https://platform.openai.com/account/rate-limits"
 
@@ -62,44 +72,111 @@ class TokenBucket:
         """Seconds until ``amount`` units are available (after :meth:`refill`)."""
         return 0.0 if self.level >= amount else (amount - self.level) / self.rate
 
+    def take(self, amount: float) -> None:
+        """Accept ``amount`` units (after :meth:`refill`)."""
+        self.level -= amount
+
     def reset_in(self) -> float:
         """Seconds until the bucket is full again."""
         return (self.capacity - self.level) / self.rate
 
 
+class SlidingWindow:
+    """At most ``capacity`` units accepted in any :data:`WINDOW_SECONDS` seconds (the same interface as
+    :class:`TokenBucket`: ``level`` is what is left now)."""
+
+    def __init__(self, capacity: float, now: float = 0.0) -> None:
+        self.capacity = float(capacity)
+        self.entries: deque[tuple[float, float]] = deque()
+        self.used = 0.0
+        self.updated = now
+
+    @property
+    def level(self) -> float:
+        return self.capacity - self.used
+
+    def take(self, amount: float) -> None:
+        """Accept ``amount`` units now (after :meth:`refill`)."""
+        self.entries.append((self.updated, amount))
+        self.used += amount
+
+    def refill(self, now: float) -> None:
+        self.updated = max(self.updated, now)
+        while self.entries and self.entries[0][0] <= self.updated - WINDOW_SECONDS:
+            self.used -= self.entries.popleft()[1]
+        if not self.entries:
+            self.used = 0.0
+
+    def wait_for(self, amount: float) -> float:
+        short = self.used + amount - self.capacity
+        if short <= 0:
+            return 0.0
+        for t, a in self.entries:
+            short -= a
+            if short <= 0:
+                return t + WINDOW_SECONDS - self.updated
+        return WINDOW_SECONDS  # pragma: no cover
+
+    def reset_in(self) -> float:
+        """Seconds until the window is empty again."""
+        return self.entries[-1][0] + WINDOW_SECONDS - self.updated if self.entries else 0.0
+
+
+Limit = TokenBucket | SlidingWindow
+
+
 class RateLimiter:
-    """RPM and TPM buckets per model. ``None`` means unlimited (and no headers for that limit)."""
+    """RPM and TPM limits per model. ``None`` means unlimited (and no headers for that limit)."""
 
     def __init__(
-        self, rpm: int | None = None, tpm: int | None = None, *, headers: bool = True, organization: str = ""
+        self,
+        rpm: int | None = None,
+        tpm: int | None = None,
+        *,
+        headers: bool = True,
+        organization: str = "",
+        window: Literal["bucket", "sliding"] = "bucket",
     ) -> None:
         self._lock = threading.Lock()
         self.organization = organization
-        self.configure(rpm=rpm, tpm=tpm, headers=headers)
+        self.configure(rpm=rpm, tpm=tpm, headers=headers, window=window)
 
-    def configure(self, *, rpm: int | None, tpm: int | None, headers: bool = True) -> None:
-        """Set new limits; the buckets start full."""
+    def configure(
+        self,
+        *,
+        rpm: int | None,
+        tpm: int | None,
+        headers: bool = True,
+        window: Literal["bucket", "sliding"] = "bucket",
+    ) -> None:
+        """Set new limits; the budgets start full."""
         for name, value in (("rpm", rpm), ("tpm", tpm)):
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be ≥ 1 or None, got {value!r}")
+        if window not in ("bucket", "sliding"):
+            raise ValueError(f"window must be 'bucket' or 'sliding', got {window!r}")
         with self._lock:
             self.rpm = rpm
             self.tpm = tpm
             self.headers = headers
-            self._requests: dict[str, TokenBucket] = {}
-            self._tokens: dict[str, TokenBucket] = {}
+            self.window = window
+            self._requests: dict[str, Limit] = {}
+            self._tokens: dict[str, Limit] = {}
 
-    def _buckets(self, model: str, now: float) -> tuple[TokenBucket | None, TokenBucket | None]:
+    def _new(self, capacity: float, now: float) -> Limit:
+        return SlidingWindow(capacity, now) if self.window == "sliding" else TokenBucket(capacity, updated=now)
+
+    def _buckets(self, model: str, now: float) -> tuple[Limit | None, Limit | None]:
         req = tok = None
         if self.rpm is not None:
-            req = self._requests.setdefault(model, TokenBucket(float(self.rpm), updated=now))
+            req = self._requests.get(model) or self._requests.setdefault(model, self._new(float(self.rpm), now))
             req.refill(now)
         if self.tpm is not None:
-            tok = self._tokens.setdefault(model, TokenBucket(float(self.tpm), updated=now))
+            tok = self._tokens.get(model) or self._tokens.setdefault(model, self._new(float(self.tpm), now))
             tok.refill(now)
         return req, tok
 
-    def _headers(self, req: TokenBucket | None, tok: TokenBucket | None) -> dict[str, str]:
+    def _headers(self, req: Limit | None, tok: Limit | None) -> dict[str, str]:
         if not self.headers:
             return {}
         out: dict[str, str] = {}
@@ -131,14 +208,14 @@ class RateLimiter:
                     body=error_body(message, type="tokens", code="rate_limit_exceeded"),
                     headers=self._headers(req, tok),
                 )
-            if req is not None and req.level < 1:
+            if req is not None and req.level < 1 - 1e-9:
                 self._raise(model, "requests", req, 1, req.wait_for(1), req, tok)
-            if tok is not None and tok.level < tokens:
+            if tok is not None and tok.level < tokens - 1e-6:
                 self._raise(model, "tokens", tok, tokens, tok.wait_for(tokens), req, tok)
             if req is not None:
-                req.level -= 1
+                req.take(1)
             if tok is not None:
-                tok.level -= tokens
+                tok.take(tokens)
             return self._headers(req, tok)
 
     def peek_headers(self, model: str, now: float) -> dict[str, str]:
@@ -150,11 +227,11 @@ class RateLimiter:
         self,
         model: str,
         kind: str,
-        bucket: TokenBucket,
+        bucket: Limit,
         requested: int,
         wait: float,
-        req: TokenBucket | None,
-        tok: TokenBucket | None,
+        req: Limit | None,
+        tok: Limit | None,
     ) -> None:
         label = "requests per min (RPM)" if kind == "requests" else "tokens per min (TPM)"
         used = max(0, math.ceil(bucket.capacity - bucket.level))

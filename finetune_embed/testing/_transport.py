@@ -45,17 +45,44 @@ class FakeTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         """Answer one request synchronously."""
         resp = self.fake.handle(_to_fake(request, request.read()))
+        timeout = _read_timeout(request)
+        if timeout is not None and resp.fault is None and resp.delay > timeout:
+            self.fake.clock.sleep_until(resp.arrival + timeout)
+            raise _timed_out(request, resp, timeout)
         if resp.delay > 0:
-            self.fake.clock.sleep(resp.delay)
+            self.fake.clock.sleep_until(resp.arrival + resp.delay)
         return _to_httpx(request, resp)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Answer one request inside an event loop (never blocks the loop)."""
         body = await request.aread()
         resp = self.fake.handle(_to_fake(request, body))
-        if resp.delay > 0:
+        timeout = _read_timeout(request)
+        late = timeout is not None and resp.fault is None and resp.delay > timeout
+        wait = timeout if late and timeout is not None else resp.delay
+        if wait > 0:
             if self.fake.clock.realtime:
-                await asyncio.sleep(resp.delay / self.fake.clock.scale)
+                await asyncio.sleep(max(0.0, resp.arrival + wait - self.fake.clock.now()) / self.fake.clock.scale)
             else:
-                self.fake.clock.advance(resp.delay)
+                self.fake.clock.advance_to(resp.arrival + wait)
+        if late and timeout is not None:
+            raise _timed_out(request, resp, timeout)
         return _to_httpx(request, resp)
+
+
+def _read_timeout(request: httpx.Request) -> float | None:
+    """The client's read timeout for this request (httpx passes it along), if any."""
+    timeout = request.extensions.get("timeout")
+    if isinstance(timeout, dict):
+        read = timeout.get("read")
+        if isinstance(read, int | float) and read > 0:
+            return float(read)
+    return None
+
+
+def _timed_out(request: httpx.Request, resp: FakeResponse, timeout: float) -> httpx.ReadTimeout:
+    """The client gives up before the server answers; the server still finishes (and bills) the work."""
+    return httpx.ReadTimeout(
+        f"The read operation timed out (the server needed {resp.delay:.1f} s, the client waits {timeout:g} s)",
+        request=request,
+    )

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from dataset_helpers import EXAMPLES, TODAY, good_rows, write_jsonl
 
-from finetune_embed import DatasetFormatError, DatasetValidationError, FileAccessError
+from finetune_embed import DatasetFormatError, DatasetValidationError, FileAccessError, InvalidArgumentError
 from finetune_embed.dataset import (
     AssistantMessage,
     ChatExample,
@@ -131,7 +131,7 @@ def test_from_pairs_builds_valid_chat() -> None:
     ds = Dataset.from_pairs([f"q{i}" for i in range(10)], [f"a{i}" for i in range(10)], system="Be brief.")
     assert ds[0]["messages"][0] == {"role": "system", "content": "Be brief."}
     assert ds.validate(on=TODAY).ok
-    with pytest.raises(ValueError, match="2 prompts but 1 completions"):
+    with pytest.raises(InvalidArgumentError, match="2 prompts but 1 completions"):
         Dataset.from_pairs(["a", "b"], ["c"])
 
 
@@ -206,8 +206,10 @@ def test_train_test_split_is_seeded_and_keeps_duplicates_together() -> None:
     grouped = ds.train_test_split(6, shuffle=False)  # rows 45 and 55 are copies: they stay together
     assert rows[45] in grouped.test.to_list()
     assert grouped.test.to_list().count(rows[45]) == 2
-    with pytest.raises(ValueError, match="between 0 and 1"):
+    with pytest.raises(InvalidArgumentError, match="between 0 and 1"):
         ds.train_test_split(1.5)
+    with pytest.raises(InvalidArgumentError, match=r"a fraction .* or a number of examples, not str"):
+        ds.train_test_split("0.5")  # type: ignore[arg-type]
 
 
 def test_convert_prompt_completion_and_preference() -> None:
@@ -234,7 +236,7 @@ def test_convert_prompt_completion_and_preference() -> None:
         "tools": [],
     }
     assert Dataset.from_list(good_rows(1)).convert().to_list() == good_rows(1)
-    with pytest.raises(ValueError):
+    with pytest.raises(InvalidArgumentError, match="only conversion to 'chat'"):
         comp.convert("preference")  # type: ignore[arg-type]
 
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import logging
 import random
-import sys
 from pathlib import Path
 
 import pytest
@@ -117,47 +115,6 @@ def test_leakage_between_files(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["dataset", "stats", str(train), "--validation", str(valid)])
     assert result.exit_code == 0
     assert "2 validation example(s) also in the training data" in result.output
-
-
-def test_worker_start_method(monkeypatch: pytest.MonkeyPatch) -> None:
-    """fork while single-threaded; with threads, automatic parallelism never re-runs a script's __main__."""
-    import threading
-    import types
-
-    from finetune_embed.dataset import _stream
-
-    monkeypatch.setattr(threading, "active_count", lambda: 1)
-    assert _stream._mp_context(explicit=False).get_start_method() == "fork"
-    monkeypatch.setattr(threading, "active_count", lambda: 3)
-    script = types.ModuleType("__main__")
-    script.__file__ = "/somewhere/train.py"
-    monkeypatch.setitem(sys.modules, "__main__", script)
-    assert _stream._mp_context(explicit=False) is None
-    assert _stream._mp_context(explicit=True).get_start_method() == "spawn"
-    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))  # a notebook, the REPL, python -c
-    assert _stream._mp_context(explicit=False).get_start_method() == "spawn"
-
-
-def test_automatic_workers_stay_in_process_when_a_script_could_run_again(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    import threading
-    import types
-
-    from finetune_embed.dataset import _stream
-
-    path = _messy_file(tmp_path / "m.jsonl")
-    expected = Dataset.validate_file(path, model="gpt-4o-mini", stats=True, workers=1)
-    monkeypatch.setattr(_stream, "_auto_workers", lambda size: 2)
-    monkeypatch.setattr(threading, "active_count", lambda: 3)
-    script = types.ModuleType("__main__")
-    script.__file__ = "/somewhere/train.py"
-    monkeypatch.setitem(sys.modules, "__main__", script)
-    with caplog.at_level(logging.DEBUG, logger="finetune_embed.dataset"):
-        report = Dataset.validate_file(path, model="gpt-4o-mini", stats=True)
-    assert [i.to_dict() for i in report.issues] == [i.to_dict() for i in expected.issues]
-    assert "in this process only" in caplog.text
-    assert "in 1 range(s)" in caplog.text
 
 
 def test_no_progress_bar_thread_when_workers_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

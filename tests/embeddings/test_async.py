@@ -122,3 +122,33 @@ def test_async_estimate_and_openai_client(tmp_path: Path) -> None:
         assert (await emb.embed(["x", "y"])).shape == (2, 1536)
 
     asyncio.run(main())
+
+
+def test_async_sizes_requests_as_the_sync_embedder_does() -> None:
+    """A TEI batch limit, a slow server with a short timeout, and an input too long for llama.cpp: the async twin
+    handles each the same way."""
+    from finetune_embed.testing import PROFILES, Processing
+
+    async def embed(fake: FakeOpenAI, texts: list[str], **kw: Any) -> EmbeddingResult:
+        client = fake.async_client(retry=RetryPolicy(sleep=fake.sleep, jitter=0.0), **kw.pop("client_kw", {}))
+        async with AsyncEmbedder(client, cache=False, clock=fake.clock.now, sleep=fake.sleep, **kw) as emb:
+            return await emb.embed_with_info(texts)
+
+    texts = [words(4, seed=i) for i in range(300)]
+    tei = FakeOpenAI(server=PROFILES["tei"].with_options(max_batch_inputs=16))
+    result = asyncio.run(embed(tei, texts, model="bge"))
+    np.testing.assert_array_equal(result.vectors, tei.embeddings(texts, model="bge"))
+    assert tei.ledger.count("/v1/embeddings", status=413) == 1
+
+    slow = FakeOpenAI(processing=Processing(per_input=0.5, workers=1))
+    result = asyncio.run(embed(slow, texts[:100], client_kw={"timeout": 10.0}))
+    np.testing.assert_array_equal(result.vectors, slow.embeddings(texts[:100]))
+    assert result.stats.timeouts >= 3
+    assert [r.n_inputs for r in slow.ledger.requests][:3] == [100, 50, 25]
+
+    llama = FakeOpenAI(server="llamacpp")
+    mixed = texts[:20]
+    mixed[3] = "long: " + "fresh beans and bitter coffee " * 120
+    result = asyncio.run(embed(llama, mixed, model="nomic", long_inputs="chunk"))
+    assert result.long == [3]
+    assert not result.invalid.any()

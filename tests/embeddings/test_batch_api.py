@@ -10,7 +10,6 @@ import pytest
 from embedding_helpers import words
 
 from finetune_embed import ConfigError
-from finetune_embed.catalog import UnknownModelWarning
 from finetune_embed.embeddings import Embedder, EmbeddingCache
 from finetune_embed.embeddings._batch_api import BatchAPIError, BatchTimeoutError, _line_error, _permanent
 from finetune_embed.testing import FakeOpenAI, JobSpeed
@@ -86,8 +85,7 @@ def test_expired_lines_are_sent_again(fake: FakeOpenAI, make_embedder: MakeEmbed
 
 def test_lines_the_server_refuses_are_reported_and_the_rest_kept(fake: FakeOpenAI, make_embedder: MakeEmbedder) -> None:
     fake.add_embedding_model("tiny-model", dimensions=8, max_input_tokens=5)
-    with pytest.warns(UnknownModelWarning):
-        emb = make_embedder(model="tiny-model", max_batch_inputs=1)
+    emb = make_embedder(model="tiny-model", max_batch_inputs=1)
     texts = ["one two", "this text is much longer than five tokens", "three"]
     with pytest.raises(BatchAPIError, match="1 batch request"):
         emb.embed_batch_api(texts, poll_interval=30)

@@ -32,11 +32,15 @@ def test_item_over_the_budget_is_named() -> None:
 
 
 def test_bad_arguments() -> None:
-    with pytest.raises(ValueError, match="max_inputs"):
+    from finetune_embed import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError, match="max_inputs") as info:
         pack_by_tokens([1], max_inputs=0, max_tokens=1)
-    with pytest.raises(ValueError, match="negative"):
+    assert info.value.argument == "max_inputs"
+    assert isinstance(info.value, ValueError)
+    with pytest.raises(InvalidArgumentError, match="negative"):
         pack_by_tokens([1, -1], max_inputs=5, max_tokens=5)
-    with pytest.raises(IndexError):
+    with pytest.raises(InvalidArgumentError, match="outside"):
         next_batch_end([1], 3, max_inputs=1, max_tokens=1)
 
 

@@ -23,7 +23,6 @@ from finetune_embed import (
     RetryPolicy,
     UnsupportedModelError,
 )
-from finetune_embed.catalog import UnknownModelWarning
 from finetune_embed.embeddings import Embedder, EmbeddingCache, InvalidEmbeddingError, InvalidEmbeddingWarning
 from finetune_embed.testing import FakeOpenAI, error_body
 from finetune_embed.tokenizer import Tokenizer
@@ -262,11 +261,9 @@ def test_429_with_retry_after_is_waited_out(fake: FakeOpenAI, make_embedder: Mak
     assert set(fake.ledger.billed_texts.values()) == {1}
 
 
-@pytest.mark.parametrize("fault", ["500", "503", "timeout", "disconnect"])
+@pytest.mark.parametrize("fault", ["500", "503", "disconnect"])
 def test_transient_failures_are_retried(fake: FakeOpenAI, make_embedder: MakeEmbedder, fault: str) -> None:
-    if fault == "timeout":
-        fake.inject_timeout(times=2)
-    elif fault == "disconnect":
+    if fault == "disconnect":
         fake.inject_disconnect(times=2)
     else:
         fake.inject(int(fault), times=2)
@@ -275,6 +272,21 @@ def test_transient_failures_are_retried(fake: FakeOpenAI, make_embedder: MakeEmb
     np.testing.assert_array_equal(vectors, fake.embeddings(texts))
     assert set(fake.ledger.billed_texts.values()) == {1}
     assert len(fake.ledger.requests) == 4 + 2
+
+
+def test_a_timed_out_request_is_sent_again_in_halves(fake: FakeOpenAI, make_embedder: MakeEmbedder) -> None:
+    fake.inject_timeout(times=2)
+    texts = texts_(40)
+    result = make_embedder(max_batch_inputs=10, max_concurrency=1).embed_with_info(texts)
+    np.testing.assert_array_equal(result.vectors, fake.embeddings(texts))
+    sizes = [(r.n_inputs, r.fault) for r in fake.ledger.requests]
+    # the first request (10 inputs) times out: its halves go next; the first half times out too: its halves
+    assert [f for _, f in sizes[:2]] == ["timeout", "timeout"]
+    assert [n for n, _ in sizes[2:5]] == [2, 3, 5]
+    assert sum(n for n, f in sizes if f is None) == 40
+    assert set(fake.ledger.billed_texts.values()) == {1}  # the injected timeouts never reached the model
+    assert result.stats.timeouts == 2
+    assert result.stats.rebilled_tokens > 0  # reported: a real server may have billed them
 
 
 def test_a_persistent_server_error_raises_after_the_retry_budget(fake: FakeOpenAI, make_embedder: MakeEmbedder) -> None:
@@ -407,10 +419,16 @@ def test_azure_deployment(fake: FakeOpenAI, tmp_path: Path) -> None:
     assert fake.ledger.requests[-1].layout == "azure"
 
 
-def test_unknown_compatible_model_learns_its_size(fake: FakeOpenAI, client: Client) -> None:
+def test_unknown_compatible_model_learns_its_size(
+    fake: FakeOpenAI, client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
     fake.add_embedding_model("nomic-embed-text", dimensions=768, accepts_dimensions=False)
-    with pytest.warns(UnknownModelWarning):
+    with caplog.at_level("WARNING", logger="finetune_embed.embeddings"):
         emb = Embedder(client, model="nomic-embed-text", cache=False)
+        Embedder(client, model="nomic-embed-text", cache=False)  # the same client: no second warning
+    (record,) = caplog.records
+    assert "'nomic-embed-text' is not in finetune_embed's catalog" in record.getMessage()
+    assert "tokenizer=" in record.getMessage()
     vectors = emb.embed(["a", "b"])
     assert vectors.shape == (2, 768)
     np.testing.assert_array_equal(vectors, fake.embeddings(["a", "b"], model="nomic-embed-text"))

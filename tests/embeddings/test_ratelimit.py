@@ -9,23 +9,25 @@ import pytest
 
 from finetune_embed import RateLimits
 from finetune_embed.embeddings import Embedder
-from finetune_embed.embeddings._ratelimit import INF, Bucket, RateState
+from finetune_embed.embeddings._ratelimit import INF, WINDOW, Quota, RateState, Window
 from finetune_embed.testing import FakeOpenAI
 
 MakeEmbedder = Callable[..., Embedder]
 
 
-def test_bucket_refills_evenly_and_caps() -> None:
-    b = Bucket.full(60, now=0.0)
-    b.take(60)
-    assert b.wait_for(30, now=0.0) == pytest.approx(30.0)
-    assert b.wait_for(30, now=30.0) == 0.0
-    b.refill(1000.0)
-    assert b.level == 60
-    b.observe(10, now=1000.0)
-    assert b.level == 10  # the server knows better
-    b.observe(50, now=1000.0)
-    assert b.level == 10  # ... but never more than we think
+def test_the_window_counts_a_sliding_minute() -> None:
+    w = Window()
+    w.take(60, now=0.0)
+    assert w.wait_for(30, now=0.0, capacity=60) == pytest.approx(WINDOW)  # nothing leaves before the minute
+    w.take(20, now=10.0)
+    assert w.used(now=30.0) == 80
+    assert w.wait_for(50, now=30.0, capacity=100) == pytest.approx(WINDOW - 30.0)  # the 60 must leave first
+    assert w.wait_for(30, now=WINDOW, capacity=60) == 0.0  # it has left
+    assert w.used(now=WINDOW + 5.0) == 20
+    assert w.used(now=WINDOW + 5.0, since=-1.0) == 80  # history is kept a while for slow answers
+    entry = w.take(10, now=WINDOW + 5.0)
+    w.give_back(entry)
+    assert w.used(now=WINDOW + 5.0) == 20
 
 
 def test_one_request_until_the_first_answer_then_the_limits_apply() -> None:
@@ -33,21 +35,31 @@ def test_one_request_until_the_first_answer_then_the_limits_apply() -> None:
     assert st.try_acquire(100, 0.0) == 0.0
     assert st.try_acquire(100, 0.0) == INF  # probing
     st.on_success(RateLimits(limit_requests=60, remaining_requests=59, limit_tokens=1000, remaining_tokens=900), 0.0)
+    st.release_slot()
     assert st.try_acquire(500, 0.0) == 0.0
-    assert st.try_acquire(500, 0.0) == pytest.approx(100 / (1000 / 60))  # 400 left, 100 short
+    assert st.try_acquire(500, 0.0) == pytest.approx(WINDOW)  # 600 of 1000 used this minute: wait for the first
     assert st.max_request_tokens() == 1000
+    assert st.available_tokens(0.0) == 400
+
+
+def test_the_quota_outlives_a_call() -> None:
+    quota = Quota()
+    first = RateState(max_concurrency=2, now=0.0, quota=quota)
+    assert first.try_acquire(10, 0.0) == 0.0
+    first.on_success(RateLimits(limit_tokens=100, remaining_tokens=90), 0.0)
+    second = RateState(max_concurrency=2, now=1.0, quota=quota)
+    assert not second.probing  # the limits are known already
+    assert second.available_tokens(1.0) == 90
 
 
 def test_a_429_halves_concurrency_pauses_everyone_and_refunds() -> None:
     st = RateState(max_concurrency=8, tpm=1000, now=0.0)
-    st.probing = False
-    for _ in range(3):
-        assert st.try_acquire(100, 0.0) == 0.0
-    st.on_rate_limited(None, 5.0, 100, now=1.0)
+    st.quota.answered = True
+    entries = [st.take_budget(100, 0.0) for _ in range(3)]
+    st.on_rate_limited(None, 5.0, 100, now=1.0, entries=entries[-1])
     assert st.concurrency == 4
     assert st.try_acquire(100, 2.0) == pytest.approx(4.0)
-    assert st.user_tokens is not None
-    assert st.user_tokens.level == pytest.approx(800)
+    assert st.available_tokens(2.0) == pytest.approx(800)  # the refused request did not count
     for _ in range(10):
         st.on_success(None, 10.0)
     assert 4 < st.concurrency <= 8
@@ -57,20 +69,47 @@ def test_missing_or_minus_one_headers_mean_no_budget() -> None:
     st = RateState(max_concurrency=2, now=0.0)
     headers = {"x-ratelimit-limit-tokens": "-1", "x-ratelimit-remaining-tokens": "-1"}
     st.on_success(RateLimits.from_headers(headers), 0.0)
-    assert st.server_tokens is None
+    assert st.capacity("tokens") is None
     assert st.try_acquire(10**9, 0.0) == 0.0
 
 
 def test_without_any_budget_information_requests_are_spaced_by_retry_after() -> None:
     st = RateState(max_concurrency=4, now=0.0)
-    st.probing = False
+    st.quota.answered = True
     assert st.try_acquire(1, 0.0) == 0.0
     st.on_rate_limited(None, 3.0, 1, now=0.5)  # an Azure-style 429: "retry after 3 seconds", nothing else
+    st.release_slot()
     assert st.try_acquire(1, 1.0) == pytest.approx(2.5)
     assert st.try_acquire(1, 3.5) == 0.0
     assert st.try_acquire(1, 4.0) == pytest.approx(2.5)  # spaced 3 s apart
     st.on_success(None, 6.5)
     assert st.min_interval == pytest.approx(3.0 * 0.95)  # and probing faster again
+
+
+def test_another_consumer_of_the_key_is_made_room_for() -> None:
+    st = RateState(max_concurrency=2, now=0.0)
+    st.take_budget(100, 0.0)
+    # the server says 1000 - 600 remain: 500 more than we sent were used by someone else
+    st.on_success(RateLimits(limit_tokens=1000, remaining_tokens=400), 0.5, sent_at=0.0)
+    assert st.available_tokens(0.5) == pytest.approx(400)
+    # a later answer that agrees with our log adds nothing
+    st.take_budget(100, 1.0)
+    st.on_success(RateLimits(limit_tokens=1000, remaining_tokens=300), 1.5, sent_at=1.0)
+    assert st.available_tokens(1.5) == pytest.approx(300)
+    assert not st.quota.tokens.is_bucket
+
+
+def test_a_server_that_refills_as_it_goes_is_paced_as_a_bucket() -> None:
+    st = RateState(max_concurrency=2, now=0.0)
+    st.take_budget(1000, 0.0)
+    st.on_success(RateLimits(limit_tokens=1000, remaining_tokens=0), 0.0, sent_at=0.0)
+    assert st.budget_wait(500, 0.0)[0] == pytest.approx(61.0)  # a sliding minute until we know better
+    st.take_budget(100, 61.0)
+    # "full again in 6 s" after 100 of 1000: a bucket refilling 1000 a minute, not a window
+    st.on_success(RateLimits(limit_tokens=1000, remaining_tokens=900, reset_tokens=6.0), 61.0, sent_at=61.0)
+    assert st.quota.tokens.is_bucket
+    wait, _ = st.budget_wait(1000, 61.0)
+    assert wait == pytest.approx(6.0, abs=0.05)  # the 100 refill, not another minute
 
 
 def test_429_messages_without_headers_reveal_the_budget() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -9,7 +10,9 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -17,6 +20,7 @@ import pytest
 from finetune_embed import _exceptions as exc
 from finetune_embed.index import EmbeddingIndex
 from finetune_embed.index import _storage as storage
+from finetune_embed.index._manifest import manifest_bytes
 
 
 def _index(kind: str = "float32", n: int = 500, d: int = 16, metric: str = "cosine") -> EmbeddingIndex:
@@ -45,7 +49,7 @@ def test_round_trip(tmp_path: Path, kind: str, mmap: bool) -> None:
     for x, y in zip(a.scores, b.scores, strict=True):
         np.testing.assert_allclose(x, y, rtol=1e-6)
     manifest = json.loads((path / "manifest.json").read_text())
-    assert manifest["format_version"] == 1
+    assert manifest["format_version"] == 2
     assert manifest["count"] == 498
     assert manifest["vector_sha256"] == manifest["files"]["vectors.npy"]["sha256"]
     # plain formats anyone can read, without pickle
@@ -130,7 +134,7 @@ def test_a_failed_write_leaves_the_old_index(tmp_path: Path, monkeypatch: pytest
         raise OSError("disk full")
 
     monkeypatch.setattr(storage, "_write_text", boom)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(exc.FileAccessError, match=r"Cannot write the index to .*disk full"):
         _index(n=30).save(target)
     assert len(EmbeddingIndex.load(target)) == 10
     assert [p.name for p in tmp_path.iterdir()] == ["idx"]
@@ -214,14 +218,24 @@ def test_a_missing_file_or_manifest(saved: Path) -> None:
         EmbeddingIndex.load(saved.parent / "nowhere")
 
 
-def _rewrite(saved: Path, name: str, content: bytes) -> None:
-    """Replace a file and update the manifest to match, as a tamperer covering their tracks would."""
-    import hashlib
+def _forge(saved: Path, change: Callable[[dict[str, Any]], None]) -> None:
+    """Change manifest fields and recompute the manifest's own checksum, as a forger would."""
+    fields = json.loads((saved / "manifest.json").read_text())
+    del fields["manifest_sha256"]
+    change(fields)
+    (saved / "manifest.json").write_bytes(manifest_bytes(fields))
 
+
+def _rewrite(saved: Path, name: str, content: bytes) -> None:
+    """Replace a file and update every checksum to match, as a tamperer covering all their tracks would."""
     (saved / name).write_bytes(content)
-    manifest = json.loads((saved / "manifest.json").read_text())
-    manifest["files"][name] = {"sha256": hashlib.sha256(content).hexdigest(), "bytes": len(content)}
-    (saved / "manifest.json").write_text(json.dumps(manifest))
+
+    def change(fields: dict[str, Any]) -> None:
+        fields["files"][name] = {"sha256": hashlib.sha256(content).hexdigest(), "bytes": len(content)}
+        if name == "vectors.npy":
+            fields["vector_sha256"] = fields["files"][name]["sha256"]
+
+    _forge(saved, change)
 
 
 def test_consistent_tampering_is_still_refused_by_the_structure_checks(tmp_path: Path) -> None:
@@ -240,14 +254,14 @@ def test_consistent_tampering_is_still_refused_by_the_structure_checks(tmp_path:
     buf = io.BytesIO()
     np.save(buf, np.zeros((500, 8), dtype=np.float32))
     _rewrite(saved, "vectors.npy", buf.getvalue())
-    with pytest.raises(exc.IndexFileError, match=r"shape \(500, 8\)"):
+    with pytest.raises(exc.IndexFileError, match=r"holds a \(500, 8\) array"):
         EmbeddingIndex.load(saved)
 
     saved = _index().save(tmp_path / "c")
     buf = io.BytesIO()
     np.save(buf, np.array([{"evil": 1}] * 500, dtype=object), allow_pickle=True)
     _rewrite(saved, "vectors.npy", buf.getvalue())
-    with pytest.raises(exc.IndexFileError, match=r"not a readable \.npy"):
+    with pytest.raises(exc.IndexFileError, match=r"holds a \(500,\) array of object"):
         EmbeddingIndex.load(saved)  # object arrays need pickle, which is never allowed
 
     saved = _index().save(tmp_path / "d")
@@ -267,11 +281,12 @@ def test_manifest_problems(saved: Path) -> None:
     (saved / "manifest.json").write_text(json.dumps({**manifest, "format_version": 99}))
     with pytest.raises(exc.IndexFileError, match=r"format_version 99.*Upgrade"):
         EmbeddingIndex.load(saved)
-    (saved / "manifest.json").write_text(json.dumps({**manifest, "metric": "l2", "count": -1}))
-    with pytest.raises(exc.IndexFileError, match="count, metric"):
+    (saved / "manifest.json").write_text(json.dumps(manifest))
+    _forge(saved, lambda m: m.update(metric="l2", count=-1))
+    with pytest.raises(exc.IndexFileError, match=r"count must be an integer.*found -1.*metric must be one of"):
         EmbeddingIndex.load(saved)
     (saved / "manifest.json").write_text("{")
-    with pytest.raises(exc.IndexFileError, match="not JSON"):
+    with pytest.raises(exc.IndexFileError, match="not valid JSON"):
         EmbeddingIndex.load(saved)
     (saved / "manifest.json").write_text("[]")
     with pytest.raises(exc.IndexFileError, match="not an EmbeddingIndex manifest"):
