@@ -5,8 +5,9 @@ What :meth:`Embedder.embed_batch_api` does:
 1. packs the texts still missing from the cache into request lines (≤ 2048 inputs, ≤ 300,000 tokens each);
 2. shards the lines into batch files within every limit: ≤ 50,000 requests, ≤ 50,000 embedding inputs and
    ≤ 200 MB per batch, and (when ``max_enqueued_tokens`` is given) ≤ that many tokens queued at once;
-3. uploads each file (``purpose="batch"``), creates the batch (``endpoint="/v1/embeddings"``,
-   ``completion_window="24h"``) and writes its id to the cache's journal at once;
+3. writes the shard's client request id (a hash of the file's content) to the cache's journal, uploads the file
+   (``purpose="batch"``, named after that id), creates the batch (``endpoint="/v1/embeddings"``,
+   ``completion_window="24h"``, the id in ``metadata["finetune_embed_request"]``) and journals the batch id;
 4. polls with a growing interval, downloads the output and error files (streamed, line by line), decodes
    each line into the output array and the cache by ``custom_id``;
 5. sends the failed or expired lines again in new batches (up to ``max_rounds`` rounds), then raises for
@@ -14,10 +15,17 @@ What :meth:`Embedder.embed_batch_api` does:
 
 A run that is killed (or times out) leaves its batches running on the server and their ids in the journal: the
 next ``embed_batch_api`` over the same texts polls those batches instead of paying for them again.
+
+No batch is created twice. Before any retry of a create (a timeout or 5xx after the server may have acted), the
+server's batches are searched for the shard's request id and one found is adopted; a run that failed while
+creating leaves the request id in the journal, and the next run looks it up before planning anything new. Without
+a cache (no journal) the request id is derived from the content, so a rerun looks each shard up before creating
+it. The input file is looked up the same way (by its tagged name and size) before any re-send.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -31,6 +39,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .._exceptions import BatchAPIError, BatchTimeoutError, ConfigError, EmbeddingError, EmbeddingResponseError
+from .._idempotent import REQUEST_KEY, create_once, request_id_of, scan_pages
 from .._logging import get_logger
 from ..batching import pack_by_tokens
 from ..catalog import default_catalog
@@ -46,6 +55,9 @@ __all__ = ["BatchAPIError", "BatchTimeoutError", "run_batch_api"]
 logger = get_logger("embeddings")
 
 TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
+ACTIVE = frozenset({"validating", "in_progress", "finalizing"})
+#: Journal entries for a shard whose batch may not exist yet: ``pending:<client request id>``.
+PENDING = "pending:"
 MAX_FILE_BYTES = 200_000_000  # "up to 200 MB"; decimal megabytes, to stay on the safe side
 MAX_FILE_REQUESTS = 50_000
 ENDPOINT: Final = "/v1/embeddings"
@@ -112,6 +124,7 @@ class _Runner:
         self.active: list[_Shard] = []
         self.fatal: list[str] = []
         self.seq = 0
+        self.unfinished: set[str] = set()  # request ids a failed run journaled but never created
 
     # --- planning ---------------------------------------------------------------------------------------------
 
@@ -166,23 +179,47 @@ class _Runner:
 
     # --- resuming -----------------------------------------------------------------------------------------------
 
+    def _adopt_pending(self, entry: str, lines: dict[str, list[bytes]], tokens: int) -> str | None:
+        """The batch a journal entry ``pending:<request id>`` stands for, if the server has it (then journaled
+        under its id); else the entry is dropped and its texts are planned again."""
+        cache = self.job.cache
+        assert cache is not None
+        tag = entry[len(PENDING) :]
+        batch = self.client.request(
+            lambda sdk: _find_batch(sdk, tag, retrying=True), description=f"look up batch {tag}"
+        )
+        if batch is None:
+            logger.info("Batch request %s from an earlier run never reached the server; planning it again", tag)
+            cache.journal_remove(entry)
+            self.unfinished.add(tag)  # its input file may have been uploaded: look before uploading again
+            return None
+        logger.info("Batch request %s from an earlier run was created as %s; adopting it", tag, batch.id)
+        cache.journal_add(batch.id, self.job.model, self.job.dimensions, lines, tokens)
+        cache.journal_remove(entry)
+        return str(batch.id)
+
     def resume(self) -> npt.NDArray[np.bool_]:
-        """Adopt journaled batches whose lines are all texts of this call still missing; returns the units they
-        cover."""
+        """Adopt journaled batches whose lines are all texts of this call still missing (looking up on the server
+        the ones a failed run was creating); returns the units they cover."""
         job = self.job
         covered = np.zeros(job.plan.n_units, dtype=bool)
         if job.cache is None or job.keys is None:
             return covered
         unit_of = {key: u for u, key in enumerate(job.keys)}
-        for batch_id, lines, tokens in job.cache.journal_pending(job.model, job.dimensions):
+        for entry, lines, tokens in job.cache.journal_pending(job.model, job.dimensions):
             units_by_line = {cid: [unit_of.get(k) for k in keys] for cid, keys in lines.items()}
             flat = [u for us in units_by_line.values() for u in us]
             if any(u is None for u in flat):
                 continue  # another call's batch: leave it for that call
             arr = np.asarray(flat, dtype=np.int64)
             if job.unit_done[arr].all():
-                job.cache.journal_remove(batch_id)  # already processed
+                job.cache.journal_remove(entry)  # already processed
                 continue
+            batch_id: str | None = entry
+            if entry.startswith(PENDING):
+                batch_id = self._adopt_pending(entry, lines, tokens)
+                if batch_id is None:
+                    continue
             if covered[arr].any() or job.unit_done[arr].any():
                 continue
             covered[arr] = True
@@ -197,41 +234,72 @@ class _Runner:
 
     # --- API calls ----------------------------------------------------------------------------------------------
 
-    def submit(self, shard: _Shard) -> None:
-        fd, path = tempfile.mkstemp(prefix="finetune-embed-batch-", suffix=".jsonl")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                for line in shard.lines:
-                    fh.write(self.line_json(line))
-            name = f"embeddings-{shard.lines[0].custom_id}.jsonl"
-
-            def upload(sdk: openai.OpenAI) -> Any:
-                with open(path, "rb") as fh:
-                    return sdk.files.create(file=(name, fh, "application/jsonl"), purpose="batch")
-
-            file = self.client.request(upload, description="upload batch input file")
-        finally:
-            os.unlink(path)
-        shard.input_file_id = file.id
-        meta = {"created_by": "finetune_embed", "model": self.job.model}
-        meta.update(self.metadata or {})
-        batch = self.client.request(
-            lambda sdk: sdk.batches.create(
-                input_file_id=file.id, endpoint=ENDPOINT, completion_window="24h", metadata=meta
-            ),
-            description="create batch",
-        )
-        shard.batch_id = batch.id
+    def _journal(self, entry: str, shard: _Shard) -> None:
         job = self.job
         if job.cache is not None and job.keys is not None:
             keys = job.keys
             job.cache.journal_add(
-                batch.id,
+                entry,
                 job.model,
                 job.dimensions,
                 {line.custom_id: [keys[u] for u in line.units.tolist()] for line in shard.lines},
                 shard.tokens,
             )
+
+    def submit(self, shard: _Shard) -> None:
+        job = self.job
+        digest = hashlib.sha256()
+        fd, path = tempfile.mkstemp(prefix="finetune-embed-batch-", suffix=".jsonl")
+        try:
+            size = 0
+            with os.fdopen(fd, "wb") as fh:
+                for line in shard.lines:
+                    data = self.line_json(line)
+                    digest.update(data)
+                    size += len(data)
+                    fh.write(data)
+            # the client request id: the same shard (model, dimensions, custom ids, texts) always gets the same one
+            tag = f"batch-{digest.hexdigest()[:32]}"
+            name = f"embeddings-{tag}.jsonl"
+            rerun_check = job.cache is None  # without a journal, a rerun is recognised on the server only
+            self._journal(PENDING + tag, shard)  # before anything is created: a failed run leaves the id behind
+
+            def upload(sdk: openai.OpenAI) -> Any:
+                with open(path, "rb") as fh:
+                    return sdk.files.create(file=(name, fh, "application/jsonl"), purpose="batch")
+
+            def find_file(sdk: openai.OpenAI, retrying: bool) -> Any:
+                def same(file: Any) -> bool:
+                    return getattr(file, "filename", None) == name and getattr(file, "bytes", None) == size
+
+                return scan_pages(lambda after: _batch_files_page(sdk, after), same)
+
+            file = create_once(
+                self.client,
+                upload,
+                find_file,
+                description="upload batch input file",
+                look_first=rerun_check or tag in self.unfinished,
+            )
+        finally:
+            os.unlink(path)
+        shard.input_file_id = file.id
+        meta = {"created_by": "finetune_embed", "model": job.model}
+        meta.update(self.metadata or {})
+        meta[REQUEST_KEY] = tag
+        batch = create_once(
+            self.client,
+            lambda sdk: sdk.batches.create(
+                input_file_id=file.id, endpoint=ENDPOINT, completion_window="24h", metadata=meta
+            ),
+            lambda sdk, retrying: _find_batch(sdk, tag, retrying=retrying),
+            description="create batch",
+            look_first=rerun_check,
+        )
+        shard.batch_id = batch.id
+        self._journal(batch.id, shard)
+        if job.cache is not None:
+            job.cache.journal_remove(PENDING + tag)
         logger.info(
             "Created batch %s: %d requests, %d inputs, %d tokens",
             batch.id,
@@ -398,6 +466,37 @@ class _Runner:
                 + ". The other vectors are in the cache.",
                 errors=self.fatal,
             )
+
+
+def _batch_files_page(sdk: Any, after: str | None) -> Any:
+    from openai import omit
+
+    return sdk.files.list(purpose="batch", after=after if after else omit, limit=10_000)
+
+
+def _find_batch(sdk: Any, tag: str, *, retrying: bool) -> Any | None:
+    """The batch created with client request id ``tag``, if the server has it. A retry (or a journaled request)
+    adopts it whatever its status; a rerun without a journal adopts one still running, or a completed one whose
+    output file is still there (a finished batch whose results were already taken cannot be read again)."""
+    import openai as _openai
+
+    def usable(batch: Any) -> bool:
+        if request_id_of(batch) != tag:
+            return False
+        status = str(getattr(batch, "status", ""))
+        if retrying or status in ACTIVE:
+            return True
+        if status != "completed" or not getattr(batch, "output_file_id", None):
+            return False
+        try:
+            sdk.files.retrieve(batch.output_file_id)
+        except _openai.NotFoundError:
+            return False
+        return True
+
+    from openai import omit
+
+    return scan_pages(lambda after: sdk.batches.list(after=after if after else omit, limit=100), usable)
 
 
 def _retrieve(batch_id: str) -> Callable[[openai.OpenAI], Any]:

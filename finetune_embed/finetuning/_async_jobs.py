@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+from .._idempotent import acreate_once, ascan_pages
 from .._logging import get_logger
 from .._progress import progress_bar, progress_enabled
 from ._files import AsyncFileManager
@@ -19,6 +20,7 @@ from ._jobs import (
     CreatePlan,
     Role,
     TrainingFile,
+    check_client_request_id,
     events_page,
     file_id_of,
     is_local_file,
@@ -28,6 +30,9 @@ from ._jobs import (
     outcome,
     plan_create,
     status_filter,
+    tag_create,
+    tagged_job,
+    tagged_jobs_page,
     timeout_error,
     update_bar,
 )
@@ -97,6 +102,7 @@ class AsyncJobManager:
         metadata: Mapping[str, str] | None = None,
         integrations: Sequence[Mapping[str, Any]] | None = None,
         validate: bool = True,
+        client_request_id: str | None = None,
     ) -> FineTuningJob:
         """See :meth:`JobManager.create`."""
         plan = plan_create(
@@ -111,6 +117,7 @@ class AsyncJobManager:
             provider=self.client.provider,
             on=self._today(),
         )
+        check_client_request_id(client_request_id, metadata)
         train_local = is_local_file(training_file, role="training_file")
         valid_local = validation_file is not None and is_local_file(validation_file, role="validation_file")
         params: dict[str, Any] = {
@@ -121,10 +128,19 @@ class AsyncJobManager:
         }
         if validation_file is not None:
             params["validation_file"] = await self._file_id(validation_file, valid_local, plan, validate, "validation")
-        job = await self.client.request(
-            lambda sdk: sdk.fine_tuning.jobs.create(**params), description="create fine-tuning job"
+        tag = tag_create(params, client_request_id)
+
+        async def find(sdk: openai.AsyncOpenAI, retrying: bool) -> FineTuningJob | None:
+            return await ascan_pages(lambda after: tagged_jobs_page(sdk, tag, after), tagged_job(tag, retrying))
+
+        job: FineTuningJob = await acreate_once(
+            self.client,
+            lambda sdk: sdk.fine_tuning.jobs.create(**params),
+            find,
+            description="create fine-tuning job",
+            look_first=True,
         )
-        logger.info("created fine-tuning job %s (%s, %s)", job.id, plan.model, plan.method_type)
+        logger.info("fine-tuning job %s (%s, %s), request %s", job.id, plan.model, plan.method_type, tag)
         return job
 
     async def _file_id(self, value: TrainingFile, local: bool, plan: CreatePlan, validate: bool, role: Role) -> str:

@@ -14,12 +14,13 @@ import hashlib
 import os
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from .._exceptions import ConfigError
+from .._idempotent import acreate_once, ascan_pages, create_once, scan_pages
 from .._logging import get_logger
 from .._progress import progress_bar
 from ._errors import FileProcessingError, FileProcessingTimeoutError
@@ -156,6 +157,26 @@ def _part_request(upload_id: str, data: bytes) -> Callable[[Any], Any]:
     return lambda sdk: sdk.uploads.parts.create(upload_id, data=data)
 
 
+def _files_page(sdk: Any, purpose: str, after: str | None) -> Any:
+    """One page of the files of ``purpose``, newest first (sync or async SDK)."""
+    from openai import omit
+
+    return sdk.files.list(purpose=purpose, after=after if after else omit, limit=10_000)
+
+
+def _same_content(local: LocalFile) -> Callable[[Any], bool]:
+    """Whether a listed file holds ``local``'s content (its tag and size), so a retried upload can adopt it."""
+    return lambda file: find_duplicate([file], local) is not None
+
+
+def _completed_file(upload: Any) -> Any:
+    if upload.file is None:
+        from .._exceptions import APIResponseValidationError
+
+        raise APIResponseValidationError(f"Upload {upload.id} completed without a file object.")
+    return upload.file
+
+
 def _check_download_target(path: Path, overwrite: bool) -> None:
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a directory; pass the path of the file to write.")
@@ -258,13 +279,23 @@ class FileManager:
     def _find(self, local: LocalFile, *, purpose: str) -> FileObject | None:
         return find_duplicate(self.list(purpose=purpose), local)
 
+    def _find_on_server(self, local: LocalFile, purpose: str) -> Callable[[Any, bool], FileObject | None]:
+        return lambda sdk, retrying: scan_pages(lambda after: _files_page(sdk, purpose, after), _same_content(local))
+
     def _upload_whole(self, local: LocalFile, *, purpose: str) -> FileObject:
         def create(sdk: openai.OpenAI) -> FileObject:
             with open(local.path, "rb") as fh:  # opened per attempt: a retry sends the file from the start
                 return sdk.files.create(file=(local.filename, fh), purpose=purpose)  # type: ignore[arg-type]
 
         logger.info("uploading %s (%d bytes) as %s", local.path, local.size, local.filename)
-        return self.client.request(create, description=f"upload {local.filename}")
+        # before a retry, a file the failed attempt did create (same content tag and size) is adopted
+        return create_once(
+            self.client,
+            create,
+            self._find_on_server(local, purpose),
+            description=f"upload {local.filename}",
+            look_first=False,
+        )
 
     def _upload_in_parts(self, local: LocalFile, *, purpose: str, progress: bool | None) -> FileObject:
         upload = self.client.request(
@@ -283,19 +314,18 @@ class FileManager:
                     )
                     part_ids.append(part.id)
                     bar.update(len(chunk))
-            done = self.client.request(
-                lambda sdk: sdk.uploads.complete(upload.id, part_ids=part_ids, md5=md5.hexdigest()),
+            file: FileObject = create_once(
+                self.client,
+                lambda sdk: _completed_file(sdk.uploads.complete(upload.id, part_ids=part_ids, md5=md5.hexdigest())),
+                self._find_on_server(local, purpose),
                 description=f"complete upload {upload.id}",
+                look_first=False,
             )
         except BaseException:
             with contextlib.suppress(Exception):
                 self.client.request(lambda sdk: sdk.uploads.cancel(upload.id), description="cancel upload")
             raise
-        if done.file is None:
-            from .._exceptions import APIResponseValidationError
-
-            raise APIResponseValidationError(f"Upload {upload.id} completed without a file object.")
-        return done.file
+        return file
 
     # --- the rest -------------------------------------------------------------------------------------------
 
@@ -446,13 +476,22 @@ class AsyncFileManager:
         files = [f async for f in self.list(purpose=purpose)]
         return find_duplicate(files, local)
 
+    def _find_on_server(self, local: LocalFile, purpose: str) -> Callable[[Any, bool], Awaitable[FileObject | None]]:
+        return lambda sdk, retrying: ascan_pages(lambda after: _files_page(sdk, purpose, after), _same_content(local))
+
     async def _upload_whole(self, local: LocalFile, *, purpose: str) -> FileObject:
         async def create(sdk: openai.AsyncOpenAI) -> FileObject:
             with open(local.path, "rb") as fh:  # streamed by the multipart encoder; reopened on a retry
                 return await sdk.files.create(file=(local.filename, fh), purpose=purpose)  # type: ignore[arg-type]
 
         logger.info("uploading %s (%d bytes) as %s", local.path, local.size, local.filename)
-        return await self.client.request(create, description=f"upload {local.filename}")
+        return await acreate_once(
+            self.client,
+            create,
+            self._find_on_server(local, purpose),
+            description=f"upload {local.filename}",
+            look_first=False,
+        )
 
     async def _upload_in_parts(self, local: LocalFile, *, purpose: str) -> FileObject:
         upload = await self.client.request(
@@ -470,9 +509,17 @@ class AsyncFileManager:
                     _part_request(upload.id, chunk), description=f"upload part {number} of {local.filename}"
                 )
                 part_ids.append(part.id)
-            done = await self.client.request(
-                lambda sdk: sdk.uploads.complete(upload.id, part_ids=part_ids, md5=md5.hexdigest()),
+
+            async def complete(sdk: openai.AsyncOpenAI) -> FileObject:
+                done = await sdk.uploads.complete(upload.id, part_ids=part_ids, md5=md5.hexdigest())
+                return _completed_file(done)  # type: ignore[no-any-return]
+
+            file: FileObject = await acreate_once(
+                self.client,
+                complete,
+                self._find_on_server(local, purpose),
                 description=f"complete upload {upload.id}",
+                look_first=False,
             )
         except BaseException:
             with contextlib.suppress(Exception):
@@ -480,11 +527,7 @@ class AsyncFileManager:
             raise
         finally:
             parts.close()  # type: ignore[attr-defined]
-        if done.file is None:
-            from .._exceptions import APIResponseValidationError
-
-            raise APIResponseValidationError(f"Upload {upload.id} completed without a file object.")
-        return done.file
+        return file
 
     async def wait(
         self,

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from .._exceptions import ConfigError, JobCancelledError, JobFailedError, JobTimeoutError
+from .._idempotent import REQUEST_KEY, create_once, request_id, request_id_of, scan_pages
 from .._logging import get_logger
 from .._progress import progress_bar, progress_enabled
 from ._errors import ResultsUnavailableError
@@ -21,6 +22,8 @@ from ._metrics import TrainingMetrics
 from ._pages import iter_pages
 from ._polling import EventTracker, JobProgress, PollBackoff, SleepClock, is_terminal, next_poll_delay, status_of
 from ._validate import (
+    METADATA_MAX_PAIRS,
+    METADATA_VALUE_MAX_CHARS,
     build_method,
     check_integrations,
     check_metadata,
@@ -92,6 +95,49 @@ def plan_create(
         extra["integrations"] = integ
     check_model(model, method=method_type, provider=provider, on=on)
     return CreatePlan(model=model, method_type=method_type, method=method_obj, extra=extra)
+
+
+def check_client_request_id(value: object, metadata: Mapping[str, str] | None) -> str | None:
+    """Check ``client_request_id`` (a string of 1-512 characters), and that the metadata leaves room for it."""
+    if value is not None and (not isinstance(value, str) or not 1 <= len(value) <= METADATA_VALUE_MAX_CHARS):
+        raise ConfigError(
+            f"client_request_id must be a string of 1-{METADATA_VALUE_MAX_CHARS} characters, got {value!r}; pass "
+            "e.g. uuid.uuid4().hex to create a second identical job on purpose."
+        )
+    if metadata and REQUEST_KEY not in metadata and len(metadata) >= METADATA_MAX_PAIRS:
+        raise ConfigError(
+            f"metadata holds {len(metadata)} pairs, but the library adds a 16th, {REQUEST_KEY!r} (the client "
+            "request id that stops a retried or rerun create from starting a second job): keep at most "
+            f"{METADATA_MAX_PAIRS - 1} pairs of your own."
+        )
+    return value
+
+
+def tag_create(params: dict[str, Any], client_request_id: str | None) -> str:
+    """Put the client request id into ``params["metadata"]`` and return it: ``client_request_id`` when given
+    (or one already in the metadata), else one derived from every parameter, so that the same call made again
+    (a rerun after a crash) finds the job the first one created."""
+    metadata = dict(params.get("metadata") or {})
+    tag = client_request_id or metadata.get(REQUEST_KEY) or request_id("job", params)
+    metadata[REQUEST_KEY] = tag
+    params["metadata"] = metadata
+    return tag
+
+
+#: A job in one of these statuses is not adopted by a new call (calling again after a failure starts afresh).
+NOT_ADOPTED = frozenset({"failed", "cancelled"})
+
+
+def tagged_job(tag: str, retrying: bool) -> Callable[[Any], bool]:
+    """Whether a listed job is the one created with client request id ``tag`` (and may be adopted)."""
+    return lambda job: request_id_of(job) == tag and (retrying or status_of(job) not in NOT_ADOPTED)
+
+
+def tagged_jobs_page(sdk: Any, tag: str, after: str | None) -> Any:
+    """One page of the jobs carrying ``tag`` (the server filters by metadata; sync or async SDK)."""
+    from openai import omit
+
+    return sdk.fine_tuning.jobs.list(after=after if after else omit, limit=100, metadata={REQUEST_KEY: tag})
 
 
 def is_local_file(value: object, *, role: str) -> bool:
@@ -250,6 +296,7 @@ class JobManager:
         metadata: Mapping[str, str] | None = None,
         integrations: Sequence[Mapping[str, Any]] | None = None,
         validate: bool = True,
+        client_request_id: str | None = None,
     ) -> FineTuningJob:
         """Start a fine-tuning job and return it (status ``validating_files`` or ``queued``).
 
@@ -259,8 +306,14 @@ class JobManager:
         * ``method``: ``"supervised"``, ``"dpo"`` or ``"reinforcement"`` (then ``grader`` is required), with
           ``hyperparameters`` such as ``{"n_epochs": 3, "batch_size": 8, "learning_rate_multiplier": 0.5}``
           (DPO: ``beta``); or the API's method object.
-        * ``suffix`` (1-64 characters), ``seed`` (0-2147483647), ``metadata`` (<= 16 pairs),
+        * ``suffix`` (1-64 characters), ``seed`` (0-2147483647), ``metadata`` (<= 15 pairs of yours),
           ``integrations`` (W&B).
+        * ``client_request_id``: the job is never created twice. Its metadata carries a client request id
+          (``finetune_embed_request``), by default derived from every argument; before any retry, and before
+          the first attempt, the server is asked for a job with that id, and one that exists (and has not failed
+          or been cancelled) is returned instead of starting another: a timeout after the server acted, or the
+          same call made again after a crash, costs nothing twice. Pass a new value (e.g. ``uuid.uuid4().hex``)
+          to start a second identical job on purpose.
 
         Every argument is checked before anything is uploaded (:class:`~finetune_embed.ConfigError`); the model
         is checked against the catalog (:class:`~finetune_embed.UnsupportedModelError` after its shutdown or
@@ -278,6 +331,7 @@ class JobManager:
             provider=self.client.provider,
             on=self._today(),
         )
+        check_client_request_id(client_request_id, metadata)
         train_local = is_local_file(training_file, role="training_file")
         valid_local = validation_file is not None and is_local_file(validation_file, role="validation_file")
         params: dict[str, Any] = {
@@ -288,10 +342,19 @@ class JobManager:
         }
         if validation_file is not None:
             params["validation_file"] = self._file_id(validation_file, valid_local, plan, validate, "validation")
-        job = self.client.request(
-            lambda sdk: sdk.fine_tuning.jobs.create(**params), description="create fine-tuning job"
+        tag = tag_create(params, client_request_id)
+
+        def find(sdk: openai.OpenAI, retrying: bool) -> FineTuningJob | None:
+            return scan_pages(lambda after: tagged_jobs_page(sdk, tag, after), tagged_job(tag, retrying))
+
+        job: FineTuningJob = create_once(
+            self.client,
+            lambda sdk: sdk.fine_tuning.jobs.create(**params),
+            find,
+            description="create fine-tuning job",
+            look_first=True,
         )
-        logger.info("created fine-tuning job %s (%s, %s)", job.id, plan.model, plan.method_type)
+        logger.info("fine-tuning job %s (%s, %s), request %s", job.id, plan.model, plan.method_type, tag)
         return job
 
     def _file_id(self, value: TrainingFile, local: bool, plan: CreatePlan, validate: bool, role: Role) -> str:

@@ -250,10 +250,15 @@ class FakeOpenAI:
         body: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
         method: str | None = None,
+        after: bool = False,
     ) -> None:
         """The next ``times`` requests to ``path`` (a canonical endpoint such as ``/v1/files``, a glob such as
         ``/v1/fine_tuning/jobs/*``, or ``None`` for any) answer ``status`` with ``body`` (default: the
-        service's body for that status; an injected 429 also gets ``retry-after: 1``)."""
+        service's body for that status; an injected 429 also gets ``retry-after: 1``).
+
+        ``after=True``: the server does the work first (creates the job, file or batch; bills the tokens) and
+        then answers ``status`` instead of its result, as a gateway or load balancer does when the backend
+        answers too late. Only requests the server would have answered successfully use such a fault up."""
         hdrs = dict(headers or {})
         if status == 429 and body is None and not {"retry-after", "retry-after-ms"} & {k.lower() for k in hdrs}:
             hdrs.update({"retry-after": "1", "retry-after-ms": "1000"})  # only when the caller chose no wait
@@ -266,17 +271,34 @@ class FakeOpenAI:
                 status=status,
                 body=body,
                 headers=hdrs,
+                after=after,
             )
         )
 
-    def inject_timeout(self, path: str | None = "/v1/embeddings", *, times: int = 1, hold: float = 5.0) -> None:
+    def inject_timeout(
+        self,
+        path: str | None = "/v1/embeddings",
+        *,
+        times: int = 1,
+        hold: float = 5.0,
+        method: str | None = None,
+        after: bool = False,
+    ) -> None:
         """The next ``times`` requests time out: in-process the transport raises ``httpx.ReadTimeout`` at once;
-        over loopback the server stays silent for ``hold`` seconds, then closes the connection."""
-        self.faults.add(FaultRule("timeout", normalize_pattern(path), times, hold=hold))
+        over loopback the server stays silent for ``hold`` seconds, then closes the connection.
 
-    def inject_disconnect(self, path: str | None = "/v1/embeddings", *, times: int = 1) -> None:
-        """The next ``times`` requests lose their connection without a response."""
-        self.faults.add(FaultRule("disconnect", normalize_pattern(path), times))
+        ``after=True``: the server acts first (a server slower than the client's timeout: the job, file or batch
+        exists, the tokens are billed), then the client hears nothing."""
+        self.faults.add(
+            FaultRule("timeout", normalize_pattern(path), times, hold=hold, method=_upper(method), after=after)
+        )
+
+    def inject_disconnect(
+        self, path: str | None = "/v1/embeddings", *, times: int = 1, method: str | None = None, after: bool = False
+    ) -> None:
+        """The next ``times`` requests lose their connection without a response (``after=True``: once the server
+        has acted)."""
+        self.faults.add(FaultRule("disconnect", normalize_pattern(path), times, method=_upper(method), after=after))
 
     def inject_wrong_count(self, path: str | None = "/v1/embeddings", *, times: int = 1) -> None:
         """The next ``times`` successful embeddings responses lack their last ``data`` item (still billed)."""
@@ -468,6 +490,13 @@ class FakeOpenAI:
                 if req.endpoint != "/v1/embeddings":
                     self.store.tick()
                 resp = handler(self, req)
+                if resp.fault is None and resp.status < 400:  # the server acted: a late fault may hide its answer
+                    late = self.faults.take(
+                        req.endpoint, req.path, req.method, kinds=("status", "timeout", "disconnect"), after=True
+                    )
+                    if late is not None:
+                        injected = True
+                        resp = self._fault_response(late)
         except ApiError as err:
             resp = FakeResponse.from_error(self.profile.rewrite_error(err) if self.profile is not None else err)
         except Exception as exc:  # a bug in the fake: answer 500 and keep the traceback for the test
@@ -505,3 +534,7 @@ class FakeOpenAI:
             )
         )
         return resp
+
+
+def _upper(method: str | None) -> str | None:
+    return method.upper() if method else None

@@ -35,6 +35,7 @@ class FaultRule:
     body: dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
     hold: float = 0.0
+    after: bool = False  # the server acts first (creates, bills), then the fault replaces its answer
 
     def matches(self, endpoint: str, raw_path: str, method: str) -> bool:
         """Whether this rule applies to a request."""
@@ -59,11 +60,14 @@ class Faults:
         with self._lock:
             self._rules.append(rule)
 
-    def take(self, endpoint: str, raw_path: str, method: str, *, kinds: tuple[FaultKind, ...]) -> FaultRule | None:
-        """Use up one matching fault of one of ``kinds``, if any."""
+    def take(
+        self, endpoint: str, raw_path: str, method: str, *, kinds: tuple[FaultKind, ...], after: bool = False
+    ) -> FaultRule | None:
+        """Use up one matching fault of one of ``kinds``, if any (``after``: the faults that strike once the
+        server has acted, else the ones that strike before it does)."""
         with self._lock:
             for rule in self._rules:
-                if rule.kind in kinds and rule.matches(endpoint, raw_path, method):
+                if rule.kind in kinds and rule.after == after and rule.matches(endpoint, raw_path, method):
                     rule.times -= 1
                     if rule.times <= 0:
                         self._rules.remove(rule)

@@ -84,7 +84,8 @@ def test_jobs_lifecycle(env: dict[str, str], train_path: Path, valid_path: Path,
     job = json.loads(out)
     assert job["status"] == "succeeded"
     assert job["fine_tuned_model"].startswith("ft:gpt-4o-mini-2024-07-18:fake:cli:")
-    assert job["metadata"] == {"team": "search"}
+    assert job["metadata"]["team"] == "search"
+    assert job["metadata"]["finetune_embed_request"].startswith("job-")  # the client request id (#11)
     job_id, model = job["id"], job["fine_tuned_model"]
 
     code, out, _ = run(["jobs", "list"], env)

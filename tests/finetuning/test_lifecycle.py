@@ -33,7 +33,8 @@ def test_full_lifecycle_from_a_local_jsonl(
     assert job.training_file.startswith("file-")
     assert job.validation_file is not None
     assert job.seed == 7
-    assert job.metadata == {"team": "search"}
+    assert job.metadata is not None
+    assert job.metadata["team"] == "search"
     uploaded = {f.id: f for f in jobs.files.list(purpose="fine-tune")}
     assert uploaded[job.training_file].filename.startswith("news_train.")
     assert uploaded[job.training_file].filename.endswith(".jsonl")
@@ -206,9 +207,10 @@ def test_list_pages_and_filters(jobs: JobManager, fake: FakeOpenAI, train_path: 
         jobs.create("gpt-4o-mini", file.id, metadata={"team": "a" if i % 2 else "b", "i": str(i)})
         for i in range(25)
     ]
+    before = len(fake.ledger.requests)
     listed = list(jobs.list(page_size=10))
     assert [j.id for j in listed] == [j.id for j in reversed(created)]  # newest first, across 3 pages
-    pages = [r for r in fake.ledger.requests if r.method == "GET" and r.path == "/v1/fine_tuning/jobs"]
+    pages = [r for r in fake.ledger.requests[before:] if r.method == "GET" and r.path == "/v1/fine_tuning/jobs"]
     assert len(pages) == 3
     assert [j.id for j in jobs.list(page_size=10, limit=12)] == [j.id for j in reversed(created)][:12]
     team_a = list(jobs.list(metadata={"team": "a"}, page_size=5))
