@@ -227,6 +227,8 @@ class UnsupportedFilterError(ConfigError):
         super().__init__(message)
         self.engine = engine
         self.operator = operator
+
+
 class InvalidArgumentError(ConfigError, TypeError):
     """An argument is out of range, of the wrong type, or inconsistent with another one (``batched(n=0)``,
     ``test_size=1.5``, lists of different lengths). ``.argument`` names it. Both a ``ValueError`` and a
