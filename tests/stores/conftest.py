@@ -153,10 +153,21 @@ def _pgvector(conninfo: str, *, hnsw: bool) -> Backend:
     return backend
 
 
+# --- Redis with RediSearch: one server and a 3-master cluster (tests/stores/_engine_redis.py) ---------------------
+
+from ._engine_redis import redis_cluster_url, redis_url  # noqa: E402, F401  (session fixtures)
+
+REDIS = {  # backend -> (session fixture, RediSearch algorithm)
+    "redis": ("redis_url", "flat"),
+    "redis-hnsw": ("redis_url", "hnsw"),
+    "redis-cluster": ("redis_cluster_url", "flat"),
+}
+
+
 # --- the parametrised fixture ---------------------------------------------------------------------------------------
 
-EXACT_BACKENDS = ["memory", "pgvector"]
-ANN_BACKENDS = ["pgvector-hnsw"]
+EXACT_BACKENDS = ["memory", "pgvector", "redis", "redis-cluster"]
+ANN_BACKENDS = ["pgvector-hnsw", "redis-hnsw"]
 ALL_BACKENDS = EXACT_BACKENDS + ANN_BACKENDS
 
 
@@ -165,6 +176,11 @@ def _build(name: str, request: pytest.FixtureRequest, tmp: Path) -> Backend:
         return _memory(tmp)
     if name in ("pgvector", "pgvector-hnsw"):
         return _pgvector(request.getfixturevalue("pg_conninfo"), hnsw=name == "pgvector-hnsw")
+    if name in REDIS:
+        from ._engine_redis import backends
+
+        fixture, algorithm = REDIS[name]
+        return backends(request.getfixturevalue(fixture), name, algorithm=algorithm, unique_name=unique_name)
     raise AssertionError(f"unknown backend {name}")
 
 
