@@ -264,11 +264,18 @@ class RedisIndex:
         """Declare NUMERIC fields up to ``needed`` on every shard (``FT.ALTER``: a rescan, so in batches)."""
         target = (needed + _SLOTS - 1) // _SLOTS * _SLOTS
         for shard in self._shards:
-            have = attribute_names(command(shard.conn, "FT.INFO", shard.index))
-            missing = [f"n{i}" for i in range(target) if f"n{i}" not in have]
-            if missing:
+            for attempt in range(3):  # another writer may be declaring the same fields at the same moment
+                have = attribute_names(command(shard.conn, "FT.INFO", shard.index))
+                missing = [f"n{i}" for i in range(target) if f"n{i}" not in have]
+                if not missing:
+                    break
                 fields = [part for name in missing for part in (name, "NUMERIC")]
-                command(shard.conn, "FT.ALTER", shard.index, "SCHEMA", "ADD", *fields)
+                try:
+                    command(shard.conn, "FT.ALTER", shard.index, "SCHEMA", "ADD", *fields)
+                    break
+                except redis.ResponseError as exc:
+                    if "duplicate" not in str(exc).lower() or attempt == 2:
+                        raise
         self._client.hset(self._meta_key, "slots", target)
         self._declared = target
 
