@@ -26,6 +26,8 @@ _COMMANDS: dict[str, str] = {
     "embed": "finetune_embed.cli._embed:embed",
     "index": "finetune_embed.cli._index:index",
     "eval": "finetune_embed.cli._eval:eval_command",
+    "tokenizer": "finetune_embed.cli._tokenizer:tokenizer",
+    "fake": "finetune_embed.cli._fake:fake",
 }
 
 
