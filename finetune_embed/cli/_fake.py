@@ -94,7 +94,12 @@ def serve(
         with instance.serve(host=host, port=port, realtime=True, scale=time_scale) as url:
             azure_endpoint = url.removesuffix("/v1")
             if as_json:
-                line = {"base_url": url, "azure_endpoint": azure_endpoint, "api_key": None if api_key else key}
+                line = {
+                    "base_url": url,
+                    "azure_endpoint": azure_endpoint,
+                    "api_key": None if api_key else key,
+                    "provider": "compatible" if server else "openai",
+                }
                 click.echo(json.dumps(line))
             else:
                 click.echo(f"FakeOpenAI serving at {url} (Ctrl-C to stop)")
@@ -103,6 +108,8 @@ def serve(
                     click.echo(f"export OPENAI_API_KEY={shlex.quote(key)}")
                 else:  # a key the user chose is never echoed
                     click.echo("export OPENAI_API_KEY=...  # the key given with --api-key")
+                if server is None:  # the fake imitates OpenAI: model checks as on OpenAI, not as for a local server
+                    click.echo("export FINETUNE_EMBED_PROVIDER=openai")
                 click.echo(
                     f"# for --azure: export AZURE_OPENAI_ENDPOINT={shlex.quote(azure_endpoint)} "
                     f"AZURE_OPENAI_API_KEY=$OPENAI_API_KEY OPENAI_API_VERSION={DEFAULT_AZURE_API_VERSION}"

@@ -42,15 +42,17 @@ def _exports(proc: subprocess.Popen[str]) -> dict[str, str]:
     headline = proc.stdout.readline()
     assert headline.startswith("FakeOpenAI serving at http://127.0.0.1:"), headline
     env: dict[str, str] = {}
-    for _ in range(2):
-        name, _, value = proc.stdout.readline().strip().removeprefix("export ").partition("=")
+    while (line := proc.stdout.readline()).startswith("export "):
+        name, _, value = line.strip().removeprefix("export ").partition("=")
         env[name] = value
+    assert line.startswith("# for --azure: export AZURE_OPENAI_ENDPOINT=")
     return env
 
 
 def test_serve_prints_working_env_lines_and_stops_on_ctrl_c(server: subprocess.Popen[str], tmp_path: Path) -> None:
     env = _exports(server)
-    assert set(env) == {"OPENAI_BASE_URL", "OPENAI_API_KEY"}
+    assert env["FINETUNE_EMBED_PROVIDER"] == "openai"
+    assert set(env) == {"OPENAI_BASE_URL", "OPENAI_API_KEY", "FINETUNE_EMBED_PROVIDER"}
     models = httpx.get(env["OPENAI_BASE_URL"] + "/models", headers={"authorization": f"Bearer {env['OPENAI_API_KEY']}"})
     assert models.status_code == 200
     assert any(m["id"] == "text-embedding-3-small" for m in models.json()["data"])
