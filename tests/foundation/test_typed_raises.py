@@ -144,7 +144,8 @@ def every_raise() -> list[Raise]:
     found: list[Raise] = []
     for path in sorted(PACKAGE.rglob("*.py")):
         module = _module_name(path)
-        namespace = vars(importlib.import_module(module))
+        # a __main__ module runs when imported: resolve its names from its imports alone
+        namespace = {} if path.name == "__main__.py" else vars(importlib.import_module(module))
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         finder = _Finder(path.relative_to(PACKAGE).as_posix(), dict(namespace), _local_imports(tree, module))
         finder.visit(tree)
