@@ -9,26 +9,32 @@ See docs/vector-stores.md.
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
+
+from .._exceptions import MissingDependencyError
 
 if TYPE_CHECKING:
     from ._redis import RedisIndex
 
 __all__ = ["RedisIndex"]
 
-_LAZY = {"RedisIndex": ("._redis", 'pip install "finetune-embed[redis]"')}
+_LAZY = {"RedisIndex": ("._redis", "redis", "redis")}  # name -> (module, package, extra)
 
 
 def __getattr__(name: str) -> Any:
     if name not in _LAZY:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module, install = _LAZY[name]
-    import importlib
-
+    module, package, extra = _LAZY[name]
     try:
         loaded = importlib.import_module(module, __name__)
     except ImportError as exc:
-        raise ImportError(f"finetune_embed.stores.{name} needs its engine's client: {install} ({exc})") from exc
+        raise MissingDependencyError(
+            f"finetune_embed.stores.{name} needs the {package!r} package: pip install 'finetune-embed[{extra}]' "
+            f"({exc}).",
+            package=package,
+            extra=extra,
+        ) from exc
     value = getattr(loaded, name)
     globals()[name] = value
     return value
