@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import tqdm.std
 from dataset_helpers import good_rows
 
 from finetune_embed import DatasetFormatError, FileAccessError, InvalidArgumentError, MissingDependencyError
@@ -148,6 +150,18 @@ def test_without_pyarrow_the_error_names_the_extra(tmp_path: Path, monkeypatch: 
 
 
 # --- Hugging Face datasets -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _no_tqdm_monitor(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """datasets draws tqdm bars (save_to_disk, load_dataset), and tqdm's monitor thread would outlive the test,
+    which other tests (workers must start with no thread running) would see: no monitor, no bars here."""
+    monkeypatch.setattr(tqdm.std.tqdm, "monitor_interval", 0)
+    was_enabled = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    yield
+    if was_enabled:
+        datasets.enable_progress_bars()
 
 
 def _hf_rows() -> list[dict[str, Any]]:
