@@ -55,6 +55,15 @@ _AZURE_DENIED = (
 )
 
 
+def _load_encodings() -> None:
+    """Load the encodings the fake counts tokens with (cached per process): without tiktoken's BPE files (offline,
+    no ``TIKTOKEN_CACHE_DIR``) this raises :class:`~finetune_embed.TokenizerUnavailableError` saying what to do."""
+    from ..tokenizer import get_encoding
+
+    for name in ("o200k_base", "cl100k_base"):
+        get_encoding(name)
+
+
 def _mask(key: str) -> str:
     return (key[:3] + "*" * max(4, len(key) - 7) + key[-4:]) if len(key) > 8 else "*" * len(key)
 
@@ -75,6 +84,10 @@ class FakeOpenAI:
     * ``seed`` - ids, metrics, shuffles and vectors derive from it (the same seed replays the same run).
     * ``job_speed`` - seconds of fake time per training step, or a :class:`JobSpeed` for every phase.
     * ``api_key`` - when given, only this key is accepted (otherwise any non-empty key is).
+
+    The fake counts tokens with tiktoken, so it loads the ``o200k_base`` and ``cl100k_base`` encodings when it is
+    created; offline without their files it raises :class:`~finetune_embed.TokenizerUnavailableError` at once
+    (``finetune-embed tokenizer download`` fetches them; ``TIKTOKEN_CACHE_DIR`` names the folder).
 
     Use it in-process (``fake.client()``, ``fake.openai_client()``, ``fake.transport``) or over loopback HTTP
     (``with fake.serve() as base_url``).
@@ -103,6 +116,7 @@ class FakeOpenAI:
         processing: Processing | None = None,
         server: str | ServerProfile | None = None,
     ) -> None:
+        _load_encodings()  # fail here, once, with the tokenizer's own error, not with a 500 on every request
         self.clock = clock if clock is not None else FakeClock()
         self.profile: ServerProfile | None = profile_named(server) if server is not None else None
         if self.profile is not None and not self.profile.rate_limit_headers:
