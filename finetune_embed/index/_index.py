@@ -31,7 +31,8 @@ from .._exceptions import (
     InvalidVectorError,
     UnknownIdError,
 )
-from ._filters import Where, compile_where
+from ._filters import Where, compile_where, parse_filter
+from ._masks import ColumnCache, filter_mask
 from ._matches import BatchMatches, Matches
 from ._rwlock import ReadWriteLock
 from ._store import Kind, VectorStore, fits_float16
@@ -267,6 +268,7 @@ class EmbeddingIndex:
         self._dead: list[int] = []  # deleted slots not yet compacted, unsorted
         self._dead_sorted: npt.NDArray[np.int64] | None = None
         self._lock = ReadWriteLock()
+        self._columns = ColumnCache()  # metadata columns for filters: appends extend them, other writes clear them
 
     # --- basic properties ---------------------------------------------------------------------------------
 
@@ -463,6 +465,7 @@ class EmbeddingIndex:
                 store.overwrite(slots, rows.data[old], None if rows.scale is None else rows.scale[old])
                 for j, s in zip(old, slots.tolist(), strict=True):
                     self._meta[s] = metas[j]
+                self._columns.clear()
             if new:
                 picked = rows if len(new) == len(id_list) else rows.take(new)
                 self._append([id_list[j] for j in new], picked, [metas[j] for j in new])
@@ -497,6 +500,7 @@ class EmbeddingIndex:
         self._pos = {i: s for s, i in enumerate(self._ids) if i is not None}
         self._dead = []
         self._dead_sorted = None
+        self._columns.clear()
 
     def get(self, item_id: str) -> Item:
         """The stored (normalised, for cosine) float32 vector and a copy of the metadata of ``item_id``.
@@ -644,12 +648,22 @@ class EmbeddingIndex:
         return np.union1d(self._dead_sorted, np.array(more, dtype=np.int64))
 
     def _allowed(self, where: Where | None, excluded: npt.NDArray[np.int64]) -> npt.NDArray[np.int64] | None:
-        predicate = compile_where(where)
-        if predicate is None:
+        """The slots that pass ``where`` and are not excluded (``None``: no filter). A mapping is evaluated as
+        numpy masks over cached metadata columns (no Python call per item); a callable is called per item."""
+        if where is None:
             return None
-        keep = np.fromiter(
-            (m is not None and predicate(m) for m in self._meta), dtype=bool, count=len(self._meta)
-        )
+        if isinstance(where, Mapping):
+            tree = parse_filter(where)
+            if tree is None:
+                return None
+            keep = filter_mask(tree, self._meta, self._columns)
+        else:
+            predicate = compile_where(where)
+            if predicate is None:
+                return None
+            keep = np.fromiter(
+                (m is not None and predicate(m) for m in self._meta), dtype=bool, count=len(self._meta)
+            )
         keep[excluded] = False
         return np.flatnonzero(keep).astype(np.int64)
 
