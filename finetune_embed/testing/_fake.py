@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 import numpy as np
 import numpy.typing as npt
 
+from .._exceptions import InvalidArgumentError
 from .._logging import get_logger
 from ..catalog import EmbeddingModelInfo, FineTuneModelInfo, default_catalog
 from ._clock import FakeClock
@@ -122,7 +123,9 @@ class FakeOpenAI:
         if self.profile is not None and not self.profile.rate_limit_headers:
             rate_limit_headers = False
         if any_model is not None and (isinstance(any_model, bool) or any_model < 1):
-            raise ValueError(f"any_model must be a positive number of dimensions, got {any_model!r}")
+            raise InvalidArgumentError(
+                f"any_model must be a positive number of dimensions, got {any_model!r}", argument="any_model"
+            )
         self.any_model = any_model
         if processing is None and self.profile is not None:
             processing = self.profile.processing
@@ -191,7 +194,7 @@ class FakeOpenAI:
     def add_deployment(self, name: str, model: str) -> None:
         """Azure: serve ``model`` under deployment ``name`` (unmapped deployments are their model's name)."""
         if self.embedding_model_info(model) is None and not self._serves_chat(model):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"unknown model {model!r}; add it with add_embedding_model() / add_chat_model() first (fine-tuned "
                 "models once their job succeeded)"
             )
@@ -348,11 +351,14 @@ class FakeOpenAI:
 
         info = self.embedding_model_info(model)
         if info is None:
-            raise ValueError(f"FakeOpenAI serves no embedding model {model!r}")
+            raise InvalidArgumentError(f"FakeOpenAI serves no embedding model {model!r}", argument="model")
         if dimensions is not None and not info.accepts_dimensions:
-            raise ValueError(f"{model} does not support `dimensions`")
+            raise InvalidArgumentError(f"{model} does not support `dimensions`", argument="dimensions")
         if dimensions is not None and not 1 <= dimensions <= (info.dimensions or dimensions):
-            raise ValueError(f"dimensions must be between 1 and {info.dimensions} for {model}, got {dimensions}")
+            raise InvalidArgumentError(
+                f"dimensions must be between 1 and {info.dimensions} for {model}, got {dimensions}",
+                argument="dimensions",
+            )
         return vector_for(self, text, info, dimensions)
 
     def embeddings(
