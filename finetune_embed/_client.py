@@ -26,6 +26,7 @@ from ._exceptions import (
     MissingAPIKeyError,
     map_openai_error,
 )
+from ._ids import check_path_id
 from ._logging import get_logger
 from ._redact import Secrets, mask_secret
 from .retry import RetryPolicy, parse_duration
@@ -219,8 +220,11 @@ class _BaseClient(Generic[HttpT, TransportT, SdkT]):
         Defaults come from ``AZURE_OPENAI_ENDPOINT``, ``OPENAI_API_VERSION`` and ``AZURE_OPENAI_API_KEY`` (or
         ``AZURE_OPENAI_AD_TOKEN``); for Entra ID pass ``azure_ad_token_provider`` (e.g. from
         ``azure.identity.get_bearer_token_provider``). On Azure the ``model`` of an embeddings call is the
-        *deployment* name.
+        *deployment* name. Deployment names go into the URL path, so one that is not an id (a ``/``, ``..``,
+        whitespace, ...) is refused with :class:`~finetune_embed.InvalidArgumentError` before anything is sent.
         """
+        if deployment is not None:
+            check_path_id(deployment, argument="deployment", example="my-embedding-deployment")
         client = cls(
             timeout=timeout, retry=retry, http_client=http_client, transport=transport, api_key="", provider="azure"
         )

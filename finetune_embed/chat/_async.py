@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._client import AsyncClient
 from .._exceptions import ConfigError
+from .._ids import check_deployment
 from .._logging import get_logger
 from .._progress import progress_bar
 from ._base import CacheArg, ChatBase, RequestLike, is_per_request_error, parse_body, sdk_arguments, server_namespace
@@ -76,6 +77,7 @@ class AsyncChatCompletions(ChatBase):
     async def create(self, model: str, messages: Sequence[Any], *, cache: bool = True, **params: Any) -> ChatResult:
         """One chat completion (see :meth:`ChatCompletions.create`)."""
         request = ChatRequest.build(model, messages, **params)
+        check_deployment(self.client, request.model)
         return await self._complete(request, request.key(self.namespace) if cache else None)
 
     async def create_many(
@@ -91,6 +93,8 @@ class AsyncChatCompletions(ChatBase):
         """Run many requests concurrently, results in input order (see :meth:`ChatCompletions.create_many`).
         Cancelling the call lets the requests in flight land in the cache."""
         items = [self.as_request(r) for r in requests]
+        for item in items:
+            check_deployment(self.client, item.model)
         keys = [r.key(self.namespace) if cache else None for r in items]
         results: list[ChatResult | BaseException | None] = [None] * len(items)
         todo: list[int] = []

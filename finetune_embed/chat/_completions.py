@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._client import Client
 from .._exceptions import ConfigError
+from .._ids import check_deployment
 from .._logging import get_logger
 from .._progress import progress_bar
 from ._base import CacheArg, ChatBase, RequestLike, is_per_request_error, parse_body, sdk_arguments, server_namespace
@@ -111,6 +112,7 @@ class ChatCompletions(ChatBase):
         ``temperature``, ``max_completion_tokens``, ``response_format``, ``seed``, ...; on a compatible server
         any field it takes). ``cache=False`` skips the cache for this call (neither read nor written)."""
         request = ChatRequest.build(model, messages, **params)
+        check_deployment(self.client, request.model)
         return self._complete(request, request.key(self.namespace) if cache else None)
 
     def create_many(
@@ -133,6 +135,8 @@ class ChatCompletions(ChatBase):
         ``on_result(index, result)`` is called (in a worker thread) as each one completes.
         """
         items = [self.as_request(r) for r in requests]
+        for item in items:
+            check_deployment(self.client, item.model)
         keys = [r.key(self.namespace) if cache else None for r in items]
         results: list[ChatResult | BaseException | None] = [None] * len(items)
         todo: list[int] = []

@@ -24,6 +24,7 @@ from .._exceptions import (
     UnsupportedModelError,
     map_openai_error,
 )
+from .._ids import check_deployment
 from .._logging import get_logger
 from ..batching import pack_by_tokens
 from ..catalog import EmbeddingModelInfo, default_catalog
@@ -518,6 +519,7 @@ class EmbedderBase:
 
     def server(self, client: Any) -> ServerState:
         """What is known about this model on ``client`` (request sizes, quota), kept for the client's lifetime."""
+        check_deployment(client, self.model)
         catalog = default_catalog()
         return server_state(
             client,

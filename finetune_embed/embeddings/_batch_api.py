@@ -40,6 +40,7 @@ import numpy.typing as npt
 
 from .._exceptions import BatchAPIError, BatchTimeoutError, ConfigError, EmbeddingError, EmbeddingResponseError
 from .._idempotent import REQUEST_KEY, create_once, request_id_of, scan_pages
+from .._ids import check_path_id
 from .._logging import get_logger
 from ..batching import pack_by_tokens
 from ..catalog import default_catalog
@@ -61,10 +62,6 @@ PENDING = "pending:"
 MAX_FILE_BYTES = 200_000_000  # "up to 200 MB"; decimal megabytes, to stay on the safe side
 MAX_FILE_REQUESTS = 50_000
 ENDPOINT: Final = "/v1/embeddings"
-
-
-
-
 
 
 @dataclass
@@ -313,6 +310,8 @@ class _Runner:
         """Stream a result file and call ``handle`` on each JSON line (no whole file in memory). A download
         that fails half-way is retried from the start; ``handle`` must tolerate seeing a line twice."""
 
+        check_path_id(file_id, argument="batch result file id", example="file-abc123")
+
         def download(sdk: openai.OpenAI) -> None:
             with sdk.files.with_streaming_response.content(file_id) as resp:
                 for raw in resp.iter_lines():
@@ -461,7 +460,8 @@ class _Runner:
                 interval = self.poll_interval
         if self.fatal:
             raise BatchAPIError(
-                f"{len(self.fatal)} batch request(s) failed: " + "; ".join(self.fatal[:5])
+                f"{len(self.fatal)} batch request(s) failed: "
+                + "; ".join(self.fatal[:5])
                 + (" ..." if len(self.fatal) > 5 else "")
                 + ". The other vectors are in the cache.",
                 errors=self.fatal,
@@ -500,6 +500,8 @@ def _find_batch(sdk: Any, tag: str, *, retrying: bool) -> Any | None:
 
 
 def _retrieve(batch_id: str) -> Callable[[openai.OpenAI], Any]:
+    check_path_id(batch_id, argument="batch id (from the embedding cache's journal)", example="batch_abc123")
+
     def op(sdk: openai.OpenAI) -> Any:
         return sdk.batches.retrieve(batch_id)
 

@@ -24,6 +24,7 @@ from ._jobs import (
     events_page,
     file_id_of,
     is_local_file,
+    job_path_id,
     jobs_page,
     matches,
     oldest_first,
@@ -146,29 +147,31 @@ class AsyncJobManager:
     async def _file_id(self, value: TrainingFile, local: bool, plan: CreatePlan, validate: bool, role: Role) -> str:
         if not local:
             return file_id_of(value)
-        file = await self.files.upload(
-            value, model=plan.model, method=plan.method_type, validate=validate, role=role
-        )
+        file = await self.files.upload(value, model=plan.model, method=plan.method_type, validate=validate, role=role)
         return file.id
 
     async def get(self, job_id: str) -> FineTuningJob:
         """See :meth:`JobManager.get`."""
+        job_path_id(job_id)
         return await self.client.request(
             lambda sdk: sdk.fine_tuning.jobs.retrieve(job_id), description=f"retrieve job {job_id}"
         )
 
     async def cancel(self, job_id: str) -> FineTuningJob:
         """See :meth:`JobManager.cancel`."""
+        job_path_id(job_id)
         return await self.client.request(
             lambda sdk: sdk.fine_tuning.jobs.cancel(job_id), description=f"cancel {job_id}"
         )
 
     async def pause(self, job_id: str) -> FineTuningJob:
         """See :meth:`JobManager.pause`."""
+        job_path_id(job_id)
         return await self.client.request(lambda sdk: sdk.fine_tuning.jobs.pause(job_id), description=f"pause {job_id}")
 
     async def resume(self, job_id: str) -> FineTuningJob:
         """See :meth:`JobManager.resume`."""
+        job_path_id(job_id)
         return await self.client.request(
             lambda sdk: sdk.fine_tuning.jobs.resume(job_id), description=f"resume {job_id}"
         )
@@ -194,6 +197,7 @@ class AsyncJobManager:
 
     async def events(self, job_id: str, *, limit: int | None = None) -> builtins.list[FineTuningJobEvent]:
         """See :meth:`JobManager.events`."""
+        job_path_id(job_id)
         size = min(EVENTS_PAGE_SIZE, limit or EVENTS_PAGE_SIZE)
 
         def fetch(sdk: openai.AsyncOpenAI, after: str | None) -> Any:
@@ -233,6 +237,7 @@ class AsyncJobManager:
         max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL,
     ) -> AsyncIterator[FineTuningJobEvent]:
         """See :meth:`JobManager.follow` (an async iterator)."""
+        job_path_id(job_id)
         tracker = EventTracker()
         backoff = PollBackoff(poll_interval, max_poll_interval)
         clock = SleepClock()
@@ -262,6 +267,7 @@ class AsyncJobManager:
         progress: bool | None = None,
     ) -> FineTuningJob:
         """See :meth:`JobManager.wait`."""
+        job_path_id(job_id)
         backoff = PollBackoff(poll_interval, max_poll_interval)
         clock = SleepClock()
         tracker = EventTracker()

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .._exceptions import ConfigError
 from .._idempotent import acreate_once, ascan_pages, create_once, scan_pages
+from .._ids import check_path_id
 from .._logging import get_logger
 from .._progress import progress_bar
 from ._errors import FileProcessingError, FileProcessingTimeoutError
@@ -350,6 +351,7 @@ class FileManager:
 
     def retrieve(self, file_id: str) -> FileObject:
         """The file object of ``file_id``."""
+        check_path_id(file_id, argument="file_id")
         return self.client.request(lambda sdk: sdk.files.retrieve(file_id), description=f"retrieve file {file_id}")
 
     def list(
@@ -369,12 +371,14 @@ class FileManager:
 
     def content(self, file_id: str) -> bytes:
         """The file's content, in memory (use :meth:`download` for big files)."""
+        check_path_id(file_id, argument="file_id")
         response = self.client.request(lambda sdk: sdk.files.content(file_id), description=f"download {file_id}")
         return response.content
 
     def download(self, file_id: str, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
         """Stream the file's content to ``path``: written to a temporary file beside it, then renamed, so
         ``path`` is either the whole file or untouched. Returns ``path``."""
+        check_path_id(file_id, argument="file_id")
         target = Path(path)
         _check_download_target(target, overwrite)
         from .._atomic import atomic_path
@@ -395,6 +399,7 @@ class FileManager:
 
     def delete(self, file_id: str) -> FileDeleted:
         """Delete the file on the server."""
+        check_path_id(file_id, argument="file_id")
         return self.client.request(lambda sdk: sdk.files.delete(file_id), description=f"delete file {file_id}")
 
 
@@ -549,6 +554,7 @@ class AsyncFileManager:
 
     async def retrieve(self, file_id: str) -> FileObject:
         """See :meth:`FileManager.retrieve`."""
+        check_path_id(file_id, argument="file_id")
         return await self.client.request(
             lambda sdk: sdk.files.retrieve(file_id), description=f"retrieve file {file_id}"
         )
@@ -570,6 +576,5 @@ class AsyncFileManager:
 
     async def delete(self, file_id: str) -> FileDeleted:
         """See :meth:`FileManager.delete`."""
-        return await self.client.request(
-            lambda sdk: sdk.files.delete(file_id), description=f"delete file {file_id}"
-        )
+        check_path_id(file_id, argument="file_id")
+        return await self.client.request(lambda sdk: sdk.files.delete(file_id), description=f"delete file {file_id}")

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .._exceptions import ConfigError, JobCancelledError, JobFailedError, JobTimeoutError
 from .._idempotent import REQUEST_KEY, create_once, request_id, request_id_of, scan_pages
+from .._ids import check_path_id
 from .._logging import get_logger
 from .._progress import progress_bar, progress_enabled
 from ._errors import ResultsUnavailableError
@@ -113,6 +114,22 @@ def check_client_request_id(value: object, metadata: Mapping[str, str] | None) -
     return value
 
 
+def job_path_id(job_id: object) -> str:
+    """``job_id`` checked to be sendable in a URL path (:func:`~finetune_embed._ids.check_path_id`)."""
+    return check_path_id(job_id, argument="job_id", example="ftjob-abc123")
+
+
+def model_path_id(model_id: object, provider: str) -> str:
+    """The ``model_id`` of ``delete_model``, checked: sendable in a URL path, and on OpenAI a fine-tuned model."""
+    check_path_id(model_id, argument="model_id", example="ft:gpt-4o-mini-2024-07-18:my-org:support:AbC123")
+    assert isinstance(model_id, str)
+    if provider == "openai" and not model_id.startswith("ft:"):
+        raise ConfigError(
+            f"{model_id!r} is not a fine-tuned model; only your own fine-tuned models (ft:...) can be deleted."
+        )
+    return model_id
+
+
 def tag_create(params: dict[str, Any], client_request_id: str | None) -> str:
     """Put the client request id into ``params["metadata"]`` and return it: ``client_request_id`` when given
     (or one already in the metadata), else one derived from every parameter, so that the same call made again
@@ -168,9 +185,7 @@ def failed_error(job: Any) -> JobFailedError:
     message = getattr(error, "message", None)
     text = f"Fine-tuning job {job_id} failed"
     text += f": {message}" if message else "; the server gave no reason"
-    details = ", ".join(
-        f"{name}={value}" for name in ("code", "param") if (value := getattr(error, name, None))
-    )
+    details = ", ".join(f"{name}={value}" for name in ("code", "param") if (value := getattr(error, name, None)))
     if details:
         text += f" ({details})"
     if not message:
@@ -391,20 +406,24 @@ class JobManager:
 
     def get(self, job_id: str) -> FineTuningJob:
         """The job as the server has it now. Statuses outside the API's enum (``paused``) are kept as they are."""
+        job_path_id(job_id)
         return self.client.request(
             lambda sdk: sdk.fine_tuning.jobs.retrieve(job_id), description=f"retrieve job {job_id}"
         )
 
     def cancel(self, job_id: str) -> FineTuningJob:
         """Ask the server to cancel the job; returns the job (its status turns ``cancelled``)."""
+        job_path_id(job_id)
         return self.client.request(lambda sdk: sdk.fine_tuning.jobs.cancel(job_id), description=f"cancel {job_id}")
 
     def pause(self, job_id: str) -> FineTuningJob:
         """Pause a running job (status ``paused``); :meth:`resume` continues it."""
+        job_path_id(job_id)
         return self.client.request(lambda sdk: sdk.fine_tuning.jobs.pause(job_id), description=f"pause {job_id}")
 
     def resume(self, job_id: str) -> FineTuningJob:
         """Resume a paused job."""
+        job_path_id(job_id)
         return self.client.request(lambda sdk: sdk.fine_tuning.jobs.resume(job_id), description=f"resume {job_id}")
 
     def list(
@@ -434,6 +453,7 @@ class JobManager:
     def events(self, job_id: str, *, limit: int | None = None) -> builtins.list[FineTuningJobEvent]:
         """The job's events, oldest first; ``limit`` keeps only the newest that many."""
 
+        job_path_id(job_id)
         size = min(EVENTS_PAGE_SIZE, limit or EVENTS_PAGE_SIZE)
 
         def fetch(sdk: openai.OpenAI, after: str | None) -> Any:
@@ -443,9 +463,7 @@ class JobManager:
             builtins.list(iter_pages(self.client, fetch, description=f"list events of {job_id}", limit=limit))
         )
 
-    def _new_events(
-        self, job_id: str, tracker: EventTracker, *, first_page_only: bool = False
-    ) -> builtins.list[Any]:
+    def _new_events(self, job_id: str, tracker: EventTracker, *, first_page_only: bool = False) -> builtins.list[Any]:
         collected: builtins.list[Any] = []
         after: str | None = None
         while True:
@@ -474,6 +492,7 @@ class JobManager:
         failed or cancelled job: check :meth:`get` afterwards (or use :meth:`wait`). Raises
         :class:`~finetune_embed.JobTimeoutError` after ``timeout`` seconds.
         """
+        job_path_id(job_id)
         tracker = EventTracker()
         backoff = PollBackoff(poll_interval, max_poll_interval)
         clock = SleepClock()
@@ -515,6 +534,7 @@ class JobManager:
         :class:`~finetune_embed.JobCancelledError`, or :class:`~finetune_embed.JobTimeoutError` after
         ``timeout`` seconds (the job goes on on the server).
         """
+        job_path_id(job_id)
         backoff = PollBackoff(poll_interval, max_poll_interval)
         clock = SleepClock()
         tracker = EventTracker()
@@ -544,6 +564,7 @@ class JobManager:
 
     def checkpoints(self, job_id: str) -> builtins.list[FineTuningJobCheckpoint]:
         """The job's checkpoints, by step (each with ``metrics`` and a usable ``fine_tuned_model_checkpoint``)."""
+        job_path_id(job_id)
 
         from openai import omit
 
@@ -555,6 +576,8 @@ class JobManager:
 
     def metrics(self, job_id: str, *, file_id: str | None = None) -> TrainingMetrics:
         """The job's per-step metrics from its result file (``job.result_files[0]`` unless ``file_id``)."""
+        if file_id is not None:
+            check_path_id(file_id, argument="file_id")
         job = self.get(job_id)
         if file_id is None:
             result_files = builtins.list(getattr(job, "result_files", None) or [])
@@ -570,8 +593,5 @@ class JobManager:
 
     def delete_model(self, model_id: str) -> ModelDeleted:
         """Delete a fine-tuned model you own (``ft:...`` on OpenAI). Base models cannot be deleted."""
-        if self.client.provider == "openai" and not model_id.startswith("ft:"):
-            raise ConfigError(
-                f"{model_id!r} is not a fine-tuned model; only your own fine-tuned models (ft:...) can be deleted."
-            )
+        model_path_id(model_id, self.client.provider)
         return self.client.request(lambda sdk: sdk.models.delete(model_id), description=f"delete model {model_id}")
