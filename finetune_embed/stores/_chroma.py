@@ -18,7 +18,7 @@ import httpx
 import numpy as np
 import numpy.typing as npt
 
-from .._exceptions import ConfigError, DuplicateIdError, UnknownIdError
+from .._exceptions import ConfigError, DuplicateIdError, MissingDependencyError, UnknownIdError
 from ..index._filters import Filter
 from ..index._index import Item
 from ..index._matches import Matches
@@ -32,7 +32,11 @@ try:
     from chromadb.config import Settings
     from chromadb.errors import NotFoundError
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise ImportError("finetune_embed.stores.ChromaIndex needs chromadb: pip install 'finetune-embed[chroma]'") from exc
+    raise MissingDependencyError(
+        "finetune_embed.stores.ChromaIndex needs chromadb: pip install 'finetune-embed[chroma]'",
+        package="chromadb",
+        extra="chroma",
+    ) from exc
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
