@@ -432,6 +432,8 @@ class ChromaIndex(StoreBase):
             for ids_i, dist_i, meta_i in zip(got["ids"], distances, metas, strict=True):
                 keep = [j for j, item_id in enumerate(ids_i) if item_id not in skip][:k]
                 scores = 1.0 - np.asarray([dist_i[j] for j in keep], dtype=np.float64)
+                if self._metric == "cosine":  # float32 distances can end just past the ends: -1e-7 for itself
+                    scores = np.clip(scores, -1.0, 1.0)
                 out.append(
                     Matches(
                         ids=[ids_i[j] for j in keep],
