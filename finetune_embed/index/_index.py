@@ -1002,6 +1002,64 @@ class EmbeddingIndex:
         with self._lock.read():
             return items_frame(self.ids, list(self.vectors), self.metadata, vector_column)
 
+    def to_parquet(self, path: str | os.PathLike[str], *, vector_column: str = "embedding") -> int:
+        """Write the items to a Parquet file, atomically (needs pyarrow: the ``parquet`` extra); returns how many.
+
+        Columns: ``id`` (text), ``vector_column`` (an Arrow fixed-size list of float32 per row: the stored
+        vectors, unit length for cosine) and, when any item has metadata, ``metadata`` (JSON text). The metric,
+        dtype, model and dimension go into the file's schema metadata, which :meth:`from_parquet` restores.
+        Rows are written 65,536 at a time; a concurrent ``add`` waits until the file is complete.
+        """
+        from ._parquet import index_to_parquet
+
+        with self._lock.read():
+            return index_to_parquet(self, path, vector_column=vector_column)
+
+    @classmethod
+    def from_parquet(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        embedding_column: str = "embedding",
+        id_column: str | None = None,
+        metadata_columns: Sequence[str] | None = None,
+        metric: Metric | None = None,
+        dtype: DTypeLike | None = None,
+        model: str | None = None,
+        spill_dir: str | os.PathLike[str] | None = None,
+    ) -> EmbeddingIndex:
+        """Build an index from a Parquet file: one written by :meth:`to_parquet` (metric, dtype and model restored
+        unless given) or by pandas, DuckDB or Hugging Face ``datasets`` (defaults: cosine, float32).
+
+        Args:
+            embedding_column: the vectors: fixed-size or plain lists of floats or integers, all of one length.
+                Float32 vectors without nulls are taken from Arrow's buffers without a copy.
+            id_column: the ids; ``None`` takes an ``id`` column when the file has one, else numbers the rows
+                ``"0"``, ``"1"``, ...
+            metadata_columns: columns to keep as metadata; ``None`` keeps the ``metadata`` column of a file from
+                :meth:`to_parquet`, and every other column of any other file (dates and times as ISO text).
+
+        The file is read and added 65,536 rows at a time.
+
+        Raises:
+            MissingDependencyError: pyarrow is not installed.
+            DatasetFormatError: not a Parquet file, a missing column, a null, ragged or non-numeric vector, an
+                empty id (``row N`` in the message says where).
+            DuplicateIdError, InvalidVectorError: as :meth:`add` raises them.
+        """
+        from ._parquet import index_from_parquet
+
+        return index_from_parquet(
+            path,
+            embedding_column=embedding_column,
+            id_column=id_column,
+            metadata_columns=metadata_columns,
+            metric=metric,
+            dtype=dtype,
+            model=model,
+            spill_dir=spill_dir,
+        )
+
     @classmethod
     def build(
         cls,
