@@ -1,10 +1,8 @@
-"""Vector-store adapters: the :class:`~finetune_embed.index.VectorIndex` API on external engines.
+"""Vector-store adapters: the :class:`~finetune_embed.VectorIndex` API over external vector databases.
 
-Each adapter needs its engine's client, an optional extra, and is imported on first use:
-
-- :class:`RedisIndex` - Redis with RediSearch, one server or a Redis Cluster (``pip install "finetune-embed[redis]"``).
-
-See docs/vector-stores.md.
+Each adapter needs its engine's client library, installed with an extra (``pip install
+"finetune-embed[chroma]"``), and is imported only when first used, so ``import finetune_embed.stores`` costs
+nothing. See docs/vector-stores.md.
 """
 
 from __future__ import annotations
@@ -12,29 +10,27 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .._exceptions import MissingDependencyError
-
 if TYPE_CHECKING:
-    from ._redis import RedisIndex
+    from ._chroma import ChromaIndex as ChromaIndex
+    from ._redis import RedisIndex as RedisIndex
 
-__all__ = ["RedisIndex"]
+__all__ = ["ChromaIndex", "RedisIndex"]
 
-_LAZY = {"RedisIndex": ("._redis", "redis", "redis")}  # name -> (module, package, extra)
+# one line per adapter: public name -> the module that defines it
+_LAZY: dict[str, str] = {
+    "ChromaIndex": "._chroma",
+    "RedisIndex": "._redis",  # Redis with RediSearch, one server or a Redis Cluster (extra: redis)
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
+    module = _LAZY.get(name)
+    if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module, package, extra = _LAZY[name]
-    try:
-        loaded = importlib.import_module(module, __name__)
-    except ImportError as exc:
-        raise MissingDependencyError(
-            f"finetune_embed.stores.{name} needs the {package!r} package: pip install 'finetune-embed[{extra}]' "
-            f"({exc}).",
-            package=package,
-            extra=extra,
-        ) from exc
-    value = getattr(loaded, name)
+    value = getattr(importlib.import_module(module, __name__), name)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)

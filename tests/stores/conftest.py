@@ -23,6 +23,8 @@ import pytest
 
 from finetune_embed.index import EmbeddingIndex, VectorIndex
 
+from . import _engine_chroma
+
 IN_CI = os.environ.get("CI", "").lower() == "true"
 _names = itertools.count()
 
@@ -180,6 +182,10 @@ def _pgvector(conninfo: str, *, hnsw: bool, halfvec: bool = False) -> Backend:
     return backend
 
 
+# --- other engines: one module each (tests/stores/_engine_*.py) -----------------------------------------------
+
+chroma_url = pytest.fixture(scope="session")(_engine_chroma.chroma_url_fixture)
+
 # --- Redis with RediSearch: one server and a 3-master cluster (tests/stores/_engine_redis.py) ---------------------
 
 from ._engine_redis import redis_cluster_url, redis_url  # noqa: E402, F401  (session fixtures)
@@ -193,8 +199,9 @@ REDIS = {  # backend -> (session fixture, RediSearch algorithm)
 
 # --- the parametrised fixture ---------------------------------------------------------------------------------------
 
-EXACT_BACKENDS = ["memory", "pgvector", "redis", "redis-cluster"]
-ANN_BACKENDS = ["pgvector-hnsw", "pgvector-halfvec-hnsw", "redis-hnsw"]
+# Chroma: HNSW with ef_search >= n (see docs)
+EXACT_BACKENDS = ["memory", "pgvector", "chroma", "chroma-server", "redis", "redis-cluster"]
+ANN_BACKENDS = ["pgvector-hnsw", "pgvector-halfvec-hnsw", "chroma-hnsw", "redis-hnsw"]
 ALL_BACKENDS = EXACT_BACKENDS + ANN_BACKENDS
 
 
@@ -205,6 +212,9 @@ def _build(name: str, request: pytest.FixtureRequest, tmp: Path) -> Backend:
         return _pgvector(request.getfixturevalue("pg_conninfo"), hnsw=name == "pgvector-hnsw")
     if name == "pgvector-halfvec-hnsw":
         return _pgvector(request.getfixturevalue("pg08_conninfo"), hnsw=True, halfvec=True)
+    if name.startswith("chroma"):
+        url = request.getfixturevalue("chroma_url") if name == "chroma-server" else None
+        return _engine_chroma.chroma_backend(name, tmp, url)
     if name in REDIS:
         from ._engine_redis import backends
 
