@@ -23,6 +23,8 @@ import pytest
 
 from finetune_embed.index import EmbeddingIndex, VectorIndex
 
+from . import _engine_chroma
+
 IN_CI = os.environ.get("CI", "").lower() == "true"
 _names = itertools.count()
 
@@ -180,10 +182,15 @@ def _pgvector(conninfo: str, *, hnsw: bool, halfvec: bool = False) -> Backend:
     return backend
 
 
+# --- other engines: one module each (tests/stores/_engine_*.py) -----------------------------------------------
+
+chroma_url = pytest.fixture(scope="session")(_engine_chroma.chroma_url_fixture)
+
+
 # --- the parametrised fixture ---------------------------------------------------------------------------------------
 
-EXACT_BACKENDS = ["memory", "pgvector"]
-ANN_BACKENDS = ["pgvector-hnsw", "pgvector-halfvec-hnsw"]
+EXACT_BACKENDS = ["memory", "pgvector", "chroma", "chroma-server"]  # Chroma: HNSW with ef_search >= n (see docs)
+ANN_BACKENDS = ["pgvector-hnsw", "pgvector-halfvec-hnsw", "chroma-hnsw"]
 ALL_BACKENDS = EXACT_BACKENDS + ANN_BACKENDS
 
 
@@ -194,6 +201,9 @@ def _build(name: str, request: pytest.FixtureRequest, tmp: Path) -> Backend:
         return _pgvector(request.getfixturevalue("pg_conninfo"), hnsw=name == "pgvector-hnsw")
     if name == "pgvector-halfvec-hnsw":
         return _pgvector(request.getfixturevalue("pg08_conninfo"), hnsw=True, halfvec=True)
+    if name.startswith("chroma"):
+        url = request.getfixturevalue("chroma_url") if name == "chroma-server" else None
+        return _engine_chroma.chroma_backend(name, tmp, url)
     raise AssertionError(f"unknown backend {name}")
 
 
