@@ -234,7 +234,7 @@ class AsyncEmbedder(EmbedderBase):
             job.splits += 1
             return
         timeout = ctx.timeout_for(batch)
-        kwargs = self.create_kwargs(job.texts(batch))
+        kwargs = self.request_kwargs(job.texts(batch))
         if timeout is not None and timeout != ctx.base_timeout:
             kwargs["timeout"] = timeout
         sent: list[float] = []

