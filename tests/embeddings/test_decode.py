@@ -200,5 +200,5 @@ def test_stream_decoder_refuses_bad_base64_and_bad_indices_in_bulk() -> None:
     with pytest.raises(EmbeddingResponseError, match="repeats index 0"):
         dec.feed(spelled(vectors, [0, 1, 0, 3], "compact"))
     dec = StreamDecoder(expected=3, dim=None, put=lambda i, v: None, put_rows=lambda i, r: None)
-    with pytest.raises(EmbeddingResponseError, match="outside 0..2"):
+    with pytest.raises(EmbeddingResponseError, match=r"outside 0\.\.2"):
         dec.feed(good)
