@@ -26,6 +26,7 @@ from ._base import (
 )
 from ._decode import StreamDecoder
 from ._job import EmbedJob
+from ._namespace import cache_model
 from ._plan import EmptyPolicy, LongPolicy
 from ._ratelimit import Aborted, Gate, RateState
 from ._run import Feed, RunContext
@@ -134,6 +135,7 @@ class Embedder(EmbedderBase):
             max_rebilled_tokens=max_rebilled_tokens,
         )
         self.client = _sync_client(client)
+        self.cache_model = cache_model(self.client, self.model)
         self.note_unknown_model(self.client)
 
     # --- public API -------------------------------------------------------------------------------------------

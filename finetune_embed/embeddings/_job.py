@@ -39,6 +39,7 @@ class EmbedJob:
         plan: Plan,
         *,
         model: str,
+        cache_model: str | None = None,
         dimensions: int | None,
         dim: int | None,
         cache: EmbeddingCache | None,
@@ -47,6 +48,7 @@ class EmbedJob:
     ) -> None:
         self.plan = plan
         self.model = model
+        self.cache_model = cache_model or model  # the cache's name: model and server (see _namespace)
         self.dimensions = dimensions
         self.dim = dim
         self.cache = cache
@@ -130,7 +132,7 @@ class EmbedJob:
             return 0
         unit_of = {key: u for u, key in enumerate(self.keys)}
         found = 0
-        for key, vec in self.cache.vectors(self.model, self.dimensions, self.keys, dim=self.dim):
+        for key, vec in self.cache.vectors(self.cache_model, self.dimensions, self.keys, dim=self.dim):
             dim = int(vec.shape[0])
             if self.dim is not None and dim != self.dim:
                 continue  # written by a server that returned another size: treat as missing
@@ -290,7 +292,7 @@ class EmbedJob:
                     for u, row in zip(part.tolist(), rows, strict=True):
                         yield keys[u], row.tobytes()
 
-            self.cache.put_items(self.model, self.dimensions, items(), self.dim)
+            self.cache.put_items(self.cache_model, self.dimensions, items(), self.dim)
         tokens = self.batch_tokens(received)
         with self._lock:
             self._tokens_done += tokens
