@@ -518,7 +518,11 @@ class Dataset:
             validation=validation,
             start_method=start_method,
         )
-        assert report.stats is not None
+        if report.stats is None:  # the file could not be read at all (missing, a folder, no permission)
+            from .._exceptions import FileAccessError
+
+            reason = report.errors[0].message if report.errors else "it could not be read"
+            raise FileAccessError(f"No statistics for {path}: {reason}", path=str(path))
         return report.stats
 
     @staticmethod

@@ -31,6 +31,7 @@ from ._vectors import (
     check_nonzero,
     clean_metadata,
     embed_query,
+    embed_texts,
     metadata_per_id,
     unit_scale,
 )
@@ -38,7 +39,7 @@ from ._vectors import (
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["DTypeLike", "EmbeddingIndex", "Item", "Metric", "SupportsEmbed"]
+__all__ = ["DTypeLike", "EmbeddingIndex", "Item", "Metric", "SupportsEmbed", "SupportsEmbedDocuments"]
 
 Metric: TypeAlias = Literal["cosine", "dot"]
 DTypeLike: TypeAlias = Any  # np.float32 | np.float16 | "float32" | "float16" | "int8"
@@ -105,6 +106,15 @@ class SupportsEmbed(Protocol):
 
     def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         """Embed ``texts``; row ``i`` is the vector of ``texts[i]``."""
+        ...
+
+
+@runtime_checkable
+class SupportsEmbedDocuments(Protocol):
+    """A LangChain ``Embeddings`` (or anything else with ``embed_documents``): one list of floats per text."""
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Embed ``texts``; item ``i`` is the vector of ``texts[i]``."""
         ...
 
 
@@ -996,7 +1006,7 @@ class EmbeddingIndex:
     def build(
         cls,
         texts: Sequence[str],
-        embedder: SupportsEmbed,
+        embedder: SupportsEmbed | SupportsEmbedDocuments,
         ids: Sequence[str] | None = None,
         metadata: Sequence[Mapping[str, Any] | None] | None = None,
         *,
@@ -1007,6 +1017,9 @@ class EmbeddingIndex:
         """Embed ``texts`` with ``embedder`` and index them.
 
         Args:
+            embedder: a :class:`~finetune_embed.Embedder` (anything with ``embed(texts)``) or a LangChain
+                ``Embeddings`` (``embed_documents(texts)``); anything else raises
+                :class:`~finetune_embed.InvalidArgumentError`.
             ids: one id per text (default ``"0"``, ``"1"``, ...).
             metadata: one mapping per text.
             text_field: also store each text in its metadata under this key (``None``: don't).
@@ -1023,13 +1036,12 @@ class EmbeddingIndex:
         if text_field is not None:
             for m, t in zip(metas, texts, strict=True):
                 m.setdefault(text_field, t)
-        vectors = np.asarray(embedder.embed(texts), dtype=np.float32)
-        if vectors.ndim != 2 or vectors.shape[0] != len(texts):
-            raise ConfigError(f"embedder.embed returned shape {vectors.shape} for {len(texts)} texts.")
-        index = cls(
-            vectors.shape[1] if texts else None, metric=metric, dtype=dtype, model=getattr(embedder, "model", None)
-        )
-        index.add(id_list, vectors, metas)
+        vectors = embed_texts(embedder, texts)
+        model = getattr(embedder, "model", None)
+        index = cls(vectors.shape[1] if texts else None, metric=metric, dtype=dtype,
+                    model=model if isinstance(model, str) else None)
+        if texts:
+            index.add(id_list, vectors, metas)
         return index
 
     def __getstate__(self) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, overload
 import numpy as np
 import numpy.typing as npt
 
-from ..._exceptions import ConfigError, DuplicateIdError, UnknownIdError
+from ..._exceptions import ConfigError, DuplicateIdError, MissingDependencyError, UnknownIdError
 from ..._logging import get_logger
 from ..._progress import progress_bar
 from .._filters import Where
@@ -31,8 +31,10 @@ try:
     from psycopg import sql
     from psycopg.rows import tuple_row
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise ImportError(
-        "finetune_embed.index.pgvector needs psycopg 3: pip install 'finetune-embed[pgvector]'"
+    raise MissingDependencyError(
+        "finetune_embed.index.pgvector needs psycopg 3: pip install 'finetune-embed[pgvector]'",
+        package="psycopg",
+        extra="pgvector",
     ) from exc
 
 from ._schema import Metric, check_dim, create_table, ensure_extension, read_table, set_comment, table_identifier
