@@ -59,46 +59,7 @@ def _print_issues(report: ValidationReport, name: str) -> None:
 
 
 def _print_stats(stats: DatasetStats) -> None:
-    d = stats.tokens_per_example
-    a = stats.assistant_tokens_per_example
-    approx = " (approximate: tool definitions/images estimated)" if stats.approximate else ""
-    click.echo(f"Tokens: {stats.total_tokens:,} with {stats.encoding}{approx}")
-    if d.n:
-        click.echo(
-            f"  per example: min {d.min:,.0f}  mean {d.mean:,.1f}  p5 {d.p5:,.0f}  p50 {d.p50:,.0f}  "
-            f"p95 {d.p95:,.0f}  max {d.max:,.0f}"
-        )
-        click.echo(f"  assistant tokens per example: mean {a.mean:,.1f}  p50 {a.p50:,.0f}  max {a.max:,.0f}")
-    if stats.max_example_tokens:
-        click.echo(
-            f"  {stats.n_over_limit} example(s) over the {stats.max_example_tokens:,}-token limit "
-            "(truncated in training)"
-        )
-    price = ""
-    if stats.cost_usd is not None:
-        price = (
-            f"; estimated cost ${stats.cost_usd:,.2f} at ${stats.price_per_1m:,.2f} / 1M training tokens"
-            f" (catalog prices as of {stats.price_as_of})"
-        )
-    elif stats.model:
-        price = f"; no per-token price for {stats.model} ({stats.price_unit or 'unknown'})"
-    click.echo(
-        f"Epochs: {stats.n_epochs} ({stats.epochs_source}); billed tokens: {stats.billed_tokens:,} "
-        f"({stats.billed_tokens_per_epoch:,} per epoch){price}"
-    )
-    balance = []
-    if stats.n_missing_system:
-        balance.append(f"{stats.n_missing_system} without a system message")
-    if stats.n_missing_user:
-        balance.append(f"{stats.n_missing_user} without a user message")
-    if stats.n_assistant_replies:
-        balance.append(f"{stats.refusal_share:.1%} refusal-like replies")
-    if stats.n_exact_duplicates or stats.n_near_duplicates:
-        balance.append(f"{stats.n_exact_duplicates} exact / {stats.n_near_duplicates} near duplicates")
-    if stats.n_leaked is not None:
-        balance.append(f"{stats.n_leaked} validation example(s) also in the training data")
-    if balance:
-        click.echo("Balance: " + "; ".join(balance))
+    click.echo(stats.summary())  # one renderer: the CLI prints what DatasetStats.summary() says
 
 
 @dataset.command("validate")
@@ -262,8 +223,6 @@ def stats_cmd(
     if any(st.tokens_by_role.values()):
         click.echo("Tokens by role: " + ", ".join(f"{k} {v:,}" for k, v in st.tokens_by_role.items() if v))
     _print_stats(st)
-    for note in st.notes:
-        click.echo(f"Note: {note}")
 
 
 def _test_size(value: str | float) -> float | int:
