@@ -83,6 +83,14 @@ def embeddings_and_search() -> None:
     del tokens
 
 
+def vector_stores() -> None:
+    from finetune_embed.stores import ChromaIndex
+
+    chroma: VectorIndex = ChromaIndex("docs", path="chroma-data", dim=3, metric="dot")
+    hits: Matches = chroma.search([0.1, 0.2, 0.3], k=2, where={"lang": "en"})
+    del hits
+
+
 def chat_completions() -> None:
     client = Client()
     result: ChatResult = client.chat.create("gpt-4o-mini", [{"role": "user", "content": "Hi"}], temperature=0)

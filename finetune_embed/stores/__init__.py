@@ -1,0 +1,34 @@
+"""Vector-store adapters: the :class:`~finetune_embed.VectorIndex` API over external vector databases.
+
+Each adapter needs its engine's client library, installed with an extra (``pip install
+"finetune-embed[chroma]"``), and is imported only when first used, so ``import finetune_embed.stores`` costs
+nothing. See docs/vector-stores.md.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._chroma import ChromaIndex as ChromaIndex
+
+__all__ = ["ChromaIndex"]
+
+# one line per adapter: public name -> the module that defines it
+_LAZY: dict[str, str] = {
+    "ChromaIndex": "._chroma",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)
