@@ -12,12 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._chroma import ChromaIndex as ChromaIndex
+    from ._redis import RedisIndex as RedisIndex
 
-__all__ = ["ChromaIndex"]
+__all__ = ["ChromaIndex", "RedisIndex"]
 
 # one line per adapter: public name -> the module that defines it
 _LAZY: dict[str, str] = {
     "ChromaIndex": "._chroma",
+    "RedisIndex": "._redis",  # Redis with RediSearch, one server or a Redis Cluster (extra: redis)
 }
 
 
