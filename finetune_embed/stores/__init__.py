@@ -12,12 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._chroma import ChromaIndex as ChromaIndex
+    from ._qdrant import QdrantIndex as QdrantIndex
 
-__all__ = ["ChromaIndex"]
+__all__ = ["ChromaIndex", "QdrantIndex"]
 
 # one line per adapter: public name -> the module that defines it
 _LAZY: dict[str, str] = {
     "ChromaIndex": "._chroma",
+    "QdrantIndex": "._qdrant",
 }
 
 

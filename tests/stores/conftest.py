@@ -23,7 +23,7 @@ import pytest
 
 from finetune_embed.index import EmbeddingIndex, VectorIndex
 
-from . import _engine_chroma
+from . import _engine_chroma, _engine_qdrant
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 _names = itertools.count()
@@ -162,7 +162,7 @@ chroma_url = pytest.fixture(scope="session")(_engine_chroma.chroma_url_fixture)
 
 # --- the parametrised fixture ---------------------------------------------------------------------------------------
 
-EXACT_BACKENDS = ["memory", "pgvector", "chroma", "chroma-server"]  # Chroma: HNSW with ef_search >= n (see docs)
+EXACT_BACKENDS = ["memory", "pgvector", "chroma", "chroma-server", "qdrant"]  # Chroma: HNSW, ef_search >= n (docs)
 ANN_BACKENDS = ["pgvector-hnsw", "chroma-hnsw"]
 ALL_BACKENDS = EXACT_BACKENDS + ANN_BACKENDS
 
@@ -175,6 +175,8 @@ def _build(name: str, request: pytest.FixtureRequest, tmp: Path) -> Backend:
     if name.startswith("chroma"):
         url = request.getfixturevalue("chroma_url") if name == "chroma-server" else None
         return _engine_chroma.chroma_backend(name, tmp, url)
+    if name == "qdrant":
+        return _engine_qdrant.qdrant_backend(name, tmp)
     raise AssertionError(f"unknown backend {name}")
 
 
