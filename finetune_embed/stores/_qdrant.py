@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .._exceptions import ConfigError, DuplicateIdError, UnknownIdError
+from .._exceptions import ConfigError, DuplicateIdError, MissingDependencyError, UnknownIdError
 from ..index._filters import Filter
 from ..index._index import Item
 from ..index._matches import Matches
@@ -25,8 +25,10 @@ try:
     from qdrant_client import QdrantClient
     from qdrant_client.http import models
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise ImportError(
-        "finetune_embed.stores.QdrantIndex needs qdrant-client: pip install 'finetune-embed[qdrant]'"
+    raise MissingDependencyError(
+        "finetune_embed.stores.QdrantIndex needs qdrant-client: pip install 'finetune-embed[qdrant]'",
+        package="qdrant-client",
+        extra="qdrant",
     ) from exc
 
 from ._qdrant_filters import ENGINE, to_qdrant_filter
