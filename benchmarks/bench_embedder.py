@@ -1,54 +1,109 @@
-"""Benchmark: embed 100k texts against FakeOpenAI over loopback HTTP, with latency and RPM / TPM limits.
+"""Benchmark: the Embedder against small quotas, local servers and an instant server, side by side with LangChain's
+``OpenAIEmbeddings`` and a plain SDK loop, in one run (#12, #16).
 
-Contenders, each run in its own subprocess against the same server, one after the other:
+Every client runs in its own process (this interpreter), one after the other, over real loopback HTTP.
 
-* ``ours``       - ``finetune_embed.embeddings.Embedder`` with its defaults (a fresh cache file);
-* ``langchain``  - ``langchain_openai.OpenAIEmbeddings().embed_documents`` (langchain-openai 1.7.4, defaults);
-* ``llamaindex`` - ``llama_index.embeddings.openai.OpenAIEmbedding().get_text_embedding_batch``
-  (llama-index-embeddings-openai 0.7.0, defaults);
-* ``sdk``        - a plain ``openai.OpenAI().embeddings.create`` loop in batches of 2048 (SDK defaults).
+Scenarios (``--scenarios``):
 
-LangChain and LlamaIndex are installed with pip into their own virtualenvs under ``.bench-venvs/`` (created on
-first run; ``--no-setup`` skips that). Each child reports its wall time and peak RSS (``ru_maxrss``) and the RSS
-before embedding; the server's ledger gives requests, 429s and tokens billed (and texts billed more than once).
+* ``tpm``     - OpenAI with a tight token quota: TPM 60,000 over a sliding minute, ``x-ratelimit-*`` headers.
+* ``rpm``     - a gateway with RPM 20 over a sliding minute that takes at most 20 inputs per request (413 above).
+* ``tei``     - text-embeddings-inference: 32 inputs per request (its 413 body), a CPU model (0.02 s per input).
+* ``slow``    - a slow local model behind Ollama (all-minilm, 0.07 s per input on one worker), 1,000 reviews.
+* ``instant`` - a server that answers at once from precomputed vectors (``_instant_server.py``): the client's
+  own CPU and memory, at 100,000 × ~20 words and 20,000 × ~200 words; best of ``--repeat`` runs.
+
+The first four run against ``FakeOpenAI`` (``finetune_embed.testing``) served on loopback in real time.
+
+Clients: ``ours`` is ``Embedder`` with its defaults (``cache=False``; ``provider="openai"`` where the server plays
+OpenAI, which is what an OpenAI URL infers; a loopback URL would say "compatible"). ``langchain`` is
+``langchain_openai.OpenAIEmbeddings`` and ``sdk`` an ``openai.OpenAI().embeddings.create`` loop (2048 per request,
+``encoding_format="base64"`` -> ``np.frombuffer``). Neither can learn a server's batch limit, so where a server
+has one they get it as a setting (``chunk_size`` / the loop's batch), and LangChain gets
+``check_embedding_ctx_length=False`` on non-OpenAI servers, as its documentation says; the "settings" column shows
+what each was given. ``llamaindex`` runs too if ``llama-index-embeddings-openai`` is installed.
+
+Columns: wall time; the theoretical minimum (``tpm``: ``60 s × (ceil(tokens of one pass / TPM) - 1)``; ``rpm``:
+``60 s × (ceil(requests needed / RPM) - 1)``; ``tei`` / ``slow``: the server's compute time for the inputs);
+ratio = wall / minimum; requests, 429s, 413s as the server saw them; tokens billed ÷ the tokens of one pass;
+client CPU seconds (user + system); for ``instant`` also texts/s, CPU per 1,000 texts and peak RSS growth ÷ the
+output array's size. Rows are checked against the exact vectors (a sample of 200).
 
 Usage::
 
-    python benchmarks/bench_embedder.py                       # the full run (a few minutes)
-    python benchmarks/bench_embedder.py --texts 20000 --rpm 0 --tpm 0   # no limits: each client's own speed
-
-The "% of limit" column is the lower-bound time the limits allow for the tokens and requests that contender
-sent (budgets start full and refill evenly, as OpenAI's do: ``max((tokens - TPM) / TPM, (requests - RPM) / RPM)``
-minutes), divided by its wall time.
+    pip install -e ".[bench]"              # langchain-openai among the benchmark-only extras
+    python benchmarks/bench_embedder.py    # the full run (about 25 minutes: the quotas are real minutes)
+    python benchmarks/bench_embedder.py --quick                 # a smoke run, under a minute
+    python benchmarks/bench_embedder.py --scenarios instant     # one scenario
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import math
 import os
 import random
 import resource
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 OUT = HERE / "_out"
-VENVS = ROOT / ".bench-venvs"
-MODEL = "text-embedding-3-small"
+DATA = ROOT.parent / "shared" / "data" / "cookbook"
 API_KEY = "sk-bench-0000000000000000"
-SAMPLE = 200  # rows checked against the exact vectors
-
-COMPETITORS = {
-    "langchain": ["langchain-openai==1.7.4", "numpy"],
-    "llamaindex": ["llama-index-embeddings-openai==0.7.0", "numpy"],
-}
+SAMPLE = 200
 
 
-# --- the children (stdlib + numpy + the client under test only: they run in other virtualenvs) ---------------
+# --- the children ------------------------------------------------------------------------------------------------
+
+
+def _embed_ours(texts: list[str], url: str, s: dict[str, Any]) -> Any:
+    from finetune_embed import Client
+    from finetune_embed.embeddings import Embedder
+
+    client_kwargs = {"provider": s["provider"]} if s.get("provider") else {}
+    with Client(api_key=API_KEY, base_url=url, **client_kwargs) as client:
+        return Embedder(client, model=s["model"], cache=False, progress=False).embed(texts)
+
+
+def _embed_langchain(texts: list[str], url: str, s: dict[str, Any]) -> Any:
+    from langchain_openai import OpenAIEmbeddings
+
+    return OpenAIEmbeddings(model=s["model"], base_url=url, api_key=API_KEY, **s.get("langchain", {})).embed_documents(
+        texts
+    )
+
+
+def _embed_llamaindex(texts: list[str], url: str, s: dict[str, Any]) -> Any:
+    from llama_index.embeddings.openai import OpenAIEmbedding  # type: ignore[import-not-found]
+
+    return OpenAIEmbedding(model_name=s["model"], api_base=url, api_key=API_KEY).get_text_embedding_batch(texts)
+
+
+def _embed_sdk(texts: list[str], url: str, s: dict[str, Any]) -> Any:
+    import base64
+
+    import numpy as np
+    from openai import OpenAI
+
+    batch = int(s.get("sdk_batch", 2048))
+    client = OpenAI(base_url=url, api_key=API_KEY)
+    parts = []
+    for start in range(0, len(texts), batch):
+        response = client.embeddings.create(model=s["model"], input=texts[start : start + batch], encoding_format="base64")
+        for item in response.data:
+            e: Any = item.embedding
+            parts.append(np.frombuffer(base64.b64decode(e), dtype=np.float32) if isinstance(e, str) else np.asarray(e, np.float32))
+    return np.vstack(parts)
+
+
+CHILDREN = {"ours": _embed_ours, "langchain": _embed_langchain, "llamaindex": _embed_llamaindex, "sdk": _embed_sdk}
 
 
 def _rss_now() -> int:
@@ -56,238 +111,322 @@ def _rss_now() -> int:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def _embed_ours(texts: list[str], url: str, workdir: Path) -> object:
-    from finetune_embed import Client
-    from finetune_embed.embeddings import Embedder
+def child(name: str, url: str, corpus: Path, settings_json: str, result_path: Path) -> None:
+    import numpy as np
 
-    cache = workdir / "ours-cache.sqlite"
-    for suffix in ("", "-wal", "-shm"):
-        Path(str(cache) + suffix).unlink(missing_ok=True)
-    embedder = Embedder(Client(api_key=API_KEY, base_url=url), model=MODEL, cache=cache, progress=False)
-    return embedder.embed(texts)
-
-
-def _embed_langchain(texts: list[str], url: str, workdir: Path) -> object:
-    from langchain_openai import OpenAIEmbeddings  # type: ignore[import-not-found]
-
-    return OpenAIEmbeddings(model=MODEL, base_url=url, api_key=API_KEY).embed_documents(texts)
-
-
-def _embed_llamaindex(texts: list[str], url: str, workdir: Path) -> object:
-    from llama_index.embeddings.openai import OpenAIEmbedding  # type: ignore[import-not-found]
-
-    return OpenAIEmbedding(model=MODEL, api_base=url, api_key=API_KEY).get_text_embedding_batch(texts)
-
-
-def _embed_sdk(texts: list[str], url: str, workdir: Path) -> object:
-    from openai import OpenAI
-
-    client = OpenAI(base_url=url, api_key=API_KEY)
-    vectors: list[list[float]] = []
-    for start in range(0, len(texts), 2048):
-        response = client.embeddings.create(model=MODEL, input=texts[start : start + 2048])
-        vectors.extend(item.embedding for item in response.data)
-    return vectors
-
-
-def child(name: str, url: str, corpus: Path, result_path: Path) -> None:
     texts = json.loads(corpus.read_text(encoding="utf-8"))
-    fn = {"ours": _embed_ours, "langchain": _embed_langchain, "llamaindex": _embed_llamaindex, "sdk": _embed_sdk}[name]
-    # warm the imports so that the baseline includes them
-    fn.__code__  # noqa: B018
+    settings = json.loads(settings_json)
+    fn = CHILDREN[name]
+    import openai  # noqa: F401  (every client's imports happen before the clock starts)
+
     if name == "ours":
         import finetune_embed.embeddings  # noqa: F401
+    elif name == "langchain":
+        import langchain_openai  # noqa: F401
     baseline = _rss_now()
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     start = time.perf_counter()
     try:
-        vectors = fn(texts, url, result_path.parent)
-        error = None
-    except Exception as exc:  # reported, not raised: a contender may fail
+        vectors, error = fn(texts, url, settings), None
+    except Exception as exc:  # reported, not raised: a client may fail
         vectors, error = None, f"{type(exc).__name__}: {str(exc)[:300]}"
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    report: dict[str, object] = {"seconds": seconds, "baseline_rss": baseline, "peak_rss": peak, "error": error}
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    report: dict[str, Any] = {
+        "seconds": seconds,
+        "cpu": (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime),
+        "sys": cpu1.ru_stime - cpu0.ru_stime,
+        "baseline_rss": baseline,
+        "peak_rss": cpu1.ru_maxrss * 1024,
+        "error": error,
+    }
     if vectors is not None:
-        import numpy as np
-
-        n = len(vectors)  # type: ignore[arg-type]
-        rng = random.Random(1)
-        rows = sorted(rng.sample(range(n), min(SAMPLE, n)))
+        n = len(vectors)
+        rows = sorted(random.Random(1).sample(range(n), min(SAMPLE, n)))
         report["n"] = n
-        report["dim"] = len(vectors[0])  # type: ignore[index]
-        report["sample"] = {str(i): np.asarray(vectors[i], dtype=np.float32).tolist() for i in rows}  # type: ignore[index]
+        report["dim"] = len(vectors[0])
+        report["sample"] = {str(i): np.asarray(vectors[i], dtype=np.float32).tolist() for i in rows}
     result_path.write_text(json.dumps(report), encoding="utf-8")
 
 
-# --- setup ---------------------------------------------------------------------------------------------------
+# --- corpora ---------------------------------------------------------------------------------------------------
 
 
-def venv_python(name: str) -> Path:
-    return VENVS / name / "bin" / "python"
-
-
-def setup_venvs(names: list[str]) -> dict[str, str]:
-    """Create the competitors' virtualenvs with pip; returns name -> error for those that failed."""
-    failed: dict[str, str] = {}
-    for name in names:
-        if name not in COMPETITORS:
-            continue
-        py = venv_python(name)
-        marker = VENVS / name / ".installed"
-        if marker.exists() and marker.read_text() == " ".join(COMPETITORS[name]):
-            continue
-        print(f"setting up {VENVS / name} ...", flush=True)
-        try:
-            subprocess.run([sys.executable, "-m", "venv", str(VENVS / name)], check=True)
-            subprocess.run([str(py), "-m", "pip", "install", "-q", *COMPETITORS[name]], check=True)
-            marker.write_text(" ".join(COMPETITORS[name]))
-        except subprocess.CalledProcessError as exc:
-            failed[name] = f"pip install failed ({exc})"
-    return failed
-
-
-def make_corpus(n: int, seed: int = 0) -> list[str]:
-    """``n`` distinct texts of mixed length (lognormal, 1 to 2000 words) cut from real English reviews and news."""
-    import csv
-
+def _words() -> list[str]:
     words: list[str] = []
-    data = ROOT.parent / "shared" / "data" / "cookbook"
     for file, column in (("fine_food_reviews_1k.csv", "Text"), ("AG_news_samples.csv", "description")):
-        with open(data / file, encoding="utf-8") as fh:
+        with open(DATA / file, encoding="utf-8") as fh:
             for row in csv.DictReader(fh):
                 words.extend((row.get(column) or "").split())
+    return words
+
+
+def corpus_of(n: int, words_per_text: int, seed: int = 0) -> list[str]:
+    """``n`` distinct texts of about ``words_per_text`` words cut from the cookbook's reviews and news."""
+    words = _words()
     rng = random.Random(seed)
     texts = []
     for i in range(n):
-        length = max(1, min(2000, int(rng.lognormvariate(3.6, 1.0))))
+        length = max(1, int(rng.uniform(0.75, 1.25) * words_per_text))
         start = rng.randrange(0, len(words) - length)
         texts.append(f"{i}: " + " ".join(words[start : start + length]))
     return texts
 
 
+def reviews(n: int) -> list[str]:
+    with open(DATA / "fine_food_reviews_1k.csv", encoding="utf-8") as fh:
+        rows = [f"Title: {r['Summary']}; Content: {r['Text']}" for r in csv.DictReader(fh)]
+    return rows[:n]
+
+
+# --- scenarios -------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Scenario:
+    name: str
+    title: str
+    texts: list[str]
+    settings: dict[str, Any]  # for the children: model, provider, langchain kwargs, sdk_batch
+    fake: dict[str, Any] = field(default_factory=dict)  # FakeOpenAI(**fake); empty for the instant server
+
+    def minimum(self, one_pass_tokens: int) -> float | None:
+        f = self.fake
+        if "tpm" in f:
+            return 60.0 * max(0, math.ceil(one_pass_tokens / f["tpm"]) - 1)
+        if "rpm" in f:
+            requests = math.ceil(len(self.texts) / f["server"].max_batch_inputs)
+            return 60.0 * max(0, math.ceil(requests / f["rpm"]) - 1)
+        if "processing" in f:
+            p = f["processing"]
+            limit = getattr(f.get("server"), "max_batch_inputs", None) or len(self.texts)
+            return p.per_input * len(self.texts) + p.per_request * math.ceil(len(self.texts) / limit)
+        return None
+
+
+def scenarios(quick: bool) -> list[Scenario]:
+    from finetune_embed.testing import PROFILES, Processing, ServerProfile
+
+    q = 0.05 if quick else 1.0
+    small = "text-embedding-3-small"
+    compatible = {"check_embedding_ctx_length": False}
+    tei_cpu = Processing(per_request=0.005, per_input=0.02, workers=1)
+    slow_cpu = Processing(per_request=0.005, per_input=0.07, workers=1)
+    gateway = ServerProfile("gateway", openai_catalog=True, max_batch_inputs=20, rate_limit_headers=True)
+    return [
+        Scenario("tpm", "TPM 60k, sliding minute", corpus_of(int(2400 * q), 75),
+                 {"model": small, "provider": "openai"},
+                 {"tpm": 60_000, "rate_limit_window": "sliding"}),
+        Scenario("rpm", "RPM 20, sliding minute, 20 inputs per request", corpus_of(int(1200 * q), 8, seed=1),
+                 {"model": small, "provider": "openai", "langchain": {"chunk_size": 20}, "sdk_batch": 20},
+                 {"rpm": 20, "rate_limit_window": "sliding", "server": gateway}),
+        Scenario("tei", "text-embeddings-inference, 32 per request, 0.02 s per input",
+                 corpus_of(int(2000 * q), 30, seed=2),
+                 {"model": "bge-small-en-v1.5", "langchain": {**compatible, "chunk_size": 32}, "sdk_batch": 32},
+                 {"server": PROFILES["tei"].with_options(processing=tei_cpu), "processing": tei_cpu}),
+        Scenario("slow", "Ollama all-minilm on CPU, 0.07 s per input", reviews(int(1000 * q)),
+                 {"model": "all-minilm", "langchain": compatible},
+                 {"server": PROFILES["ollama"].with_options(processing=slow_cpu), "processing": slow_cpu}),
+    ]
+
+
+def instant_scenarios(quick: bool) -> list[Scenario]:
+    n_short, n_long = (2_000, 400) if quick else (100_000, 20_000)
+    s = {"model": "text-embedding-3-small", "provider": "openai"}
+    return [
+        Scenario("instant", f"instant server, {n_short:,} × ~20 words", corpus_of(n_short, 20, seed=3), s),
+        Scenario("instant", f"instant server, {n_long:,} × ~200 words", corpus_of(n_long, 200, seed=4), s),
+    ]
+
+
 # --- the parent ------------------------------------------------------------------------------------------------
 
 
-def lower_bound(tokens: int, requests: int, rpm: int | None, tpm: int | None) -> float:
-    bounds = [0.0]
-    if tpm:
-        bounds.append(max(0.0, tokens - tpm) / tpm * 60.0)
-    if rpm:
-        bounds.append(max(0.0, requests - rpm) / rpm * 60.0)
-    return max(bounds)
+def run_child(name: str, url: str, corpus: Path, settings: dict[str, Any]) -> dict[str, Any]:
+    result = OUT / f"result-{name}.json"
+    result.unlink(missing_ok=True)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("OPENAI_API_KEY", None)
+    env.pop("OPENAI_BASE_URL", None)
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--child", name, url, str(corpus), json.dumps(settings),
+         str(result)],
+        env=env, capture_output=True, text=True,
+    )
+    if proc.returncode != 0 or not result.exists():
+        return {"error": (proc.stderr or proc.stdout).strip()[-400:] or f"exit {proc.returncode}",
+                "process_seconds": time.perf_counter() - started}
+    report: dict[str, Any] = json.loads(result.read_text())
+    return report
+
+
+def settings_note(name: str, settings: dict[str, Any]) -> str:
+    if name == "ours":
+        return "defaults" + (f" (provider={settings['provider']})" if settings.get("provider") else "")
+    if name == "langchain":
+        given = settings.get("langchain", {})
+        return ", ".join(f"{k}={v}" for k, v in given.items()) or "defaults"
+    if name == "sdk":
+        return f"{settings.get('sdk_batch', 2048)}/request, base64"
+    return "defaults"
+
+
+def one_pass_tokens(texts: list[str]) -> int:
+    from finetune_embed.tokenizer import Tokenizer
+
+    return sum(Tokenizer("cl100k_base").count_batch(texts))
+
+
+def check(report: dict[str, Any], expected: Any) -> bool | None:
+    import numpy as np
+
+    sample = report.get("sample")
+    if not sample:
+        return None
+    return all(np.allclose(np.asarray(v, np.float32), expected(int(i)), atol=1e-6) for i, v in sample.items())
+
+
+def run_fake_scenario(sc: Scenario, names: list[str]) -> list[dict[str, Any]]:
+    from finetune_embed.testing import FakeOpenAI
+
+    kwargs = {k: v for k, v in sc.fake.items() if k != "processing"}
+    if "processing" in sc.fake:
+        kwargs["processing"] = sc.fake["processing"]
+    corpus = OUT / "corpus.json"
+    corpus.write_text(json.dumps(sc.texts), encoding="utf-8")
+    tokens = one_pass_tokens(sc.texts)
+    minimum = sc.minimum(tokens)
+    rows = []
+    for name in names:
+        fake = FakeOpenAI(api_key=API_KEY, **kwargs)  # a fresh server per client: quotas start empty
+        print(f"  {sc.name}: {name} ...", flush=True)
+        with fake.serve() as url:
+            report = run_child(name, url, corpus, sc.settings)
+        print(f"    {report.get('seconds', report.get('process_seconds', 0)):.1f} s", flush=True)
+        ledger = fake.ledger
+        model = sc.settings["model"]
+        rows.append({
+            **report,
+            "scenario": sc.name, "title": sc.title, "client": name, "settings": settings_note(name, sc.settings),
+            "minimum": minimum, "requests": ledger.embedding_requests, "429s": ledger.rate_limited,
+            "413s": ledger.count("/v1/embeddings", status=413), "billed": ledger.tokens_billed, "one_pass": tokens,
+            "correct": check(report, lambda i, f=fake, m=model: f.embedding(sc.texts[i], model=m)),
+        })
+        report.pop("sample", None)
+    return rows
+
+
+def run_instant_scenario(sc: Scenario, names: list[str], repeat: int) -> list[dict[str, Any]]:
+    sys.path.insert(0, str(HERE))
+    from _instant_server import InstantServer
+
+    server = InstantServer()
+    corpus = OUT / "corpus.json"
+    corpus.write_text(json.dumps(sc.texts), encoding="utf-8")
+    rows = []
+    with server.serve() as url:
+        for name in names:
+            best: dict[str, Any] | None = None
+            for r in range(repeat):
+                print(f"  {sc.title}: {name} (run {r + 1}) ...", flush=True)
+                server.reset()
+                report = run_child(name, url, corpus, sc.settings)
+                report["server_cpu"] = server.server_cpu
+                report["requests"] = server.requests
+                if best is None or (report.get("n") and report["seconds"] < best.get("seconds", math.inf)):
+                    best = report
+            assert best is not None
+            best["correct"] = check(best, lambda i: server.expected(sc.texts[i]))
+            best.pop("sample", None)
+            rows.append({**best, "scenario": sc.name, "title": sc.title, "client": name,
+                         "settings": settings_note(name, sc.settings), "texts": len(sc.texts)})
+    return rows
+
+
+def failed(r: dict[str, Any]) -> str | None:
+    if r.get("error") and not r.get("n"):
+        return "failed: " + str(r["error"]).strip().splitlines()[-1][:110]
+    return None
+
+
+def print_quota_table(rows: list[dict[str, Any]]) -> None:
+    header = ("scenario", "client", "settings", "wall s", "minimum s", "ratio", "requests", "429s", "413s",
+              "billed ÷ one pass", "client CPU s", "rows ok")
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for r in rows:
+        lead = f"| {r['title']} | {r['client']} | {r['settings']} |"
+        why = failed(r)
+        if why:
+            print(f"{lead} {why} | | | {r['requests']} | {r['429s']} | {r['413s']} | | | |")
+            continue
+        ratio = "-" if not r["minimum"] else f"{r['seconds'] / r['minimum']:.2f}"
+        print(
+            f"{lead} {r['seconds']:.1f} | {r['minimum']:.1f} | {ratio} | {r['requests']} | {r['429s']} | "
+            f"{r['413s']} | {r['billed'] / r['one_pass']:.2f} | {r['cpu']:.2f} | {r['correct']} ({r['n']:,}) |"
+        )
+
+
+def print_instant_table(rows: list[dict[str, Any]]) -> None:
+    header = ("texts", "client", "settings", "wall s", "texts/s", "client CPU s", "of which system", "CPU per 1k s",
+              "requests", "server CPU s", "Δ RSS ÷ array", "rows ok")
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for r in rows:
+        lead = f"| {r['title']} | {r['client']} | {r['settings']} |"
+        why = failed(r)
+        if why:
+            print(f"{lead} {why} |")
+            continue
+        array = r["n"] * r["dim"] * 4
+        grow = (r["peak_rss"] - r["baseline_rss"]) / array
+        print(
+            f"{lead} {r['seconds']:.2f} | {r['n'] / r['seconds']:,.0f} | {r['cpu']:.2f} | {r['sys']:.2f} | "
+            f"{1000 * r['cpu'] / r['n']:.3f} | {r['requests']} | {r['server_cpu']:.2f} | {grow:.2f} | "
+            f"{r['correct']} ({r['n']:,}) |"
+        )
+    by = {(r["title"], r["client"]): r for r in rows if r.get("n")}
+    for title in dict.fromkeys(r["title"] for r in rows):
+        ours = by.get((title, "ours"))
+        for other in ("sdk", "langchain"):
+            them = by.get((title, other))
+            if ours and them:
+                print(f"{title}: ours ÷ {other}: {ours['n'] / ours['seconds'] / (them['n'] / them['seconds']):.2f}× "
+                      f"the throughput, {ours['cpu'] / them['cpu']:.2f}× the CPU")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--texts", type=int, default=100_000)
-    parser.add_argument("--rpm", type=int, default=3_000, help="0: no limit")
-    parser.add_argument("--tpm", type=int, default=3_000_000, help="0: no limit")
-    parser.add_argument("--latency", type=float, nargs=2, default=(0.05, 0.2))
-    parser.add_argument("--only", default="ours,langchain,llamaindex,sdk")
-    parser.add_argument("--no-setup", action="store_true")
-    parser.add_argument("--child", nargs=4, metavar=("NAME", "URL", "CORPUS", "RESULT"), help=argparse.SUPPRESS)
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run of every scenario")
+    parser.add_argument("--scenarios", default="tpm,rpm,tei,slow,instant")
+    parser.add_argument("--only", default="ours,langchain,sdk", help="clients (llamaindex too, if installed)")
+    parser.add_argument("--repeat", type=int, default=None, help="instant scenario: best of N (default 2, quick 1)")
+    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        name, url, corpus, result = args.child
-        child(name, url, Path(corpus), Path(result))
+        name, url, corpus, settings, result = args.child
+        child(name, url, Path(corpus), settings, Path(result))
         return
 
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(ROOT.parent / "shared" / "tiktoken-cache"))
-    import numpy as np
-
-    from finetune_embed.testing import FakeOpenAI
-
-    names = [n.strip() for n in args.only.split(",") if n.strip()]
-    failed = {} if args.no_setup else setup_venvs(names)
     OUT.mkdir(exist_ok=True)
-    texts = make_corpus(args.texts)
-    corpus = OUT / "corpus.json"
-    corpus.write_text(json.dumps(texts), encoding="utf-8")
-    rpm = args.rpm or None
-    tpm = args.tpm or None
-    fake = FakeOpenAI(rpm=rpm, tpm=tpm, latency=tuple(args.latency), api_key=API_KEY)
-    rows = []
-    print(
-        f"{len(texts):,} texts; FakeOpenAI over loopback, latency {args.latency[0]}-{args.latency[1]} s, "
-        f"RPM {rpm or 'unlimited'}, TPM {tpm or 'unlimited'}; model {MODEL}",
-        flush=True,
-    )
-    with fake.serve() as url:
-        for name in names:
-            if name in failed:
-                rows.append({"name": name, "error": failed[name]})
-                continue
-            python = str(venv_python(name)) if name in COMPETITORS else sys.executable
-            fake.ledger.clear()
-            fake.set_rate_limits(rpm=rpm, tpm=tpm)  # budgets start full for everyone
-            result_path = OUT / f"result-{name}.json"
-            result_path.unlink(missing_ok=True)
-            env = {**os.environ, "PYTHONPATH": str(ROOT) if name in ("ours", "sdk") else ""}
-            env.pop("OPENAI_API_KEY", None)
-            print(f"running {name} ...", flush=True)
-            started = time.perf_counter()
-            proc = subprocess.run(
-                [python, str(Path(__file__).resolve()), "--child", name, url, str(corpus), str(result_path)],
-                env=env, capture_output=True, text=True,
-            )
-            wall = time.perf_counter() - started
-            if proc.returncode != 0 or not result_path.exists():
-                rows.append({"name": name, "error": (proc.stderr or proc.stdout)[-400:]})
-                continue
-            report = json.loads(result_path.read_text())
-            ledger = fake.ledger
-            billed = ledger.billed_texts
-            requests = ledger.embedding_requests
-            tokens = ledger.tokens_billed
-            correct = None
-            if report.get("sample"):
-                correct = all(
-                    np.allclose(np.asarray(v, np.float32), fake.embedding(texts[int(i)]), atol=1e-6)
-                    for i, v in report["sample"].items()
-                )
-            n, dim = report.get("n", 0), report.get("dim", 0)
-            array_bytes = n * dim * 4
-            bound = lower_bound(tokens, requests, rpm, tpm)
-            rows.append({
-                "name": name,
-                "error": report.get("error"),
-                "seconds": report["seconds"],
-                "process_seconds": wall,
-                "requests": requests,
-                "rate_limited": ledger.rate_limited,
-                "tokens": tokens,
-                "billed_twice": sum(c - 1 for c in billed.values() if c > 1),
-                "peak_mb": report["peak_rss"] / 2**20,
-                "extra_mb": (report["peak_rss"] - report["baseline_rss"]) / 2**20,
-                "array_mb": array_bytes / 2**20,
-                "texts_per_s": n / report["seconds"] if report["seconds"] and n else 0.0,
-                "limit_pct": 100.0 * bound / report["seconds"] if bound and report["seconds"] else None,
-                "correct": correct,
-                "rows": n,
-            })
-    print()
-    header = ("contender", "wall s", "texts/s", "requests", "429s", "tokens billed", "billed twice", "peak RSS MB",
-              "Δ RSS MB", "Δ / array", "% of limit", "rows ok")
-    print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
-    for r in rows:
-        if r.get("error") and not r.get("rows"):
-            print(f"| {r['name']} | failed: {str(r['error']).strip().splitlines()[-1][:120]} |")
-            continue
-        pct = "-" if r["limit_pct"] is None else f"{r['limit_pct']:.0f} %"
-        ratio = r["extra_mb"] / r["array_mb"] if r["array_mb"] else 0.0
-        print(
-            f"| {r['name']} | {r['seconds']:.1f} | {r['texts_per_s']:,.0f} | {r['requests']} | {r['rate_limited']} | "
-            f"{r['tokens']:,} | {r['billed_twice']} | {r['peak_mb']:,.0f} | {r['extra_mb']:,.0f} | {ratio:.2f} | "
-            f"{pct} | {r['correct']} ({r['rows']:,}) |"
-        )
-    ours = next((r for r in rows if r["name"] == "ours" and r.get("texts_per_s")), None)
-    if ours:
-        for r in rows:
-            if r["name"] != "ours" and r.get("texts_per_s"):
-                print(f"ours / {r['name']}: {ours['texts_per_s'] / r['texts_per_s']:.1f}x throughput")
-    (OUT / "bench_embedder.json").write_text(json.dumps(rows, indent=2))
+    names = [n.strip() for n in args.only.split(",") if n.strip()]
+    wanted = {s.strip() for s in args.scenarios.split(",") if s.strip()}
+    repeat = args.repeat or (1 if args.quick else 2)
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {os.cpu_count()} CPUs", flush=True)
+    quota_rows = [r for sc in scenarios(args.quick) if sc.name in wanted for r in run_fake_scenario(sc, names)]
+    instant_rows = []
+    if "instant" in wanted:
+        instant_rows = [r for sc in instant_scenarios(args.quick) for r in run_instant_scenario(sc, names, repeat)]
+    print(f"\nload average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}\n")
+    if quota_rows:
+        print_quota_table(quota_rows)
+        print()
+    if instant_rows:
+        print_instant_table(instant_rows)
+    (OUT / "bench_embedder.json").write_text(json.dumps(quota_rows + instant_rows, indent=2, default=str))
 
 
 if __name__ == "__main__":

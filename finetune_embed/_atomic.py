@@ -77,7 +77,12 @@ def _create_temp(target: Path, suffix: str, mode: int) -> tuple[int, Path]:
         except FileExistsError:
             continue
         return fd, tmp
-    raise FileExistsError(errno_codes.EEXIST, "could not pick a free temporary name", str(target))  # pragma: no cover
+    raise FileAccessError(  # pragma: no cover - 100 random 48-bit names all taken
+        f"Cannot write {target}: no free temporary name beside it after 100 tries; remove stale "
+        f".{target.name}.*{suffix} files from {target.parent}.",
+        path=str(target),
+        errno=errno_codes.EEXIST,
+    )
 
 
 def _fsync_dir(folder: Path) -> None:

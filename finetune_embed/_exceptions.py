@@ -38,7 +38,7 @@ The tree::
     │   ├── JobFailedError                     .job, .error (the server's code / message / param)
     │   ├── JobCancelledError
     │   ├── JobTimeoutError(TimeoutError)      the wait ended; the job goes on on the server
-    │   └── ResultsUnavailableError(LookupError) no result file (yet)
+    │   └── ResultsUnavailableError(KeyError)  no result file (yet), or no such metrics column
     ├── EmbeddingError
     │   ├── InputTooLongError(ValueError)      an input over the model's token limit; .index
     │   ├── EmptyInputError(ValueError)        an empty or whitespace-only input; .index
@@ -517,8 +517,9 @@ class JobTimeoutError(JobError, TimeoutError):
     docs_anchor = "jobtimeouterror"
 
 
-class ResultsUnavailableError(JobError, LookupError):
-    """A job has no result file (yet): metrics exist only once the job has ended."""
+class ResultsUnavailableError(JobError, KeyError):
+    """A job has no result file (yet): metrics exist only once the job has ended; or its metrics have no such
+    column (``metrics["nope"]``). A ``KeyError`` (so a ``LookupError``), as a missing key of a mapping is."""
 
     docs_anchor = "resultsunavailableerror"
 

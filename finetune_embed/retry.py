@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 import tenacity
 from tenacity.wait import wait_base
 
+from ._exceptions import InvalidArgumentError
 from ._logging import get_logger
 from ._redact import redact
 
@@ -222,11 +223,19 @@ class RetryPolicy:
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
-            raise ValueError(f"RetryPolicy.max_attempts must be >= 1, got {self.max_attempts}")
+            raise InvalidArgumentError(
+                f"RetryPolicy.max_attempts must be >= 1, got {self.max_attempts}", argument="max_attempts"
+            )
         if self.max_elapsed is not None and self.max_elapsed <= 0:
-            raise ValueError(f"RetryPolicy.max_elapsed must be > 0 or None, got {self.max_elapsed}")
+            raise InvalidArgumentError(
+                f"RetryPolicy.max_elapsed must be > 0 or None, got {self.max_elapsed}", argument="max_elapsed"
+            )
         if self.initial_wait < 0 or self.max_wait < 0 or self.jitter < 0:
-            raise ValueError("RetryPolicy waits must be >= 0")
+            raise InvalidArgumentError(
+                f"RetryPolicy waits must be >= 0, got initial_wait={self.initial_wait}, max_wait={self.max_wait}, "
+                f"jitter={self.jitter}",
+                argument="initial_wait" if self.initial_wait < 0 else "max_wait" if self.max_wait < 0 else "jitter",
+            )
 
     @classmethod
     def none(cls) -> RetryPolicy:

@@ -83,7 +83,7 @@ def _unavailable(name: str, exc: BaseException) -> TokenizerUnavailableError:
     return TokenizerUnavailableError(
         f"Could not load the tiktoken encoding {name!r} ({type(exc).__name__}: {exc}). It needs the file {url}, "
         f"which tiktoken caches as {cache_file!r}; {where}. Offline, set TIKTOKEN_CACHE_DIR to a folder holding "
-        f"that file (download it once on a connected machine, or copy tiktoken's cache folder).",
+        f"that file (`finetune-embed tokenizer download --dir D` on a connected machine fetches it; copy D over).",
         encoding=name,
     )
 

@@ -30,6 +30,10 @@ def test_quickstart_blocks_run(monkeypatch: pytest.MonkeyPatch) -> None:
     assert hits.ids[0] in {"a", "b"}  # type: ignore[attr-defined]
     job = namespace["job"]
     assert job.status == "succeeded"  # type: ignore[attr-defined]
+    # the sample output the README shows in a comment is what the fake prints
+    shown = re.search(r"print\(job\.fine_tuned_model\)\s+# (\S+?)\.\.\.", README.read_text(encoding="utf-8"))
+    assert shown is not None
+    assert job.fine_tuned_model.startswith(shown.group(1))  # type: ignore[attr-defined]
 
 
 def test_ci_runs_the_readme_test_command() -> None:
@@ -48,7 +52,7 @@ def test_main_command_works_offline() -> None:
     from finetune_embed.cli import main
 
     readme = README.read_text(encoding="utf-8")
-    line = next(x for x in readme.splitlines() if x.startswith("finetune-embed "))
+    line = next(x for x in readme.splitlines() if x.startswith("finetune-embed ") and "the main job" in x)
     args = line.split("#")[0].split()[1:]
     runner = CliRunner()
     with pytest.MonkeyPatch.context() as mp:

@@ -32,15 +32,21 @@ NOT_KEYED = frozenset(
 _ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 
 
-def _plain(value: Any, where: str) -> Any:
+#: How deep a request's JSON may nest (the API's own limit is far lower; this keeps Python's recursion safe).
+MAX_DEPTH = 100
+
+
+def _plain(value: Any, where: str, depth: int = 0) -> Any:
     """``value`` as plain JSON data (pydantic models dumped), or a :class:`ConfigError` naming ``where``."""
+    if depth > MAX_DEPTH:
+        raise ConfigError(f"{where[:200]} is nested more than {MAX_DEPTH} levels deep; flatten it.")
     if isinstance(value, BaseModel):
         to_dict = getattr(value, "to_dict", None)
         return to_dict() if callable(to_dict) else value.model_dump(mode="json", exclude_none=True)
     if isinstance(value, Mapping):
-        return {str(k): _plain(v, f"{where}.{k}") for k, v in value.items()}
+        return {str(k): _plain(v, f"{where}.{k}", depth + 1) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [_plain(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)]
     if isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(f"{where} is {value}, which JSON cannot carry; pass a finite number.")
     if value is None or isinstance(value, str | int | float | bool):

@@ -26,10 +26,71 @@ _COMMANDS: dict[str, str] = {
     "embed": "finetune_embed.cli._embed:embed",
     "index": "finetune_embed.cli._index:index",
     "eval": "finetune_embed.cli._eval:eval_command",
+    "tokenizer": "finetune_embed.cli._tokenizer:tokenizer",
+    "fake": "finetune_embed.cli._fake:fake",
 }
 
 
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    """A warning as one line on stderr, in the CLI's words (no source path, no code line)."""
+    from ._common import one_line
+    from ._words import cli_words
+
+    click.echo(f"Warning: {one_line(cli_words(str(message)))}", err=True)
+
+
+def _quiet_stdout() -> None:
+    """The reader of our output went away (``| head``): point stdout at /dev/null so the interpreter's final flush
+    cannot fail again, as unix tools end quietly."""
+    import os
+    import sys
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no real file descriptor (an in-process runner)
+        pass
+
+
+def _log_warnings_handler() -> Any:
+    """Without -v, the library's WARNING log records are shown as ``Warning: ...`` lines (in the CLI's words)."""
+    import logging
+
+    class _Handler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            _show_warning(record.getMessage(), UserWarning, record.pathname, record.lineno)
+
+    return _Handler(logging.WARNING)
+
+
 class _LazyGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        import logging
+        import warnings
+
+        logger = logging.getLogger("finetune_embed")
+        handler = None if ctx.params.get("verbose") else _log_warnings_handler()
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            warnings.showwarning = _show_warning
+            if handler is not None:
+                logger.addHandler(handler)
+            try:
+                return super().invoke(ctx)
+            except BrokenPipeError:
+                _quiet_stdout()
+                ctx.exit(0)
+            finally:
+                if handler is not None:
+                    logger.removeHandler(handler)
+
     def _available(self) -> dict[str, str]:
         return {
             name: target

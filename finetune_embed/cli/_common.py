@@ -21,6 +21,7 @@ __all__ = [
     "echo_table",
     "handle_errors",
     "json_option",
+    "one_line",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -38,19 +39,27 @@ def handle_errors(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from .._exceptions import FinetuneEmbedError
+        from ._words import cli_words
 
         try:
             return fn(*args, **kwargs)
+        except BrokenPipeError:
+            raise  # the reader went away (`| head`): the group ends quietly
         except FinetuneEmbedError as exc:
-            click.echo(f"Error: {exc}", err=True)
+            click.echo(f"Error: {one_line(cli_words(str(exc)))}", err=True)
             sys.exit(EXIT_FAILURE)
         except (OSError, UnicodeDecodeError) as exc:
             from .._redact import redact
 
-            click.echo(f"Error: {redact(str(exc))}", err=True)
+            click.echo(f"Error: {one_line(redact(str(exc)))}", err=True)
             sys.exit(EXIT_FAILURE)
 
     return cast(F, wrapper)
+
+
+def one_line(message: str) -> str:
+    """``message`` on one line (an error is one line on stderr)."""
+    return " ".join(message.split())
 
 
 def _default(value: Any) -> Any:

@@ -11,6 +11,7 @@ import click
 
 from ._analyze import analyze_command
 from ._common import EXIT_FAILURE, echo_json, echo_table, handle_errors, json_option
+from ._models_check import allow_unknown_option, check_base_model
 
 if TYPE_CHECKING:
     from ..dataset import DatasetStats, ValidationReport
@@ -58,46 +59,7 @@ def _print_issues(report: ValidationReport, name: str) -> None:
 
 
 def _print_stats(stats: DatasetStats) -> None:
-    d = stats.tokens_per_example
-    a = stats.assistant_tokens_per_example
-    approx = " (approximate: tool definitions/images estimated)" if stats.approximate else ""
-    click.echo(f"Tokens: {stats.total_tokens:,} with {stats.encoding}{approx}")
-    if d.n:
-        click.echo(
-            f"  per example: min {d.min:,.0f}  mean {d.mean:,.1f}  p5 {d.p5:,.0f}  p50 {d.p50:,.0f}  "
-            f"p95 {d.p95:,.0f}  max {d.max:,.0f}"
-        )
-        click.echo(f"  assistant tokens per example: mean {a.mean:,.1f}  p50 {a.p50:,.0f}  max {a.max:,.0f}")
-    if stats.max_example_tokens:
-        click.echo(
-            f"  {stats.n_over_limit} example(s) over the {stats.max_example_tokens:,}-token limit "
-            "(truncated in training)"
-        )
-    price = ""
-    if stats.cost_usd is not None:
-        price = (
-            f"; estimated cost ${stats.cost_usd:,.2f} at ${stats.price_per_1m:,.2f} / 1M training tokens"
-            f" (catalog prices as of {stats.price_as_of})"
-        )
-    elif stats.model:
-        price = f"; no per-token price for {stats.model} ({stats.price_unit or 'unknown'})"
-    click.echo(
-        f"Epochs: {stats.n_epochs} ({stats.epochs_source}); billed tokens: {stats.billed_tokens:,} "
-        f"({stats.billed_tokens_per_epoch:,} per epoch){price}"
-    )
-    balance = []
-    if stats.n_missing_system:
-        balance.append(f"{stats.n_missing_system} without a system message")
-    if stats.n_missing_user:
-        balance.append(f"{stats.n_missing_user} without a user message")
-    if stats.n_assistant_replies:
-        balance.append(f"{stats.refusal_share:.1%} refusal-like replies")
-    if stats.n_exact_duplicates or stats.n_near_duplicates:
-        balance.append(f"{stats.n_exact_duplicates} exact / {stats.n_near_duplicates} near duplicates")
-    if stats.n_leaked is not None:
-        balance.append(f"{stats.n_leaked} validation example(s) also in the training data")
-    if balance:
-        click.echo("Balance: " + "; ".join(balance))
+    click.echo(stats.summary())  # one renderer: the CLI prints what DatasetStats.summary() says
 
 
 @dataset.command("validate")
@@ -121,6 +83,7 @@ def _print_stats(stats: DatasetStats) -> None:
 @click.option(
     "--max-example-tokens", type=click.IntRange(min=1), default=None, help="Override the model's per-example limit."
 )
+@allow_unknown_option
 @handle_errors
 def validate(
     file: Path,
@@ -133,12 +96,15 @@ def validate(
     on: datetime | None,
     workers: int | Literal["auto"],
     max_example_tokens: int | None,
+    allow_unknown_model: bool,
 ) -> None:
     """Check FILE (JSONL) line by line; exit 1 if there is any error (warnings keep exit 0).
 
     Prints one line per issue, `FILE:LINE path: message [code]`, then the token, epoch and cost estimate.
     """
     from ..dataset import Dataset
+
+    check_base_model(model, provider=provider, allow=allow_unknown_model, param_hint="'--model'")
 
     report = Dataset.validate_file(
         file,
@@ -168,7 +134,15 @@ def validate(
         verdict = "OK" if report.ok else "FAILED"
         click.echo(f"{verdict}: {report.error_count} error(s), {report.warning_count} warning(s)")
     if not report.ok:
-        sys.exit(EXIT_FAILURE)
+        _fail_with_first_error(report, str(file))
+
+
+def _fail_with_first_error(report: ValidationReport, name: str) -> None:
+    """Exit 1 with one `Error:` line on stderr naming the count and the first error (the report is on stdout)."""
+    first = report.errors[0].format(name) if report.errors else ""
+    more = f" (first: {first})" if first else ""
+    click.echo(f"Error: {name} has {report.error_count} error(s){more}", err=True)
+    sys.exit(EXIT_FAILURE)
 
 
 @dataset.command("stats")
@@ -192,6 +166,7 @@ def validate(
     default=None,
     help="A validation file: count its examples that are also in FILE (leakage).",
 )
+@allow_unknown_option
 @handle_errors
 def stats_cmd(
     file: Path,
@@ -201,9 +176,12 @@ def stats_cmd(
     counting: str,
     n_epochs: int | None,
     validation: Path | None,
+    allow_unknown_model: bool,
 ) -> None:
     """Token distributions, epochs, billed tokens and cost of FILE (streamed)."""
     from ..dataset import Dataset
+
+    check_base_model(model, provider="openai", allow=allow_unknown_model, param_hint="'--model'")
 
     st = Dataset.stats_file(
         file,
@@ -213,6 +191,11 @@ def stats_cmd(
         n_epochs=n_epochs,
         validation=validation,
     )
+    if not st.n_examples:
+        raise click.ClickException(
+            f"{file} holds no example that can be read; `finetune-embed dataset validate {file}` says why, "
+            "line by line."
+        )
     if as_json:
         echo_json(st.to_dict())
         return
@@ -240,13 +223,38 @@ def stats_cmd(
     if any(st.tokens_by_role.values()):
         click.echo("Tokens by role: " + ", ".join(f"{k} {v:,}" for k, v in st.tokens_by_role.items() if v))
     _print_stats(st)
-    for note in st.notes:
-        click.echo(f"Note: {note}")
+
+
+def _test_size(value: str | float) -> float | int:
+    """--test-size: a fraction strictly between 0 and 1 (``0.1``) or a whole number of examples (``36``)."""
+    text = str(value).strip()
+    try:
+        number = float(text)
+    except ValueError:
+        number = float("nan")
+    if number != number or number in (float("inf"), float("-inf")):
+        raise click.BadParameter(f"{text!r} is not a number; give a fraction such as 0.1 or a count such as 36")
+    if number.is_integer() and not any(c in text for c in ".eE"):
+        if number < 1:
+            raise click.BadParameter(f"{text} examples is no test set; give a count of at least 1 or a fraction")
+        return int(number)
+    if not 0.0 < number < 1.0:
+        hint = " (1.0 would put every example in the test set)" if number == 1.0 else ""
+        raise click.BadParameter(
+            f"{text} is not a fraction between 0 and 1{hint}; give e.g. 0.1, or a whole count of examples"
+        )
+    return number
 
 
 @dataset.command("split")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--test-size", type=float, default=0.1, show_default=True, help="Fraction (0-1) or count (>= 1).")
+@click.option(
+    "--test-size",
+    default="0.1",
+    show_default=True,
+    callback=lambda _ctx, _param, value: _test_size(value),
+    help="A fraction between 0 and 1 (0.1), or a whole number of examples (36).",
+)
 @click.option("--seed", type=int, default=None, help="Seed for a reproducible split.")
 @click.option("--no-shuffle", is_flag=True, help="Take the test set from the end of the file.")
 @click.option(
@@ -255,14 +263,27 @@ def stats_cmd(
 @json_option
 @handle_errors
 def split(
-    file: Path, test_size: float, seed: int | None, no_shuffle: bool, out_dir: Path | None, as_json: bool
+    file: Path, test_size: float | int, seed: int | None, no_shuffle: bool, out_dir: Path | None, as_json: bool
 ) -> None:
     """Split FILE into <name>.train.jsonl and <name>.test.jsonl; near-duplicates never straddle the split."""
     from ..dataset import Dataset
 
     ds = Dataset.from_json(file)
-    size: float | int = int(test_size) if test_size >= 1 else test_size
-    train, test = ds.train_test_split(size, seed=seed, shuffle=not no_shuffle)
+    n = len(ds)
+    if n < 2:
+        raise click.UsageError(f"{file} has {n} example(s); a split needs at least 2.")
+    if isinstance(test_size, int) and test_size >= n:
+        raise click.BadParameter(
+            f"{test_size} test examples out of {n} would leave none for training; give at most {n - 1}",
+            param_hint="'--test-size'",
+        )
+    train, test = ds.train_test_split(test_size, seed=seed, shuffle=not no_shuffle)
+    if not len(train) or not len(test):
+        raise click.BadParameter(
+            f"{test_size} of {n} examples leaves the {'training' if not len(train) else 'test'} set empty "
+            "(near-duplicates stay together); give a smaller fraction or a count",
+            param_hint="'--test-size'",
+        )
     folder = out_dir or file.parent
     stem = file.name[: -len(".jsonl")] if file.name.endswith(".jsonl") else file.stem
     train_path, test_path = folder / f"{stem}.train.jsonl", folder / f"{stem}.test.jsonl"
@@ -327,6 +348,7 @@ def convert(
     "--rejected", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Default: <name>.rejected.jsonl."
 )
 @click.option("--no-dedupe", is_flag=True, help="Keep exact duplicate examples.")
+@allow_unknown_option
 @json_option
 @handle_errors
 def fix(
@@ -336,6 +358,7 @@ def fix(
     output: Path | None,
     rejected: Path | None,
     no_dedupe: bool,
+    allow_unknown_model: bool,
     as_json: bool,
 ) -> None:
     """Write the fixable examples of FILE to <name>.fixed.jsonl and the rest, with reasons, to <name>.rejected.jsonl.
@@ -345,6 +368,7 @@ def fix(
     """
     from ..dataset import Dataset
 
+    check_base_model(model, provider="openai", allow=allow_unknown_model, param_hint="'--model'")
     result = Dataset.fix_file(file, output=output, rejected=rejected, model=model, method=method, dedupe=not no_dedupe)
     if as_json:
         echo_json(result.to_dict())
@@ -354,7 +378,7 @@ def fix(
             click.echo(f"Fixed file: {result.report.headline()}")
             _print_issues(result.report, str(result.fixed_path))
     if result.report is not None and not result.report.ok:
-        sys.exit(EXIT_FAILURE)
+        _fail_with_first_error(result.report, str(result.fixed_path))
 
 
 dataset.add_command(analyze_command)

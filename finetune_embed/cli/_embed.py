@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from .._exceptions import FinetuneEmbedError
 from .._lines import MAX_LINE_BYTES, bounded_text_lines, csv_field_limit, open_input, read_lines
 from ._common import azure_option, echo_json, echo_table, handle_errors, json_option
 
@@ -39,6 +42,30 @@ def _get(record: Any, dotted: str) -> Any:
     return value
 
 
+def _check_meta_keys(keys: tuple[str, ...]) -> None:
+    for key in keys:
+        if any(not part for part in key.split(".")):
+            raise click.UsageError(f"--meta {key!r}: a dotted path with an empty part")
+        for other in keys:
+            if other != key and other.startswith(key + "."):
+                raise click.UsageError(f"--meta {key!r} already holds --meta {other!r}; keep one of them")
+    if len(set(keys)) != len(keys):
+        raise click.UsageError("the same --meta key is given twice")
+
+
+def _nest(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """Metadata from (dotted key, value) pairs: ``meta.score`` is stored as ``{"meta": {"score": ...}}``, which is
+    what a dotted path in ``--where`` reads, so both sides agree (overlapping keys are refused beforehand)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        *parents, last = key.split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+    return out
+
+
 def read_texts(
     path: Path,
     *,
@@ -52,6 +79,7 @@ def read_texts(
     (``column``). Ids default to the record's position (0-based); errors name the file and line."""
     suffix = path.suffix.lower()
     out = Records()
+    _check_meta_keys(meta_keys)
 
     def add(text: Any, where: str, position: int, ident: Any, meta: dict[str, Any]) -> None:
         if not isinstance(text, str):
@@ -79,7 +107,7 @@ def read_texts(
             try:
                 text = _get(record, field_name)
                 ident = _get(record, id_key) if id_key else None
-                meta = {k: _get(record, k) for k in meta_keys}
+                meta = _nest([(k, _get(record, k)) for k in meta_keys])
             except KeyError as exc:
                 raise click.ClickException(f"{where}: no field {exc.args[0]!r}") from exc
             add(text, where, position, ident, meta)
@@ -99,13 +127,40 @@ def read_texts(
                     )
             for position, row in enumerate(reader):
                 where = f"{path}:{reader.line_num}"
-                add(row[column], where, position, row[id_key] if id_key else None, {k: row[k] for k in meta_keys})
+                meta = _nest([(k, row[k]) for k in meta_keys])
+                add(row[column], where, position, row[id_key] if id_key else None, meta)
     else:
         if field_name or column:
             raise click.UsageError("--field is for .jsonl inputs and --column for .csv inputs")
         for lineno, raw in read_lines(path):
             add(_decode(raw, path, lineno).rstrip("\r\n"), f"{path}:{lineno}", lineno - 1, None, {})
     return out
+
+
+@contextlib.contextmanager
+def _stdin_as_file(path: Path, field_name: str | None, column: str | None) -> Iterator[Path]:
+    """``-`` reads standard input: lines of text, JSONL with --field, CSV with --column (kept in a temporary file
+    named ``stdin.*`` so that errors name it). Any other path is itself."""
+    if str(path) != "-":
+        yield path
+        return
+    import sys
+    import tempfile
+
+    suffix = ".jsonl" if field_name else ".csv" if column else ".txt"
+    with tempfile.TemporaryDirectory(prefix="finetune-embed-stdin-") as folder:
+        target = Path(folder) / f"stdin{suffix}"
+        with open(target, "wb") as fh:
+            while chunk := sys.stdin.buffer.read(1 << 20):
+                fh.write(chunk)
+        try:
+            yield target
+        except click.ClickException as exc:
+            raise type(exc)(exc.message.replace(str(target), "<stdin>")) from None
+        except FinetuneEmbedError as exc:
+            exc.message = exc.message.replace(str(target), "<stdin>")
+            exc.args = (exc.message, *exc.args[1:])
+            raise
 
 
 def _decode(raw: bytes, path: Path, lineno: int) -> str:
@@ -127,7 +182,9 @@ def _save_npy(vectors: npt.NDArray[np.float32], out: Path) -> None:
 
 
 @click.command("embed")
-@click.argument("input_path", metavar="INPUT", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument(
+    "input_path", metavar="INPUT", type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path)
+)
 @click.option(
     "-m", "--model", default="text-embedding-3-small", show_default=True, help="Embedding model (Azure: deployment)."
 )
@@ -137,7 +194,12 @@ def _save_npy(vectors: npt.NDArray[np.float32], out: Path) -> None:
 @click.option(
     "--id-field", "--id-column", "id_key", help="Key or column holding each record's id (default: its position)."
 )
-@click.option("--meta", "meta_keys", multiple=True, help="Key or column to keep as index metadata (repeatable).")
+@click.option(
+    "--meta",
+    "meta_keys",
+    multiple=True,
+    help="Key or column to keep as index metadata (repeatable); a.b is stored nested, as --where reads it.",
+)
 @click.option("--store-text", is_flag=True, help="Keep each text in the index metadata under 'text'.")
 @click.option("--dimensions", type=click.IntRange(min=1), help="Shorter vectors (text-embedding-3-* only).")
 @click.option("--base-model", help="The catalog model behind --model (Azure deployments, compatible servers).")
@@ -189,7 +251,8 @@ def embed(
     azure: bool,
     as_json: bool,
 ) -> None:
-    """Embed the texts of INPUT: lines of a .txt, a --field of a .jsonl, or a --column of a .csv.
+    """Embed the texts of INPUT: lines of a .txt, a --field of a .jsonl, or a --column of a .csv (INPUT `-`: standard
+    input, as lines, or as JSONL with --field, or CSV with --column).
 
     Writes OUT.npy (float32, one row per text, in input order) or, for any other OUT, an EmbeddingIndex
     directory (ids, vectors and --meta metadata) ready for `finetune-embed index search`. Texts already in the
@@ -208,9 +271,10 @@ def embed(
         raise click.UsageError("--cache and --no-cache exclude each other")
     if not dry_run and out is None:
         raise click.UsageError("give -o OUT (.npy or an index directory), or --estimate for a dry run")
-    records = read_texts(
-        input_path, field_name=field_name, column=column, id_key=id_key, meta_keys=meta_keys, store_text=store_text
-    )
+    with _stdin_as_file(input_path, field_name, column) as source:
+        records = read_texts(
+            source, field_name=field_name, column=column, id_key=id_key, meta_keys=meta_keys, store_text=store_text
+        )
     client = client_from_options(azure)
     embedder = Embedder(
         client,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,7 +11,17 @@ from typing import Any
 
 import click
 
-from ._common import azure_option, client_from_options, echo_json, echo_table, handle_errors, json_option
+from ._common import (
+    EXIT_FAILURE,
+    azure_option,
+    client_from_options,
+    echo_json,
+    echo_table,
+    handle_errors,
+    json_option,
+    one_line,
+)
+from ._words import cli_words
 
 FILE_COLUMNS = ["id", "filename", "purpose", "bytes", "status", "created"]
 PURPOSES = ["fine-tune", "batch", "assistants", "vision", "user_data", "evals"]
@@ -129,10 +140,15 @@ def get_file(file_id: str, as_json: bool, azure: bool) -> None:
 @azure_option
 @handle_errors
 def download(file_id: str, output: Path | None, overwrite: bool, as_json: bool, azure: bool) -> None:
-    """Download FILE_ID's content to OUTPUT (default: its file name, in the current folder)."""
+    """Download FILE_ID's content to OUTPUT (default: the name it was uploaded from, in the current folder)."""
+    from ..finetuning._uploads import untagged_filename
+
     with _manager(azure) as manager:
         if output is None:
-            output = Path(Path(manager.retrieve(file_id).filename).name)
+            name = untagged_filename(str(manager.retrieve(file_id).filename or ""))
+            if name in ("", ".", ".."):
+                name = f"{file_id}.jsonl"
+            output = Path(name)
         path = manager.download(file_id, output, overwrite=overwrite)
     size = path.stat().st_size
     if as_json:
@@ -147,11 +163,25 @@ def download(file_id: str, output: Path | None, overwrite: bool, as_json: bool, 
 @azure_option
 @handle_errors
 def delete(file_ids: tuple[str, ...], as_json: bool, azure: bool) -> None:
-    """Delete one or more files."""
+    """Delete one or more files; says what happened to each, and exits 1 if any was not deleted."""
+    from .._exceptions import APIError
+
+    outcomes: list[dict[str, Any]] = []
     with _manager(azure) as manager:
-        results = [manager.delete(file_id) for file_id in file_ids]
+        for file_id in file_ids:
+            try:
+                result = manager.delete(file_id)
+            except APIError as exc:  # one bad id does not stop the others
+                outcomes.append({"id": file_id, "deleted": False, "error": one_line(cli_words(str(exc)))})
+            else:
+                outcomes.append({"id": file_id, "deleted": bool(result.deleted), "error": None})
     if as_json:
-        echo_json(results)
+        echo_json(outcomes)
     else:
-        for result in results:
-            click.echo(f"{result.id} {'deleted' if result.deleted else 'not deleted'}")
+        for outcome in outcomes:
+            state = "deleted" if outcome["deleted"] else f"NOT deleted: {outcome['error'] or 'the server said no'}"
+            click.echo(f"{outcome['id']} {state}")
+    failed = [o["id"] for o in outcomes if not o["deleted"]]
+    if failed:
+        click.echo(f"Error: {len(failed)} of {len(outcomes)} file(s) not deleted: {', '.join(failed)}", err=True)
+        sys.exit(EXIT_FAILURE)

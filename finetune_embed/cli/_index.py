@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ._common import echo_json, echo_table, handle_errors, json_option
+from ._common import azure_option, client_from_options, echo_json, echo_table, handle_errors, json_option
 
 
 @click.group()
@@ -194,6 +194,11 @@ def _read_queries(path: Path) -> Any:
 
 @index.command("search")
 @click.argument("path", type=click.Path(path_type=Path))
+@click.argument("query", required=False)
+@click.option("--model", default=None, help="QUERY: embedding model (default: the one the index records).")
+@click.option("--base-model", default=None, help="QUERY: the catalog model behind --model (Azure, compatible).")
+@click.option("--no-cache", is_flag=True, help="QUERY: do not read or write the embedding cache.")
+@azure_option
 @click.option("--vector-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Query vector(s): a .npy (dim,) or (n, dim) array, or a JSON list (of lists).")
 @click.option("--id", "item_id", default=None, help="Search with the stored vector of this id (itself left out).")
@@ -205,6 +210,11 @@ def _read_queries(path: Path) -> Any:
 @handle_errors
 def search(
     path: Path,
+    query: str | None,
+    model: str | None,
+    base_model: str | None,
+    no_cache: bool,
+    azure: bool,
     vector_file: Path | None,
     item_id: str | None,
     k: int,
@@ -213,11 +223,21 @@ def search(
     no_verify: bool,
     as_json: bool,
 ) -> None:
-    """Exact top-k search in the index at PATH, by --vector-file or by --id."""
+    """Exact top-k search in the index at PATH for the text QUERY, by --vector-file or by --id.
+
+    A text QUERY is embedded with the model the index records (as `finetune-embed embed` saved it), or --model.
+
+    \b
+    Examples:
+      finetune-embed index search reviews-index/ "fast delivery" -k 5
+      finetune-embed index search reviews-index/ --id 42 --where '{"meta.score": {"$gte": 4}}'
+    """
     from ..index import EmbeddingIndex, Matches
 
-    if (vector_file is None) == (item_id is None):
-        raise click.UsageError("give exactly one of --vector-file or --id.")
+    if sum(x is not None for x in (query, vector_file, item_id)) != 1:
+        raise click.UsageError("give exactly one of QUERY (text), --vector-file or --id.")
+    if query is None and (model or base_model or no_cache or azure):
+        raise click.UsageError("--model, --base-model, --no-cache and --azure are for a text QUERY.")
     where_obj = None
     if where is not None:
         try:
@@ -229,7 +249,9 @@ def search(
         if not isinstance(where_obj, dict):
             raise click.UsageError("--where must be a JSON object.")
     idx = EmbeddingIndex.load(path, verify=not no_verify)
-    if item_id is not None:
+    if query is not None:
+        results = [_search_text(idx, query, k, where_obj, set(exclude), model, base_model, no_cache, azure)]
+    elif item_id is not None:
         results = [idx.search_by_id(item_id, k, where=where_obj, exclude=set(exclude))]
     else:
         assert vector_file is not None
@@ -248,3 +270,35 @@ def search(
         click.echo("No matches.")
         return
     echo_table(rows, ["query", "rank", "id", "score", "metadata"])
+
+
+def _search_text(
+    idx: Any,
+    query: str,
+    k: int,
+    where: Any,
+    exclude: set[str],
+    model: str | None,
+    base_model: str | None,
+    no_cache: bool,
+    azure: bool,
+) -> Any:
+    """Embed QUERY with the index's model (or --model) and search."""
+    from ..catalog import default_catalog
+    from ..embeddings import Embedder
+
+    chosen = model or idx.model
+    if not chosen:
+        raise click.UsageError("the index records no embedding model; give the one it was built with: --model NAME.")
+    if idx.model and model and model != idx.model:
+        raise click.UsageError(
+            f"the index holds {idx.model!r} embeddings; a {model!r} query vector cannot be compared with them."
+        )
+    info = default_catalog().find_embedding_model(base_model or chosen)
+    dimensions = idx.dim if info is not None and info.accepts_dimensions and info.dimensions != idx.dim else None
+    client = client_from_options(azure)
+    embedder = Embedder(
+        client, model=chosen, base_model=base_model, dimensions=dimensions, cache=not no_cache, progress=False
+    )
+    with client, embedder:
+        return idx.search_text(query, embedder, k, where=where, exclude=exclude)

@@ -11,8 +11,10 @@ from typing import Any
 
 import click
 
-from ._common import azure_option, client_from_options, echo_json, echo_table, handle_errors, json_option
+from ._common import azure_option, client_from_options, echo_json, echo_table, handle_errors, json_option, one_line
 from ._files import when
+from ._models_check import allow_unknown_option, check_base_model
+from ._words import cli_words
 
 JOB_COLUMNS = ["id", "model", "status", "fine_tuned_model", "created", "trained_tokens"]
 METHODS = ["supervised", "dpo", "reinforcement"]
@@ -102,7 +104,12 @@ def jobs() -> None:
 @click.argument("model")
 @click.argument("training_file")
 @click.option("--validation-file", default=None, help="A file id or a local JSONL file.")
-@click.option("--method", type=click.Choice(METHODS), default="supervised", show_default=True)
+@click.option(
+    "--method",
+    type=click.Choice(METHODS),
+    default=None,
+    help="Default: from the data (preference pairs: dpo; with --grader: reinforcement; else supervised).",
+)
 @click.option("--epochs", "n_epochs", type=_AutoNumber(int), default=None, help="n_epochs: 1-50 or auto.")
 @click.option("--batch-size", type=_AutoNumber(int), default=None, help="1-256 or auto.")
 @click.option("--learning-rate-multiplier", type=_AutoNumber(float), default=None, help="> 0 or auto.")
@@ -119,6 +126,7 @@ def jobs() -> None:
 @click.option("--timeout", type=float, default=None, help="With --wait: give up waiting after this many seconds.")
 @click.option("--poll-interval", type=float, default=5.0, show_default=True, help="With --wait: first delay.")
 @click.option("--max-poll-interval", type=float, default=60.0, show_default=True, help="With --wait: longest delay.")
+@allow_unknown_option
 @json_option
 @azure_option
 @handle_errors
@@ -126,7 +134,7 @@ def create(
     model: str,
     training_file: str,
     validation_file: str | None,
-    method: str,
+    method: str | None,
     n_epochs: Any,
     batch_size: Any,
     learning_rate_multiplier: Any,
@@ -142,10 +150,17 @@ def create(
     timeout: float | None,
     poll_interval: float,
     max_poll_interval: float,
+    allow_unknown_model: bool,
     as_json: bool,
     azure: bool,
 ) -> None:
-    """Create a fine-tuning job of MODEL on TRAINING_FILE (a file id, or a local JSONL validated and uploaded)."""
+    """Create a fine-tuning job of MODEL on TRAINING_FILE (a file id, or a local JSONL validated and uploaded).
+
+    Without --method the method follows the data: preference pairs train with dpo, a --grader means
+    reinforcement, anything else supervised; the choice is printed on stderr.
+    """
+    if method is None:
+        method = _infer_method(training_file, grader is not None)
     hyperparameters = {
         key: value
         for key, value in {
@@ -165,6 +180,9 @@ def create(
     metadata = _pairs(metadata_pairs, "--metadata") or None
     integrations = [{"type": "wandb", "wandb": {"project": wandb_project}}] if wandb_project else None
     with _manager(azure) as manager, _warnings_to_stderr():
+        check_base_model(
+            model, provider=manager.client.provider, allow=allow_unknown_model, param_hint="'MODEL'"
+        )
         _create(
             manager, model, training_file, validation_file=validation_file, method=method,
             hyperparameters=hyperparameters, grader=grader_obj, suffix=suffix, seed=seed, metadata=metadata,
@@ -172,6 +190,27 @@ def create(
             wait_options={"timeout": timeout, "poll_interval": poll_interval, "max_poll_interval": max_poll_interval},
             as_json=as_json,
         )
+
+
+def _infer_method(training_file: str, has_grader: bool) -> str:
+    """The fine-tuning method the data asks for, said on stderr."""
+    if has_grader:
+        method, why = "reinforcement", "a --grader is given"
+    else:
+        path = Path(training_file)
+        fmt = None
+        if path.is_file():
+            from ..dataset._stream import _detect_file_format
+
+            fmt = _detect_file_format(str(path))
+        if fmt == "preference":
+            method, why = "dpo", f"{training_file} holds preference pairs"
+        elif fmt is not None:
+            method, why = "supervised", f"{training_file} holds {fmt} examples"
+        else:
+            method, why = "supervised", "the default"
+    click.echo(f"Method: {method} ({why}; --method to choose another).", err=True)
+    return method
 
 
 @contextlib.contextmanager
@@ -183,7 +222,7 @@ def _warnings_to_stderr() -> Iterator[None]:
             yield
         finally:
             for warning in caught:
-                click.echo(f"Warning: {warning.message}", err=True)
+                click.echo(f"Warning: {one_line(cli_words(str(warning.message)))}", err=True)
 
 
 def _create(

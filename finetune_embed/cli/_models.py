@@ -106,7 +106,18 @@ def info(model: str, as_json: bool, provider: str) -> None:
         click.echo(f"{section}:")
         if isinstance(values, dict):
             for key, value in values.items():
-                click.echo(f"  {key}: {value}")
+                click.echo(f"  {key}: {_shown(value)}")
+
+
+def _shown(value: object) -> str:
+    """A catalog value as a person reads it: lists comma-separated, no Python reprs."""
+    if isinstance(value, set | frozenset):
+        return ", ".join(sorted(map(str, value))) or "-"
+    if isinstance(value, list | tuple):
+        return ", ".join(map(str, value)) or "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return "-" if value is None else str(value)
 
 
 @models.command("delete")

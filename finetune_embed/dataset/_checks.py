@@ -38,6 +38,8 @@ __all__ = [
 C = IssueCode
 _MISSING: Any = object()
 _FUNCTION_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}\Z")
+_MESSAGE_NAME = re.compile(r"[a-zA-Z0-9_-]+\Z")  # what the Chat Completions API has accepted as a message name
+_NAME_JUNK = re.compile(r"[^a-zA-Z0-9_-]+")
 _RECENT_TOOLS = 8
 _RESERVED_DEFAULT = (
     "<|endoftext|>",
@@ -532,6 +534,20 @@ class RowChecker:
             self.stats.approximate = True
         return declared, tokens
 
+    def _bad_message_name(self, name: str, segs: tuple[str | int, ...], i: int) -> None:
+        """Warn about a message ``name`` the Chat Completions API's pattern refuses."""
+        if not name:
+            suggestion = "drop the empty name"
+        else:
+            cleaned = _NAME_JUNK.sub("_", name).strip("_")
+            suggestion = f"write it as {cleaned!r}" if cleaned else "use letters, digits, _ and - only"
+        self.emit(
+            C.INVALID_MESSAGE_NAME,
+            segs,
+            f"{self._msg(i)}: name {_short(name)} has characters other than letters, digits, _ and -, which the Chat "
+            f"Completions API has refused with a pattern error; {suggestion}",
+        )
+
     def _valid_name(self, name: str) -> bool:
         """Does ``name`` match ``_FUNCTION_NAME``? Valid names are remembered, so the few names a file repeats skip
         the regex (bounded: a file with endless distinct names pays the regex again)."""
@@ -795,8 +811,11 @@ class RowChecker:
             if name is not None:
                 if not isinstance(name, str):
                     self.emit(C.INVALID_TYPE, (*segs, "name"), f"{self._msg(i)}: name must be a string")
-                elif count is not None:
-                    mtok += count(name) + 1
+                else:
+                    if _MESSAGE_NAME.match(name) is None:
+                        self._bad_message_name(name, (*segs, "name"), i)
+                    if count is not None:
+                        mtok += count(name) + 1
             elif role == "function" and "name" not in m:
                 self.emit(C.MISSING_KEY, (*segs, "name"), f'{self._msg(i)}: a function message needs "name"')
             prev_role = role

@@ -51,6 +51,7 @@ class IssueCode(StrEnum):
     EMPTY_MESSAGES = "empty_messages"
     INVALID_ROLE = "invalid_role"
     DEVELOPER_ROLE = "developer_role"
+    INVALID_MESSAGE_NAME = "invalid_message_name"
     ROLE_ORDER = "role_order"
     MISSING_ASSISTANT = "missing_assistant"
     LAST_MESSAGE_ROLE = "last_message_role"
@@ -251,6 +252,13 @@ CODE_INFO: dict[IssueCode, CodeInfo] = {
         None,
         "The developer role is defined for chat completions but not among the fine-tuning message types.",
         "Use a system message instead.",
+    ),
+    IssueCode.INVALID_MESSAGE_NAME: CodeInfo(
+        "warning",
+        None,
+        "A message's name has characters other than letters, digits, underscores and dashes (such as spaces or "
+        "punctuation: \"Jane Doe!\"); the Chat Completions API has refused such names with a pattern error.",
+        "Write the name with letters, digits, _ and - only (\"Jane_Doe\"), or drop it.",
     ),
     IssueCode.ROLE_ORDER: CodeInfo(
         "warning",

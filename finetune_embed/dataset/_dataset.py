@@ -72,9 +72,10 @@ def _as_row(item: Any, index: int) -> dict[str, Any]:
 class Dataset:
     """Fine-tuning examples (chat, preference or prompt/completion), each remembering its source line.
 
-    Build one with :meth:`from_json`, :meth:`from_list`, :meth:`from_pairs`, :meth:`from_pandas` or
-    :meth:`from_csv`; check it with :meth:`validate` and describe it with :meth:`stats`; write it with
-    :meth:`to_json`. Files too large for memory are checked with :meth:`validate_file` (streaming).
+    Build one with :meth:`from_json`, :meth:`from_list`, :meth:`from_pairs`, :meth:`from_pandas`,
+    :meth:`from_csv`, :meth:`from_parquet` or :meth:`from_hf`; check it with :meth:`validate` and describe it
+    with :meth:`stats`; write it with :meth:`to_json` or :meth:`to_parquet`. Files too large for memory are
+    checked with :meth:`validate_file` (streaming).
 
     >>> ds = Dataset.from_pairs(["2+2?"] * 10, ["4"] * 10, system="You add numbers.")
     >>> len(ds), ds.format
@@ -245,6 +246,49 @@ class Dataset:
             raise DatasetFormatError(f"not valid CSV: {exc}", path=name) from exc
         return cls(rows, lines=lines, source=name)
 
+    @classmethod
+    def from_parquet(cls, path: str | os.PathLike[str], *, columns: Sequence[str] | None = None) -> Dataset:
+        """Load a Parquet file: one example per row, one top-level key per column (``columns`` picks some).
+
+        Reads files written by :meth:`to_parquet` back to the same examples, and files from pandas, DuckDB or
+        Hugging Face ``datasets`` (``messages`` as a list of structs): a null cell is an absent key, and a null
+        field inside an object is dropped (``content`` excepted). Rows keep their 1-based row numbers as lines.
+        Needs pyarrow (the ``parquet`` extra); raises :class:`~finetune_embed.MissingDependencyError` without it,
+        :class:`~finetune_embed.DatasetFormatError` for a file that is not Parquet or lacks a column, and
+        :class:`~finetune_embed.FileAccessError` for one that cannot be read.
+        """
+        from ._parquet import read_parquet
+
+        rows, lines = read_parquet(path, columns)
+        return cls(rows, lines=lines, source=os.fspath(path))
+
+    @classmethod
+    def from_hf(
+        cls,
+        source: Any,
+        *,
+        split: str | None = None,
+        revision: str | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> Dataset:
+        """Examples from Hugging Face ``datasets`` (the ``hf`` extra; imported only here).
+
+        ``source`` is a ``datasets.Dataset``, ``DatasetDict`` or ``IterableDataset``, a folder written by
+        ``save_to_disk``, or a name for ``datasets.load_dataset`` (a hub id such as ``"org/name"`` at
+        ``revision``, or a local folder of data files). ``split`` picks the split of a dataset that has several
+        (``"train"``, or ``"train[:100]"`` for ``load_dataset``); ``columns`` keeps only those columns. Each row
+        is one example, taken as it is: a ``messages`` column makes chat examples; a null field that Arrow added
+        to a message is dropped (``content`` excepted).
+
+        Raises :class:`~finetune_embed.MissingDependencyError` without ``datasets``,
+        :class:`~finetune_embed.InvalidArgumentError` for a missing or unknown ``split``, and
+        :class:`~finetune_embed.DatasetFormatError` when loading fails (a name that is not found, no network).
+        """
+        from ._hf import rows_from_hf
+
+        rows, name = rows_from_hf(source, split=split, revision=revision, columns=columns)
+        return cls(rows, source=name)
+
     # --- output -----------------------------------------------------------------------------------------------
 
     def to_json(self, path: str | os.PathLike[str]) -> int:
@@ -265,6 +309,14 @@ class Dataset:
         except UnicodeEncodeError as exc:  # a lone surrogate: not encodable as UTF-8
             i = current[0]
             raise DatasetFormatError(_unwritable(i, self._lines[i], exc), path=self.source) from None
+
+    def to_parquet(self, path: str | os.PathLike[str]) -> int:
+        """Write the examples as a Parquet file, atomically (needs pyarrow: the ``parquet`` extra). Each top-level
+        key is a column, stored as Arrow types where they hold the values exactly and as JSON text otherwise,
+        so :meth:`from_parquet` reads back the same examples. Returns the number of examples written."""
+        from ._parquet import write_parquet
+
+        return write_parquet(self._rows, self._lines, path, self.source)
 
     def to_list(self) -> list[dict[str, Any]]:
         """The examples as a list of dicts (deep copies: changing them leaves the dataset alone)."""
@@ -518,7 +570,11 @@ class Dataset:
             validation=validation,
             start_method=start_method,
         )
-        assert report.stats is not None
+        if report.stats is None:  # the file could not be read at all (missing, a folder, no permission)
+            from .._exceptions import FileAccessError
+
+            reason = report.errors[0].message if report.errors else "it could not be read"
+            raise FileAccessError(f"No statistics for {path}: {reason}", path=str(path))
         return report.stats
 
     @staticmethod

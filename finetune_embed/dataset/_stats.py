@@ -186,46 +186,53 @@ class DatasetStats:
         return out
 
     def summary(self) -> str:
-        """A few human lines: examples, tokens, limit, epochs, billed tokens and cost."""
+        """The human-readable description, exactly as ``finetune-embed dataset validate`` and ``stats`` print it:
+        tokens and their distribution, examples over the limit, epochs, billed tokens and cost, balance (refusal
+        share, duplicates, validation leakage) and notes."""
+        return "\n".join(self._summary_lines())
+
+    def _summary_lines(self) -> list[str]:
         d = self.tokens_per_example
-        lines = [
-            f"{self.n_examples} examples, {self.total_tokens:,} tokens ({self.encoding}"
-            f"{', cookbook counting' if self.counting == 'cookbook' else ''}"
-            f"{', approximate: tools/images estimated' if self.approximate else ''})",
-        ]
+        a = self.assistant_tokens_per_example
+        approx = " (approximate: tool definitions/images estimated)" if self.approximate else ""
+        lines = [f"Tokens: {self.total_tokens:,} in {self.n_examples:,} examples with {self.encoding}{approx}"]
         if d.n:
             lines.append(
-                f"tokens per example: min {d.min:,.0f}, mean {d.mean:,.1f}, p5 {d.p5:,.0f}, p50 {d.p50:,.0f}, "
-                f"p95 {d.p95:,.0f}, max {d.max:,.0f}"
+                f"  per example: min {d.min:,.0f}  mean {d.mean:,.1f}  p5 {d.p5:,.0f}  p50 {d.p50:,.0f}  "
+                f"p95 {d.p95:,.0f}  max {d.max:,.0f}"
             )
+            lines.append(f"  assistant tokens per example: mean {a.mean:,.1f}  p50 {a.p50:,.0f}  max {a.max:,.0f}")
         if self.max_example_tokens:
             lines.append(
-                f"{self.n_over_limit} example(s) over the {self.max_example_tokens:,}-token limit "
+                f"  {self.n_over_limit} example(s) over the {self.max_example_tokens:,}-token limit "
                 "(truncated in training)"
             )
-        cost = f"${self.cost_usd:,.2f}" if self.cost_usd is not None else "no per-token price in the catalog"
-        when = f" (prices as of {self.price_as_of})" if self.price_as_of and self.cost_usd is not None else ""
+        price = ""
+        if self.cost_usd is not None:
+            per_1m = f" at ${self.price_per_1m:,.2f} / 1M training tokens" if self.price_per_1m is not None else ""
+            when = f" (catalog prices as of {self.price_as_of})" if self.price_as_of else ""
+            price = f"; estimated cost ${self.cost_usd:,.2f}{per_1m}{when}"
+        elif self.model:
+            price = f"; no per-token price for {self.model} ({self.price_unit or 'unknown'})"
         lines.append(
-            f"{self.n_epochs} epochs ({self.epochs_source}) x {self.billed_tokens_per_epoch:,} tokens = "
-            f"{self.billed_tokens:,} billed tokens; estimated cost {cost}{when}"
+            f"Epochs: {self.n_epochs} ({self.epochs_source}); billed tokens: {self.billed_tokens:,} "
+            f"({self.billed_tokens_per_epoch:,} per epoch){price}"
         )
         balance = []
         if self.n_missing_system:
             balance.append(f"{self.n_missing_system} without a system message")
         if self.n_missing_user:
             balance.append(f"{self.n_missing_user} without a user message")
-        if self.n_refusals:
+        if self.n_assistant_replies:
             balance.append(f"{self.refusal_share:.1%} refusal-like replies")
-        if self.n_exact_duplicates:
-            balance.append(f"{self.n_exact_duplicates} exact duplicates")
-        if self.n_near_duplicates:
-            balance.append(f"{self.n_near_duplicates} near duplicates")
-        if self.n_leaked:
-            balance.append(f"{self.n_leaked} also in the validation set")
+        if self.n_exact_duplicates or self.n_near_duplicates:
+            balance.append(f"{self.n_exact_duplicates} exact / {self.n_near_duplicates} near duplicates")
+        if self.n_leaked is not None:
+            balance.append(f"{self.n_leaked} validation example(s) also in the training data")
         if balance:
-            lines.append("balance: " + "; ".join(balance))
-        lines.extend(self.notes)
-        return "\n".join(lines)
+            lines.append("Balance: " + "; ".join(balance))
+        lines.extend(f"Note: {note}" for note in self.notes)
+        return lines
 
     def __str__(self) -> str:
         return self.summary()

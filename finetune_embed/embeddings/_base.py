@@ -604,6 +604,8 @@ class EmbedderBase:
             raise TimedOut(str(exc)) from exc
         refused = classify_status_error(exc)
         if refused is not None:
+            if isinstance(refused, SizeRefused):
+                gate.refund(entries)  # refused for its size before any work: it spent none of the quota
             raise refused from exc
 
     def settle_failure(

@@ -41,6 +41,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .._client import RateLimits
+from .._exceptions import InvalidArgumentError
 
 __all__ = ["AsyncGate", "Gate", "Quota", "RateState", "Window"]
 
@@ -295,10 +296,12 @@ class RateState:
         quota: Quota | None = None,
     ) -> None:
         if max_concurrency < 1:
-            raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}")
+            raise InvalidArgumentError(
+                f"max_concurrency must be at least 1, got {max_concurrency}", argument="max_concurrency"
+            )
         for name, value in (("rpm", rpm), ("tpm", tpm)):
             if value is not None and value < 1:
-                raise ValueError(f"{name} must be at least 1 or None, got {value}")
+                raise InvalidArgumentError(f"{name} must be at least 1 or None, got {value}", argument=name)
         self.max_concurrency = max_concurrency
         self.concurrency = float(max_concurrency)
         self.in_flight = 0

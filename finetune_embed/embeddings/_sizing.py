@@ -46,6 +46,8 @@ TARGET_LATENCY_SHARE = 0.25
 SLOW_LATENCY_SHARE = 0.5
 
 _BATCH_LIMIT = re.compile(r"(?i)batch size (\d+) > maximum allowed batch size (\d+)")
+#: "too many inputs in one request: 1200 > 20", "inputs: 64 > max 32" - a given count over a limit
+_INPUTS_OVER = re.compile(r"(?i)(?:too many inputs|inputs?\b)[^\d\n]{0,40}?(\d+)\s*>\s*(?:max(?:imum)?\s*)?(\d+)")
 _PHYSICAL_BATCH = re.compile(
     r"(?i)input \((\d+) tokens\) is too large to process.*?current batch size:\s*(\d+)", re.S
 )
@@ -87,6 +89,9 @@ def parse_size_error(status: int | None, message: str) -> SizeLimit | None:
     """
     m = _BATCH_LIMIT.search(message)
     if m:
+        return SizeLimit(per_request=int(m.group(2)))
+    m = _INPUTS_OVER.search(message)
+    if m and status in (400, 413, 422) and int(m.group(2)) < int(m.group(1)):
         return SizeLimit(per_request=int(m.group(2)))
     m = _PHYSICAL_BATCH.search(message)
     if m:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from .._exceptions import ConfigError
+from .._exceptions import ConfigError, MissingDependencyError
 from ._stats import Comparison, MeanCI, bootstrap_mean, paired_comparison
 
 if TYPE_CHECKING:
@@ -191,7 +191,11 @@ class EvaluationReport:
         try:
             import pandas as pd
         except ImportError as exc:  # pragma: no cover - pandas is in the dev extra
-            raise ImportError("to_pandas needs pandas: pip install 'finetune-embed[pandas]'") from exc
+            raise MissingDependencyError(
+                "EvaluationReport.to_pandas() needs pandas: pip install 'finetune-embed[pandas]'",
+                package="pandas",
+                extra="pandas",
+            ) from exc
         return pd.DataFrame(self.to_rows())
 
     def to_dict(self, *, worst: int = 5) -> dict[str, Any]:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from .._exceptions import InvalidArgumentError
+
 __all__ = ["Comparison", "MeanCI", "bootstrap_mean", "paired_comparison"]
 
 _CHUNK = 256  # resamples per batch: bounds memory at 256 x n indices
@@ -104,7 +106,10 @@ def paired_comparison(
     x = np.asarray(a, dtype=np.float64).ravel()
     y = np.asarray(b, dtype=np.float64).ravel()
     if x.shape != y.shape:
-        raise ValueError(f"paired scores need equal lengths, got {x.size} and {y.size}")
+        raise InvalidArgumentError(
+            f"paired scores need equal lengths, got {x.size} and {y.size}: score both runs on the same examples",
+            argument="b",
+        )
     keep = ~(np.isnan(x) | np.isnan(y))
     x, y = x[keep], y[keep]
     diff = y - x if higher_is_better else x - y

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import functools
 import hashlib
 import os
@@ -19,7 +20,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from .._exceptions import ConfigError
+from .._exceptions import ConfigError, FileAccessError
 from .._idempotent import acreate_once, ascan_pages, create_once, scan_pages
 from .._ids import check_path_id
 from .._logging import get_logger
@@ -180,9 +181,17 @@ def _completed_file(upload: Any) -> Any:
 
 def _check_download_target(path: Path, overwrite: bool) -> None:
     if path.is_dir():
-        raise IsADirectoryError(f"{path} is a directory; pass the path of the file to write.")
+        raise FileAccessError(
+            f"Cannot download to {path}: it is a directory; pass the path of the file to write.",
+            path=str(path),
+            errno=errno.EISDIR,
+        )
     if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True (CLI: --overwrite) to replace it.")
+        raise FileAccessError(
+            f"Cannot download to {path}: it exists; pass overwrite=True (CLI: --overwrite) to replace it.",
+            path=str(path),
+            errno=errno.EEXIST,
+        )
 
 
 class FileManager:

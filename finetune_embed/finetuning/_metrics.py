@@ -25,7 +25,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from .._exceptions import APIResponseValidationError
+from .._exceptions import (
+    APIResponseValidationError,
+    InvalidArgumentError,
+    MissingDependencyError,
+    ResultsUnavailableError,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -92,7 +97,7 @@ class TrainingMetrics:
     def __post_init__(self) -> None:
         lengths = {name: len(col) for name, col in self.columns.items()}
         if len(set(lengths.values())) > 1:
-            raise ValueError(f"TrainingMetrics columns differ in length: {lengths}")
+            raise InvalidArgumentError(f"TrainingMetrics columns differ in length: {lengths}", argument="columns")
         object.__setattr__(self, "_length", next(iter(lengths.values()), 0))
 
     # --- construction ---------------------------------------------------------------------------------------
@@ -141,7 +146,10 @@ class TrainingMetrics:
         try:
             return self.columns[name]
         except KeyError:
-            raise KeyError(f"no column {name!r}; the result file has {', '.join(self.columns)}") from None
+            raise ResultsUnavailableError(
+                f"no column {name!r}; the result file has {', '.join(self.columns)}",
+                job_id=self.job_id or "?",
+            ) from None
 
     @property
     def column_names(self) -> list[str]:
@@ -196,7 +204,7 @@ class TrainingMetrics:
         """The last non-NaN value of a numeric column, or ``None``."""
         col = self[name]
         if col.dtype == object:
-            raise TypeError(f"column {name!r} is not numeric")
+            raise InvalidArgumentError(f"column {name!r} is not numeric; last() reads numeric columns", argument="name")
         finite = col[~np.isnan(col.astype(np.float64))]
         return float(finite[-1]) if finite.size else None
 
@@ -215,7 +223,9 @@ class TrainingMetrics:
         try:
             import pandas as pd
         except ImportError as exc:  # pragma: no cover - pandas is in the test environment
-            raise ImportError("to_pandas() needs pandas: pip install 'finetune-embed[pandas]'") from exc
+            raise MissingDependencyError(
+                "to_pandas() needs pandas: pip install 'finetune-embed[pandas]'", package="pandas", extra="pandas"
+            ) from exc
         return pd.DataFrame(dict(self.columns))
 
     def to_csv(self, path: str | os.PathLike[str]) -> Path:
@@ -240,10 +250,16 @@ class TrainingMetrics:
         try:
             import matplotlib.pyplot as plt
         except ImportError as exc:
-            raise ImportError("TrainingMetrics.plot() needs matplotlib: pip install matplotlib") from exc
+            raise MissingDependencyError(
+                "TrainingMetrics.plot() needs matplotlib: pip install 'finetune-embed[plot]'",
+                package="matplotlib",
+                extra="plot",
+            ) from exc
         names = list(columns) if columns is not None else [c for c in LOSS_COLUMNS if c in self.columns]
         if not names:
-            raise ValueError(f"nothing to plot: no loss column among {', '.join(self.columns)}; pass columns=")
+            raise InvalidArgumentError(
+                f"nothing to plot: no loss column among {', '.join(self.columns)}; pass columns=", argument="columns"
+            )
         if ax is None:
             _, ax = plt.subplots()
         steps = self.step
@@ -268,8 +284,10 @@ def _column(name: str, values: list[str], where: str) -> npt.NDArray[Any]:
     if name in INT_COLUMNS:
         try:
             return np.array([int(float(v)) for v in values], dtype=np.int64)
-        except ValueError as exc:
-            raise APIResponseValidationError(f"The {where} has a non-integer {name!r}: {exc}") from exc
+        except (ValueError, OverflowError) as exc:  # OverflowError: "inf", or beyond int64
+            raise APIResponseValidationError(
+                f"The {where} has a non-integer {name!r} (or one beyond int64): {exc}"
+            ) from exc
     try:
         return np.array([_parse_float(v) for v in values], dtype=np.float64)
     except ValueError:

@@ -11,6 +11,8 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._exceptions import InvalidArgumentError
+
 __all__ = [
     "ACTIVE_STATUSES",
     "TERMINAL_STATUSES",
@@ -58,13 +60,16 @@ class PollBackoff:
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.initial) and self.initial > 0):
-            raise ValueError(f"poll_interval must be a number > 0, got {self.initial!r}")
+            raise InvalidArgumentError(
+                f"poll_interval must be a number > 0, got {self.initial!r}", argument="poll_interval"
+            )
         if not (math.isfinite(self.maximum) and self.maximum >= self.initial):
-            raise ValueError(
-                f"max_poll_interval must be >= poll_interval ({self.initial}), got {self.maximum!r}"
+            raise InvalidArgumentError(
+                f"max_poll_interval must be >= poll_interval ({self.initial}), got {self.maximum!r}",
+                argument="max_poll_interval",
             )
         if not self.factor >= 1:
-            raise ValueError(f"the backoff factor must be >= 1, got {self.factor!r}")
+            raise InvalidArgumentError(f"the backoff factor must be >= 1, got {self.factor!r}", argument="factor")
         self._next = self.initial
 
     def next_delay(self) -> float:

@@ -86,6 +86,15 @@ def content_tag(filename: str) -> str | None:
     return match.group(1) if match else None
 
 
+def untagged_filename(filename: str) -> str:
+    """An uploaded file's name without our content tag: ``train.0123456789abcdef.jsonl`` -> ``train.jsonl``."""
+    base = os.path.basename(filename)
+    match = _TAG.search(base)
+    if match is None:
+        return base
+    return (base[: match.start()] + (match.group(2) or "")) or base
+
+
 def tagged_filename(name: str, sha256: str, *, purpose: str) -> str:
     """``name`` with the content tag before its extension (fine-tuning files always end in ``.jsonl``)."""
     base = os.path.basename(name) or "data.jsonl"

@@ -9,6 +9,7 @@ accepts ``"auto"`` (the server picks).
 from __future__ import annotations
 
 import math
+import reprlib
 import warnings
 from collections.abc import Mapping, Sequence
 from datetime import date
@@ -106,7 +107,8 @@ def check_metadata(metadata: Mapping[str, str] | None) -> dict[str, str] | None:
             )
         if not isinstance(value, str):
             raise ConfigError(
-                f"metadata[{key!r}] must be a string, got {type(value).__name__} {value!r}; convert it with str()."
+                f"metadata[{key!r}] must be a string, got {type(value).__name__} {reprlib.repr(value)}; convert it "
+                "with str()."
             )
         if len(value) > METADATA_VALUE_MAX_CHARS:
             raise ConfigError(

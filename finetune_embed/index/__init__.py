@@ -12,7 +12,7 @@ See docs/search.md.
 from __future__ import annotations
 
 from ._filters import Condition, Where, compile_where, parse_filter, parse_where
-from ._index import EmbeddingIndex, Item, SupportsEmbed
+from ._index import EmbeddingIndex, Item, SupportsEmbed, SupportsEmbedDocuments
 from ._matches import BatchMatches, DenseMatches, Match, Matches
 from ._ops import (
     Classification,
@@ -40,6 +40,7 @@ __all__ = [
     "Matches",
     "SimilarityStats",
     "SupportsEmbed",
+    "SupportsEmbedDocuments",
     "VectorIndex",
     "Where",
     "compile_where",

@@ -31,6 +31,7 @@ from ._vectors import (
     check_nonzero,
     clean_metadata,
     embed_query,
+    embed_texts,
     metadata_per_id,
     unit_scale,
 )
@@ -38,7 +39,7 @@ from ._vectors import (
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["DTypeLike", "EmbeddingIndex", "Item", "Metric", "SupportsEmbed"]
+__all__ = ["DTypeLike", "EmbeddingIndex", "Item", "Metric", "SupportsEmbed", "SupportsEmbedDocuments"]
 
 Metric: TypeAlias = Literal["cosine", "dot"]
 DTypeLike: TypeAlias = Any  # np.float32 | np.float16 | "float32" | "float16" | "int8"
@@ -105,6 +106,15 @@ class SupportsEmbed(Protocol):
 
     def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         """Embed ``texts``; row ``i`` is the vector of ``texts[i]``."""
+        ...
+
+
+@runtime_checkable
+class SupportsEmbedDocuments(Protocol):
+    """A LangChain ``Embeddings`` (or anything else with ``embed_documents``): one list of floats per text."""
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Embed ``texts``; item ``i`` is the vector of ``texts[i]``."""
         ...
 
 
@@ -992,11 +1002,69 @@ class EmbeddingIndex:
         with self._lock.read():
             return items_frame(self.ids, list(self.vectors), self.metadata, vector_column)
 
+    def to_parquet(self, path: str | os.PathLike[str], *, vector_column: str = "embedding") -> int:
+        """Write the items to a Parquet file, atomically (needs pyarrow: the ``parquet`` extra); returns how many.
+
+        Columns: ``id`` (text), ``vector_column`` (an Arrow fixed-size list of float32 per row: the stored
+        vectors, unit length for cosine) and, when any item has metadata, ``metadata`` (JSON text). The metric,
+        dtype, model and dimension go into the file's schema metadata, which :meth:`from_parquet` restores.
+        Rows are written 65,536 at a time; a concurrent ``add`` waits until the file is complete.
+        """
+        from ._parquet import index_to_parquet
+
+        with self._lock.read():
+            return index_to_parquet(self, path, vector_column=vector_column)
+
+    @classmethod
+    def from_parquet(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        embedding_column: str = "embedding",
+        id_column: str | None = None,
+        metadata_columns: Sequence[str] | None = None,
+        metric: Metric | None = None,
+        dtype: DTypeLike | None = None,
+        model: str | None = None,
+        spill_dir: str | os.PathLike[str] | None = None,
+    ) -> EmbeddingIndex:
+        """Build an index from a Parquet file: one written by :meth:`to_parquet` (metric, dtype and model restored
+        unless given) or by pandas, DuckDB or Hugging Face ``datasets`` (defaults: cosine, float32).
+
+        Args:
+            embedding_column: the vectors: fixed-size or plain lists of floats or integers, all of one length.
+                Float32 vectors without nulls are taken from Arrow's buffers without a copy.
+            id_column: the ids; ``None`` takes an ``id`` column when the file has one, else numbers the rows
+                ``"0"``, ``"1"``, ...
+            metadata_columns: columns to keep as metadata; ``None`` keeps the ``metadata`` column of a file from
+                :meth:`to_parquet`, and every other column of any other file (dates and times as ISO text).
+
+        The file is read and added 65,536 rows at a time.
+
+        Raises:
+            MissingDependencyError: pyarrow is not installed.
+            DatasetFormatError: not a Parquet file, a missing column, a null, ragged or non-numeric vector, an
+                empty id (``row N`` in the message says where).
+            DuplicateIdError, InvalidVectorError: as :meth:`add` raises them.
+        """
+        from ._parquet import index_from_parquet
+
+        return index_from_parquet(
+            path,
+            embedding_column=embedding_column,
+            id_column=id_column,
+            metadata_columns=metadata_columns,
+            metric=metric,
+            dtype=dtype,
+            model=model,
+            spill_dir=spill_dir,
+        )
+
     @classmethod
     def build(
         cls,
         texts: Sequence[str],
-        embedder: SupportsEmbed,
+        embedder: SupportsEmbed | SupportsEmbedDocuments,
         ids: Sequence[str] | None = None,
         metadata: Sequence[Mapping[str, Any] | None] | None = None,
         *,
@@ -1007,6 +1075,9 @@ class EmbeddingIndex:
         """Embed ``texts`` with ``embedder`` and index them.
 
         Args:
+            embedder: a :class:`~finetune_embed.Embedder` (anything with ``embed(texts)``) or a LangChain
+                ``Embeddings`` (``embed_documents(texts)``); anything else raises
+                :class:`~finetune_embed.InvalidArgumentError`.
             ids: one id per text (default ``"0"``, ``"1"``, ...).
             metadata: one mapping per text.
             text_field: also store each text in its metadata under this key (``None``: don't).
@@ -1023,13 +1094,12 @@ class EmbeddingIndex:
         if text_field is not None:
             for m, t in zip(metas, texts, strict=True):
                 m.setdefault(text_field, t)
-        vectors = np.asarray(embedder.embed(texts), dtype=np.float32)
-        if vectors.ndim != 2 or vectors.shape[0] != len(texts):
-            raise ConfigError(f"embedder.embed returned shape {vectors.shape} for {len(texts)} texts.")
-        index = cls(
-            vectors.shape[1] if texts else None, metric=metric, dtype=dtype, model=getattr(embedder, "model", None)
-        )
-        index.add(id_list, vectors, metas)
+        vectors = embed_texts(embedder, texts)
+        model = getattr(embedder, "model", None)
+        index = cls(vectors.shape[1] if texts else None, metric=metric, dtype=dtype,
+                    model=model if isinstance(model, str) else None)
+        if texts:
+            index.add(id_list, vectors, metas)
         return index
 
     def __getstate__(self) -> dict[str, Any]:

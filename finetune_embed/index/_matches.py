@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple, overload
 import numpy as np
 import numpy.typing as npt
 
+from .._exceptions import InvalidArgumentError
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -57,7 +59,7 @@ class Matches:
 
     def __post_init__(self) -> None:
         if not (len(self.ids) == len(self.scores) == len(self.metadata)):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"Matches needs as many ids ({len(self.ids)}), scores ({len(self.scores)}) and metadata "
                 f"({len(self.metadata)}) entries"
             )
@@ -180,7 +182,7 @@ class BatchMatches:
         """
         width = max((len(m) for m in self.results), default=0) if k is None else int(k)
         if width < 0:
-            raise ValueError(f"k must be at least 0, got {k!r}")
+            raise InvalidArgumentError(f"k must be at least 0, got {k!r}", argument="k")
         n = len(self.results)
         counts = np.array([min(len(m), width) for m in self.results], dtype=np.int64)
         longest = max((len(i) for m in self.results for i in m.ids[:width]), default=1)

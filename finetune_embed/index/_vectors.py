@@ -9,13 +9,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .._exceptions import ConfigError, DimensionMismatchError, InvalidVectorError
+from .._exceptions import ConfigError, DimensionMismatchError, InvalidArgumentError, InvalidVectorError
 
 __all__ = [
     "as_matrix",
     "as_queries",
     "check_nonzero",
     "clean_metadata",
+    "embed_texts",
     "metadata_per_id",
     "normalize_rows",
     "row_norms",
@@ -246,8 +247,34 @@ def embed_query(
             f"{holder} holds {expected_model!r} embeddings but the embedder uses {model!r}; "
             "vectors from different models cannot be compared."
         )
+    if not callable(getattr(embedder, "embed", None)) and callable(getattr(embedder, "embed_query", None)):
+        return np.asarray(embedder.embed_query(text), dtype=np.float32).reshape(-1)  # a LangChain Embeddings
     vector: npt.NDArray[np.float32] = np.asarray(embedder.embed([text]), dtype=np.float32)
     if vector.ndim != 2 or vector.shape[0] != 1:
         raise ConfigError(f"embedder.embed([text]) must return a (1, dim) array, got shape {vector.shape}.")
     row: np.ndarray[tuple[int], np.dtype[np.float32]] = vector[0]
     return row
+
+
+def embed_texts(embedder: Any, texts: list[str]) -> npt.NDArray[np.float32]:
+    """Embed ``texts`` with our :class:`~finetune_embed.Embedder` (or anything with ``embed(texts)``) or a LangChain
+    ``Embeddings`` (``embed_documents(texts)``): one float32 row per text."""
+    if callable(getattr(embedder, "embed", None)):
+        how, raw = "embed", embedder.embed(texts)
+    elif callable(getattr(embedder, "embed_documents", None)):
+        how, raw = "embed_documents", embedder.embed_documents(texts)
+    else:
+        raise InvalidArgumentError(
+            f"a {type(embedder).__name__} embeds nothing: pass a finetune_embed.Embedder (or anything with "
+            "embed(texts) -> (n, dim) array) or a LangChain Embeddings (embed_documents(texts)).",
+            argument="embedder",
+        )
+    vectors = np.asarray(raw, dtype=np.float32)
+    if not texts and vectors.size == 0:
+        return vectors.reshape(0, vectors.shape[-1] if vectors.ndim == 2 else 0)
+    if vectors.ndim != 2 or vectors.shape[0] != len(texts) or vectors.shape[1] == 0:
+        raise ConfigError(
+            f"embedder.{how} returned shape {vectors.shape} for {len(texts)} texts; it must return one non-empty "
+            "vector per text."
+        )
+    return vectors

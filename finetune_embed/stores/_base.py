@@ -6,6 +6,7 @@ writes); the checks here give every adapter the in-process index's errors for th
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, Literal, overload
 
@@ -42,7 +43,7 @@ def last_occurrences(ids: list[str]) -> list[int]:
     return sorted(last.values())
 
 
-class StoreBase:
+class StoreBase(ABC):
     """The engine-independent half of an adapter. Subclasses set ``_engine``, ``_dim``, ``_metric``, ``_model``
     and implement :meth:`get` and :meth:`_search_rows`."""
 
@@ -108,13 +109,15 @@ class StoreBase:
 
     # --- what subclasses implement ---------------------------------------------------------------------------
 
-    def get(self, item_id: str) -> Item:  # pragma: no cover - every adapter overrides it
-        raise NotImplementedError
+    @abstractmethod
+    def get(self, item_id: str) -> Item:
+        """The stored vector and metadata of one item (:class:`~finetune_embed.UnknownIdError` if unknown)."""
 
+    @abstractmethod
     def _search_rows(
         self, queries: npt.NDArray[np.float32], k: int, tree: Filter | None, excluded: list[str]
-    ) -> list[Matches]:  # pragma: no cover - every adapter overrides it
-        raise NotImplementedError
+    ) -> list[Matches]:
+        """One :class:`Matches` per row of ``queries`` (checked), filtered by ``tree``, without ``excluded``."""
 
     # --- search ----------------------------------------------------------------------------------------------
 

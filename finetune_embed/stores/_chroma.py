@@ -18,7 +18,7 @@ import httpx
 import numpy as np
 import numpy.typing as npt
 
-from .._exceptions import ConfigError, DuplicateIdError, UnknownIdError
+from .._exceptions import ConfigError, DuplicateIdError, MissingDependencyError, UnknownIdError
 from ..index._filters import Filter
 from ..index._index import Item
 from ..index._matches import Matches
@@ -32,7 +32,11 @@ try:
     from chromadb.config import Settings
     from chromadb.errors import NotFoundError
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise ImportError("finetune_embed.stores.ChromaIndex needs chromadb: pip install 'finetune-embed[chroma]'") from exc
+    raise MissingDependencyError(
+        "finetune_embed.stores.ChromaIndex needs chromadb: pip install 'finetune-embed[chroma]'",
+        package="chromadb",
+        extra="chroma",
+    ) from exc
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
@@ -428,6 +432,8 @@ class ChromaIndex(StoreBase):
             for ids_i, dist_i, meta_i in zip(got["ids"], distances, metas, strict=True):
                 keep = [j for j, item_id in enumerate(ids_i) if item_id not in skip][:k]
                 scores = 1.0 - np.asarray([dist_i[j] for j in keep], dtype=np.float64)
+                if self._metric == "cosine":  # float32 distances can end just past the ends: -1e-7 for itself
+                    scores = np.clip(scores, -1.0, 1.0)
                 out.append(
                     Matches(
                         ids=[ids_i[j] for j in keep],

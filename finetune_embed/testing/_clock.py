@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
+from .._exceptions import InvalidArgumentError
+
 __all__ = ["DEFAULT_START", "FakeClock"]
 
 # 2026-01-01T00:00:00Z: a fixed, plausible "now" so ids, timestamps and expiries are reproducible
@@ -28,7 +30,7 @@ class FakeClock:
 
     def __init__(self, start: float = DEFAULT_START, *, realtime: bool = False, scale: float = 1.0) -> None:
         if scale <= 0:
-            raise ValueError(f"FakeClock scale must be > 0, got {scale!r}")
+            raise InvalidArgumentError(f"FakeClock scale must be > 0, got {scale!r}", argument="scale")
         self._lock = threading.Lock()
         self._base = float(start)
         self._realtime = realtime
@@ -63,7 +65,7 @@ class FakeClock:
     def advance(self, seconds: float) -> float:
         """Jump forward by ``seconds`` (≥ 0); returns the new time."""
         if seconds < 0:
-            raise ValueError(f"cannot move the clock backwards ({seconds!r} s)")
+            raise InvalidArgumentError(f"cannot move the clock backwards ({seconds!r} s)", argument="seconds")
         with self._lock:
             self._base += seconds
             return self._now_locked()
@@ -105,7 +107,7 @@ class FakeClock:
             self._realtime = realtime
             if scale is not None:
                 if scale <= 0:
-                    raise ValueError(f"FakeClock scale must be > 0, got {scale!r}")
+                    raise InvalidArgumentError(f"FakeClock scale must be > 0, got {scale!r}", argument="scale")
                 self._scale = float(scale)
 
     def __repr__(self) -> str:

@@ -20,6 +20,7 @@ import threading
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from .._exceptions import InvalidArgumentError
 from ._errors import ApiError
 
 __all__ = ["PROFILES", "Processing", "ServerProfile", "ServerQueue", "profile_named"]
@@ -200,4 +201,6 @@ def profile_named(name: str | ServerProfile) -> ServerProfile:
     try:
         return PROFILES[name]
     except KeyError:
-        raise ValueError(f"unknown server profile {name!r}; known: {', '.join(sorted(PROFILES))}") from None
+        raise InvalidArgumentError(
+            f"unknown server profile {name!r}; known: {', '.join(sorted(PROFILES))}", argument="server"
+        ) from None

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 import numpy as np
 import numpy.typing as npt
 
+from .._exceptions import InvalidArgumentError
 from .._logging import get_logger
 from ..catalog import EmbeddingModelInfo, FineTuneModelInfo, default_catalog
 from ._clock import FakeClock
@@ -55,6 +56,15 @@ _AZURE_DENIED = (
 )
 
 
+def _load_encodings() -> None:
+    """Load the encodings the fake counts tokens with (cached per process): without tiktoken's BPE files (offline,
+    no ``TIKTOKEN_CACHE_DIR``) this raises :class:`~finetune_embed.TokenizerUnavailableError` saying what to do."""
+    from ..tokenizer import get_encoding
+
+    for name in ("o200k_base", "cl100k_base"):
+        get_encoding(name)
+
+
 def _mask(key: str) -> str:
     return (key[:3] + "*" * max(4, len(key) - 7) + key[-4:]) if len(key) > 8 else "*" * len(key)
 
@@ -75,6 +85,10 @@ class FakeOpenAI:
     * ``seed`` - ids, metrics, shuffles and vectors derive from it (the same seed replays the same run).
     * ``job_speed`` - seconds of fake time per training step, or a :class:`JobSpeed` for every phase.
     * ``api_key`` - when given, only this key is accepted (otherwise any non-empty key is).
+
+    The fake counts tokens with tiktoken, so it loads the ``o200k_base`` and ``cl100k_base`` encodings when it is
+    created; offline without their files it raises :class:`~finetune_embed.TokenizerUnavailableError` at once
+    (``finetune-embed tokenizer download`` fetches them; ``TIKTOKEN_CACHE_DIR`` names the folder).
 
     Use it in-process (``fake.client()``, ``fake.openai_client()``, ``fake.transport``) or over loopback HTTP
     (``with fake.serve() as base_url``).
@@ -103,12 +117,15 @@ class FakeOpenAI:
         processing: Processing | None = None,
         server: str | ServerProfile | None = None,
     ) -> None:
+        _load_encodings()  # fail here, once, with the tokenizer's own error, not with a 500 on every request
         self.clock = clock if clock is not None else FakeClock()
         self.profile: ServerProfile | None = profile_named(server) if server is not None else None
         if self.profile is not None and not self.profile.rate_limit_headers:
             rate_limit_headers = False
         if any_model is not None and (isinstance(any_model, bool) or any_model < 1):
-            raise ValueError(f"any_model must be a positive number of dimensions, got {any_model!r}")
+            raise InvalidArgumentError(
+                f"any_model must be a positive number of dimensions, got {any_model!r}", argument="any_model"
+            )
         self.any_model = any_model
         if processing is None and self.profile is not None:
             processing = self.profile.processing
@@ -177,7 +194,7 @@ class FakeOpenAI:
     def add_deployment(self, name: str, model: str) -> None:
         """Azure: serve ``model`` under deployment ``name`` (unmapped deployments are their model's name)."""
         if self.embedding_model_info(model) is None and not self._serves_chat(model):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"unknown model {model!r}; add it with add_embedding_model() / add_chat_model() first (fine-tuned "
                 "models once their job succeeded)"
             )
@@ -334,11 +351,14 @@ class FakeOpenAI:
 
         info = self.embedding_model_info(model)
         if info is None:
-            raise ValueError(f"FakeOpenAI serves no embedding model {model!r}")
+            raise InvalidArgumentError(f"FakeOpenAI serves no embedding model {model!r}", argument="model")
         if dimensions is not None and not info.accepts_dimensions:
-            raise ValueError(f"{model} does not support `dimensions`")
+            raise InvalidArgumentError(f"{model} does not support `dimensions`", argument="dimensions")
         if dimensions is not None and not 1 <= dimensions <= (info.dimensions or dimensions):
-            raise ValueError(f"dimensions must be between 1 and {info.dimensions} for {model}, got {dimensions}")
+            raise InvalidArgumentError(
+                f"dimensions must be between 1 and {info.dimensions} for {model}, got {dimensions}",
+                argument="dimensions",
+            )
         return vector_for(self, text, info, dimensions)
 
     def embeddings(

@@ -7,6 +7,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .._exceptions import InvalidArgumentError
+
 __all__ = ["FaultRule", "Faults", "normalize_pattern"]
 
 FaultKind = Literal["status", "timeout", "disconnect", "wrong_count"]
@@ -56,7 +58,7 @@ class Faults:
     def add(self, rule: FaultRule) -> None:
         """Queue a fault."""
         if rule.times < 1:
-            raise ValueError(f"times must be ≥ 1, got {rule.times!r}")
+            raise InvalidArgumentError(f"times must be ≥ 1, got {rule.times!r}", argument="times")
         with self._lock:
             self._rules.append(rule)
 

@@ -14,6 +14,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Literal
 
+from .._exceptions import InvalidArgumentError
 from ._errors import ApiError, error_body
 
 __all__ = ["RateLimiter", "SlidingWindow", "TokenBucket", "format_duration"]
@@ -152,9 +153,9 @@ class RateLimiter:
         """Set new limits; the budgets start full."""
         for name, value in (("rpm", rpm), ("tpm", tpm)):
             if value is not None and value < 1:
-                raise ValueError(f"{name} must be ≥ 1 or None, got {value!r}")
+                raise InvalidArgumentError(f"{name} must be ≥ 1 or None, got {value!r}", argument=name)
         if window not in ("bucket", "sliding"):
-            raise ValueError(f"window must be 'bucket' or 'sliding', got {window!r}")
+            raise InvalidArgumentError(f"window must be 'bucket' or 'sliding', got {window!r}", argument="window")
         with self._lock:
             self.rpm = rpm
             self.tpm = tpm

@@ -17,6 +17,8 @@ from collections import Counter
 import numpy as np
 import numpy.typing as npt
 
+from .._exceptions import InvalidArgumentError
+
 __all__ = ["embedding_vector", "features"]
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -61,7 +63,7 @@ def embedding_vector(key: str, dims: int, text: str, truncate: int | None = None
     ``truncate`` dimensions and renormalised when given. Read-only; identical on every call."""
     bands = _bands(dims)
     if len(bands) > 16:
-        raise ValueError(f"at most 32768 dimensions are supported, got {dims}")
+        raise InvalidArgumentError(f"at most 32768 dimensions are supported, got {dims}", argument="dimensions")
     feats = features(text)
     names = list(feats)
     hkey = key.encode("utf-8")[:64]

@@ -50,7 +50,15 @@ _GROUPS = [
     ),
     (
         "Messages and roles",
-        ["empty_messages", "invalid_role", "developer_role", "role_order", "missing_assistant", "last_message_role"],
+        [
+            "empty_messages",
+            "invalid_role",
+            "developer_role",
+            "invalid_message_name",
+            "role_order",
+            "missing_assistant",
+            "last_message_role",
+        ],
     ),
     ("Content", ["missing_content", "invalid_content", "invalid_content_part", "empty_content", "reserved_token"]),
     (

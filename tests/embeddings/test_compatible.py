@@ -119,3 +119,20 @@ def test_an_unreachable_server_is_not_silent(
     said = [r.getMessage() for r in caplog.records if r.name == "finetune_embed.embeddings"]
     assert any("could not be reached; retrying the request in 1 s" in m for m in said)
     assert "could not be reached" in capsys.readouterr().err  # in the progress bar too
+
+
+@pytest.mark.parametrize("model", ["all-MiniLM-L6-v2", "nomic-embed-text", "bge-small-en-v1.5"])
+def test_any_model_takes_its_size_from_the_first_response(model: str, caplog: pytest.LogCaptureFixture) -> None:
+    """A server in any-model mode with a chosen size; the embedder with nothing set but the model's name."""
+    fake = FakeOpenAI(any_model=96)
+    texts = texts_(150)
+    with caplog.at_level(logging.WARNING, logger="finetune_embed"), fake.client(provider="compatible") as client:
+        emb = Embedder(client, model=model, cache=False)
+        first = emb.embed(texts[:50])
+        rest = Embedder(client, model=model, cache=False).embed(texts[50:])
+    assert first.shape == (50, 96)
+    assert rest.shape == (100, 96)
+    np.testing.assert_array_equal(np.vstack([first, rest]), fake.embeddings(texts, model=model))
+    warned = [r for r in caplog.records if "not in finetune_embed's catalog" in r.getMessage()]
+    assert len(warned) == 1  # one logged line for the client, not one per embedder
+    assert not any(r.name == "py.warnings" for r in caplog.records)

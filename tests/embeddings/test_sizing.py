@@ -46,6 +46,8 @@ def embedder(fake: FakeOpenAI, **kwargs: object) -> Embedder:
               "512)", SizeLimit(per_input=512, given=992)),
         (413, "Input validation error: `inputs` must have less than 512 tokens. Given: 600",
          SizeLimit(per_input=511, given=600)),
+        (413, "too many inputs in one request: 1200 > 20", SizeLimit(per_request=20)),
+        (422, "inputs: 64 > max 32", SizeLimit(per_request=32)),
         (413, "Request Entity Too Large", SizeLimit()),
         (422, "too many inputs in the batch", SizeLimit()),
         (500, "The server had an error while processing your request.", None),

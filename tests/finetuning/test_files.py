@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 from pathlib import Path
@@ -11,7 +12,7 @@ import httpx
 import pytest
 from openai.types import FileObject
 
-from finetune_embed import Client, ConfigError, NotFoundError, ServerError
+from finetune_embed import Client, ConfigError, FileAccessError, NotFoundError, ServerError
 from finetune_embed.finetuning import FileManager, FileProcessingError, FileProcessingTimeoutError
 from finetune_embed.retry import RetryPolicy
 from finetune_embed.testing import FakeOpenAI
@@ -129,8 +130,13 @@ def test_download_is_streamed_and_atomic(files: FileManager, fake: FakeOpenAI, t
     out = tmp_path / "out" / "train.jsonl"
     assert files.download(file.id, out) == out
     assert out.read_bytes() == train_path.read_bytes()
-    with pytest.raises(FileExistsError, match="overwrite=True"):
+    with pytest.raises(FileAccessError, match="overwrite=True") as exists:
         files.download(file.id, out)
+    assert exists.value.errno == errno.EEXIST
+    assert exists.value.path == str(out)
+    with pytest.raises(FileAccessError, match="is a directory") as is_dir:
+        files.download(file.id, tmp_path)
+    assert is_dir.value.errno == errno.EISDIR
     out.write_text("old content")
     no_retry = FileManager(fake.client(retry=RetryPolicy.none()))
     fake.inject(500, path="/v1/files/*/content", times=1)

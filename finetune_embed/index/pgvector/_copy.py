@@ -3,8 +3,8 @@
 Binary COPY is the fastest way into PostgreSQL: no text parsing on the server, and here no per-value Python
 adapter either. The format (PostgreSQL docs, "COPY — Binary Format"): a signature and two int32s, then per
 row an int16 field count and per field an int32 byte length and the bytes, then an int16 ``-1``. A pgvector
-``vector`` travels as int16 dimensions, int16 zero and big-endian float32s; ``jsonb`` as a version byte 1
-and the JSON text.
+``vector`` travels as int16 dimensions, int16 zero and big-endian float32s (a ``halfvec``: float16s);
+``jsonb`` as a version byte 1 and the JSON text.
 """
 
 from __future__ import annotations
@@ -30,14 +30,17 @@ def copy_chunks(
     *,
     extra_int: Sequence[int] | None = None,
     rows_per_chunk: int = 2000,
+    half: bool = False,
 ) -> Iterator[bytes]:
-    """Binary COPY data for columns ``(id text, embedding vector, metadata jsonb[, extra int4])``.
+    """Binary COPY data for columns ``(id text, embedding vector, metadata jsonb[, extra int4])`` (``half``:
+    the embedding column is a ``halfvec``; values are rounded to the nearest float16).
 
     The first chunk starts with the header, the last one ends with the trailer.
     """
     n, dim = vectors.shape
-    big = np.ascontiguousarray(vectors, dtype=">f4")
-    vec_head = _VECTOR_HEAD.pack(4 + 4 * dim, dim, 0)
+    width = 2 if half else 4
+    big = np.ascontiguousarray(vectors, dtype=">f2" if half else ">f4")
+    vec_head = _VECTOR_HEAD.pack(4 + width * dim, dim, 0)
     count = struct.pack(">h", 3 if extra_int is None else 4)
     parts: list[bytes] = [HEADER]
     for start in range(0, n, rows_per_chunk):

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, overload
 import numpy as np
 import numpy.typing as npt
 
-from ..._exceptions import ConfigError, DuplicateIdError, UnknownIdError
+from ..._exceptions import ConfigError, DuplicateIdError, InvalidVectorError, MissingDependencyError, UnknownIdError
 from ..._logging import get_logger
 from ..._progress import progress_bar
 from .._filters import Where
@@ -24,6 +24,7 @@ from .._index import _as_ids as _any_ids
 from .._matches import BatchMatches, Matches
 from .._vectors import _shown, as_matrix, as_queries, clean_metadata, embed_query, metadata_per_id, normalize_rows
 from ._copy import copy_chunks, parse_vector
+from ._ddl import MAX_INDEXED_DIM, AnnKind, Storage, index_name, index_statement
 from ._sql import Unrepresentable, metadata_json, where_to_sql
 
 try:
@@ -31,11 +32,22 @@ try:
     from psycopg import sql
     from psycopg.rows import tuple_row
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise ImportError(
-        "finetune_embed.index.pgvector needs psycopg 3: pip install 'finetune-embed[pgvector]'"
+    raise MissingDependencyError(
+        "finetune_embed.index.pgvector needs psycopg 3: pip install 'finetune-embed[pgvector]'",
+        package="psycopg",
+        extra="pgvector",
     ) from exc
 
-from ._schema import Metric, check_dim, create_table, ensure_extension, read_table, set_comment, table_identifier
+from ._schema import (
+    Metric,
+    check_dim,
+    create_table,
+    ensure_extension,
+    pgvector_version,
+    read_table,
+    set_comment,
+    table_identifier,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -44,11 +56,13 @@ __all__ = ["Metric", "PgVectorIndex"]
 
 _log = get_logger("index.pgvector")
 
-_MAX_HNSW_DIM = 2000  # pgvector's limit for indexing the vector type
 _MAX_DIM = 16000  # pgvector's limit for the vector type
 _DEFAULT_EF_SEARCH = 40  # pgvector's default hnsw.ef_search
 _MAX_EF_SEARCH = 1000  # pgvector's upper bound for hnsw.ef_search
-_OPS = {"cosine": ("<=>", "vector_cosine_ops"), "dot": ("<#>", "vector_ip_ops")}
+_OPS = {"cosine": "<=>", "dot": "<#>"}
+_ITERATIVE = ("off", "relaxed_order", "strict_order")
+_HALF_MAX = 65504.0  # the largest finite float16
+_NEEDS = {"halfvec": (0, 7, 0), "iterative_scan": (0, 8, 0)}
 
 Cursor = psycopg.Cursor[tuple[Any, ...]]
 
@@ -77,6 +91,18 @@ class PgVectorIndex:
         hnsw: search through the HNSW index (approximate). Default ``False``: exact search.
         ef_search: HNSW candidates per query (pgvector's ``hnsw.ef_search``, default 40, at most 1000); at
             least ``k`` is used so that ``k`` results can come back. Higher: more accurate, slower.
+        storage: for a new table, ``"vector"`` (float32, the default) or ``"halfvec"`` (float16: half the
+            space, and indexable up to 4,000 dimensions, so text-embedding-3-large's 3,072 work; scores then
+            differ from float32 by about 1e-3). An existing table keeps its own. Needs pgvector 0.7.
+        iterative_scan: for filtered approximate searches, pgvector 0.8's iterative index scans
+            (``"relaxed_order"`` or ``"strict_order"``): the index keeps scanning until ``k`` rows pass the
+            ``where`` filter, instead of filtering only its first ``ef_search`` / ``probes`` candidates.
+            Default ``None``: the server's setting (off).
+        probes: IVFFlat lists searched per query (pgvector's ``ivfflat.probes``, default 1).
+        replica: a read replica of the same database (a connection string or connection; e.g. a streaming
+            standby, see :func:`start_replica`): searches run there, everything else (writes, ``get``, ``len``)
+            on ``conninfo``. A search sees the primary's writes once the replica has replayed them (the
+            replication lag).
 
     Database errors (connection refused, permissions, ...) are psycopg's exceptions.
 
@@ -97,6 +123,10 @@ class PgVectorIndex:
         create: bool = True,
         hnsw: bool = False,
         ef_search: int | None = None,
+        storage: Storage | None = None,
+        iterative_scan: str | None = None,
+        probes: int | None = None,
+        replica: str | psycopg.Connection[Any] | None = None,
     ) -> None:
         if metric is not None:
             _check_metric(metric)
@@ -106,6 +136,14 @@ class PgVectorIndex:
         self._table = table_identifier(table)
         self._create = create
         self.ef_search = ef_search
+        self.probes = probes
+        if storage is not None and storage not in MAX_INDEXED_DIM:
+            raise ConfigError(f"storage must be 'vector' or 'halfvec', got {storage!r}.")
+        if iterative_scan is not None and iterative_scan not in _ITERATIVE:
+            raise ConfigError(f"iterative_scan must be one of {', '.join(_ITERATIVE)} or None, got {iterative_scan!r}.")
+        self._storage: Storage = storage or "vector"
+        self._iterative = iterative_scan
+        self._ann: AnnKind | None = None
         if isinstance(conninfo, str):
             self._conn: psycopg.Connection[Any] = psycopg.connect(conninfo, autocommit=True)
             self._owns = True
@@ -116,9 +154,17 @@ class PgVectorIndex:
             raise ConfigError(
                 f"conninfo must be a connection string or a psycopg.Connection, got {type(conninfo).__name__}."
             )
+        self._read_conn, self._owns_read = self._conn, False
         try:
-            self._open(dim, metric, model)
-            self._hnsw = False
+            if isinstance(replica, str):
+                self._read_conn, self._owns_read = psycopg.connect(replica, autocommit=True), True
+            elif isinstance(replica, psycopg.Connection):
+                self._read_conn = replica
+            elif replica is not None:
+                raise ConfigError(
+                    f"replica must be a connection string or a psycopg.Connection, got {type(replica).__name__}."
+                )
+            self._open(dim, metric, model, storage)
             if hnsw:
                 if self._dim is not None and not self.has_hnsw_index:
                     if not create:
@@ -127,30 +173,51 @@ class PgVectorIndex:
                             "create=True."
                         )
                     self.create_hnsw_index()
-                self._hnsw = True
+                self._ann = "hnsw"
         except BaseException:
-            if self._owns:
-                self._conn.close()
+            self.close()
             raise
 
     @contextlib.contextmanager
-    def _tx(self) -> Iterator[Cursor]:
+    def _tx(self, *, read: bool = False) -> Iterator[Cursor]:
         """A cursor inside a transaction block: committed at the end when the connection was idle, a savepoint
-        inside the caller's open transaction otherwise (so no operation leaves a transaction open)."""
-        with self._conn.transaction(), self._conn.cursor(row_factory=tuple_row) as cur:
+        inside the caller's open transaction otherwise (so no operation leaves a transaction open). ``read``:
+        on the replica when there is one."""
+        conn = self._read_conn if read else self._conn
+        with conn.transaction(), conn.cursor(row_factory=tuple_row) as cur:
             yield cur
 
-    def _open(self, dim: int | None, metric: Metric | None, model: str | None) -> None:
+    def _needs(self, feature: str) -> None:
+        if self._pgvector < _NEEDS[feature]:
+            have = ".".join(map(str, self._pgvector))
+            want = ".".join(map(str, _NEEDS[feature]))
+            raise ConfigError(
+                f"{feature} needs pgvector {want} or later and this server has {have}; upgrade the extension "
+                "(ALTER EXTENSION vector UPDATE) or use a server with a newer pgvector."
+            )
+
+    def _open(self, dim: int | None, metric: Metric | None, model: str | None, storage: Storage | None) -> None:
         with self._tx() as cur:
             ensure_extension(cur, create=self._create)
+            self._pgvector = pgvector_version(cur)
+            if self._iterative not in (None, "off"):
+                self._needs("iterative_scan")
             info = read_table(cur, self._table, self._name)
             if info is None:
                 if not self._create:
                     raise ConfigError(f"Table {self._name!r} does not exist; pass create=True to create it.")
                 self._dim, self._metric, self._model = dim, metric or "cosine", model
+                if self._storage == "halfvec":
+                    self._needs("halfvec")
                 if dim is not None:
-                    create_table(cur, self._table, dim, self._metric, model)
+                    create_table(cur, self._table, dim, self._metric, model, self._storage)
                 return
+            if storage is not None and storage != info.storage:
+                raise ConfigError(
+                    f"Table {self._name!r} stores {info.storage}, not {storage}; open it without storage= (or "
+                    f"storage={info.storage!r})."
+                )
+            self._storage = info.storage
             check_dim(self._name, info.dim, dim)
             if info.metric is not None and metric is not None and info.metric != metric:
                 raise ConfigError(
@@ -166,7 +233,8 @@ class PgVectorIndex:
             self._metric = metric or info.metric or "cosine"
             self._model = model or info.model
             if (self._metric, self._model) != (info.metric, info.model):
-                set_comment(cur, self._table, self._metric, self._model)
+                set_comment(cur, self._table, self._metric, self._model, self._storage)
+            self._ann = None
 
     # --- properties ------------------------------------------------------------------------------------------
 
@@ -209,25 +277,60 @@ class PgVectorIndex:
         self._ef_search = value
 
     @property
+    def probes(self) -> int | None:
+        """IVFFlat lists searched per query (``None``: pgvector's default, 1)."""
+        return self._probes
+
+    @probes.setter
+    def probes(self, value: int | None) -> None:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 32768):
+            raise ConfigError(f"probes must be an integer from 1 to 32768, got {value!r}.")
+        self._probes = value
+
+    @property
+    def storage(self) -> Storage:
+        """``"vector"`` (float32) or ``"halfvec"`` (float16)."""
+        return self._storage
+
+    @property
+    def pgvector_version(self) -> tuple[int, ...]:
+        """The server's pgvector extension version, e.g. ``(0, 8, 0)``."""
+        return self._pgvector
+
+    @property
     def hnsw(self) -> bool:
         """Whether searches go through the HNSW index (approximate); settable."""
-        return self._hnsw
+        return self._ann == "hnsw"
 
     @hnsw.setter
     def hnsw(self, value: bool) -> None:
         if value and not self.has_hnsw_index:
             raise ConfigError("This table has no HNSW index yet: call create_hnsw_index() first.")
-        self._hnsw = bool(value)
+        self._ann = "hnsw" if value else None if self._ann == "hnsw" else self._ann
+
+    @property
+    def ivfflat(self) -> bool:
+        """Whether searches go through the IVFFlat index (approximate); settable."""
+        return self._ann == "ivfflat"
+
+    @ivfflat.setter
+    def ivfflat(self, value: bool) -> None:
+        if value and not self._has_index("ivfflat"):
+            raise ConfigError("This table has no IVFFlat index yet: call create_ivfflat_index() first.")
+        self._ann = "ivfflat" if value else None if self._ann == "ivfflat" else self._ann
 
     def __repr__(self) -> str:
-        mode = "hnsw" if self._hnsw else "exact"
+        mode = self._ann or "exact"
         model = f", model={self._model!r}" if self._model else ""
-        return f"PgVectorIndex(table={self._name!r}, dim={self._dim}, metric={self._metric!r}{model}, {mode})"
+        half = ", storage='halfvec'" if self._storage == "halfvec" else ""
+        return f"PgVectorIndex(table={self._name!r}, dim={self._dim}, metric={self._metric!r}{model}{half}, {mode})"
 
     def close(self) -> None:
         """Close the connection if the index opened it (a connection you passed in stays open)."""
         if self._owns:
             self._conn.close()
+        if self._owns_read:
+            self._read_conn.close()
 
     def __enter__(self) -> PgVectorIndex:
         return self
@@ -243,6 +346,22 @@ class PgVectorIndex:
         with self._tx() as cur:
             row = cur.execute(sql.SQL("SELECT count(*) FROM {}").format(self._table)).fetchone()
         return int(row[0]) if row else 0
+
+    def count(self, *, estimate: bool = False) -> int:
+        """How many items: exactly (``count(*)``, a full scan on large tables), or with ``estimate=True``
+        PostgreSQL's planner estimate (``pg_class.reltuples``, kept by ANALYZE and autovacuum: free, but it
+        trails recent writes). A table never analyzed is counted exactly."""
+        if self._dim is None:
+            return 0
+        if estimate:
+            with self._tx() as cur:
+                row = cur.execute(
+                    "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)",
+                    [self._table.as_string(self._conn)],
+                ).fetchone()
+            if row is not None and row[0] is not None and int(row[0]) >= 0:
+                return int(row[0])
+        return len(self)
 
     def __contains__(self, item_id: object) -> bool:
         if not isinstance(item_id, str) or self._dim is None or "\x00" in item_id:
@@ -270,7 +389,7 @@ class PgVectorIndex:
         self, batch_size: int = 5_000
     ) -> Iterator[tuple[list[str], npt.NDArray[np.float32], list[dict[str, Any]]]]:
         """Everything in insertion order, ``batch_size`` rows at a time: ``(ids, vectors, metadata)``."""
-        for chunk in self._pages("id, vector_send(embedding), metadata", batch_size):
+        for chunk in self._pages(f"id, {self._send}, metadata", batch_size):
             yield [r[0] for r in chunk], np.stack([parse_vector(r[1]) for r in chunk]), [r[2] for r in chunk]
 
     def _pages(self, columns: str, batch_size: int) -> Iterator[list[tuple[Any, ...]]]:
@@ -303,12 +422,17 @@ class PgVectorIndex:
         """The metadata of every item, in the order of :attr:`ids` (reads the table)."""
         return [m for chunk in self._pages("metadata", 50_000) for (m,) in chunk]
 
+    @property
+    def _send(self) -> str:
+        """The column in pgvector's binary vector form (a halfvec column is widened to float32 first)."""
+        return "vector_send(embedding::vector)" if self._storage == "halfvec" else "vector_send(embedding)"
+
     def _fetch(self, ids: Sequence[str]) -> dict[str, Item]:
         if self._dim is None or not ids:
             return {}
         with self._tx() as cur:
             rows = cur.execute(
-                sql.SQL("SELECT id, vector_send(embedding), metadata FROM {} WHERE id = ANY(%s)").format(
+                sql.SQL("SELECT id, " + self._send + ", metadata FROM {} WHERE id = ANY(%s)").format(
                     self._table
                 ),
                 [list(ids)],
@@ -351,17 +475,27 @@ class PgVectorIndex:
 
     def _ensure_table(self, cur: Cursor, dim: int) -> None:
         if self._dim is None:
-            create_table(cur, self._table, dim, self._metric, self._model)
+            create_table(cur, self._table, dim, self._metric, self._model, self._storage)
             self._dim = dim
-            if self._hnsw:
-                self._build_hnsw(cur, 16, 64)
+            if self._ann == "hnsw":
+                self._build_index(cur, "hnsw", m=16, ef_construction=64)
 
     def _copy(self, cur: Cursor, target: sql.Composable, ids: list[str], rows: npt.NDArray[np.float32],
               metas: list[str], *, with_order: bool = False) -> None:
+        if self._storage == "halfvec" and rows.size:
+            over = np.flatnonzero(np.abs(rows).max(axis=1) > _HALF_MAX)
+            if over.size:
+                bad = [ids[int(i)] for i in over]
+                raise InvalidVectorError(
+                    f"{len(bad)} vectors have values beyond float16's range (±65504), which a halfvec column "
+                    f"cannot store: {_shown(bad)}; scale them down or use storage='vector'.",
+                    ids=bad,
+                )
         columns = "(id, embedding, metadata, ord)" if with_order else "(id, embedding, metadata)"
         statement = sql.SQL("COPY {} " + columns + " FROM STDIN (FORMAT BINARY)").format(target)
         with cur.copy(statement) as copy:
-            for chunk in copy_chunks(ids, rows, metas, extra_int=range(len(ids)) if with_order else None):
+            for chunk in copy_chunks(ids, rows, metas, extra_int=range(len(ids)) if with_order else None,
+                                     half=self._storage == "halfvec"):
                 copy.write(chunk)
 
     def add(
@@ -434,9 +568,9 @@ class PgVectorIndex:
                 self._ensure_table(cur, rows.shape[1])
                 cur.execute(
                     sql.SQL(
-                        "CREATE TEMP TABLE {s} (id text, embedding vector({d}), metadata jsonb, ord int) "
+                        "CREATE TEMP TABLE {s} (id text, embedding {v}({d}), metadata jsonb, ord int) "
                         "ON COMMIT DROP"
-                    ).format(s=staging, d=sql.Literal(rows.shape[1]))
+                    ).format(s=staging, v=sql.SQL(self._storage), d=sql.Literal(rows.shape[1]))
                 )
                 self._copy(cur, staging, id_list, rows, metas, with_order=True)
                 cur.execute(
@@ -462,77 +596,97 @@ class PgVectorIndex:
 
     # --- indexes ---------------------------------------------------------------------------------------------
 
-    def _index_name(self, suffix: str, *, qualified: bool = False) -> sql.Identifier:
-        *schema, base = self._name.split(".")
-        name = f"{base}_{suffix}"[:63]
-        return sql.Identifier(*schema, name) if qualified else sql.Identifier(name)
-
-    @property
-    def has_hnsw_index(self) -> bool:
-        """Whether the table has an HNSW index."""
+    def _has_index(self, kind: str) -> bool:
         if self._dim is None:
             return False
         with self._tx() as cur:
             row = cur.execute(
                 "SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-                "JOIN pg_am am ON am.oid = c.relam WHERE i.indrelid = to_regclass(%s) AND am.amname = 'hnsw')",
-                [self._table.as_string(self._conn)],
+                "JOIN pg_am am ON am.oid = c.relam WHERE i.indrelid = to_regclass(%s) AND am.amname = %s "
+                "AND i.indisvalid)",
+                [self._table.as_string(self._conn), kind],
             ).fetchone()
         return bool(row and row[0])
 
-    def create_hnsw_index(self, m: int = 16, ef_construction: int = 64) -> None:
+    @property
+    def has_hnsw_index(self) -> bool:
+        """Whether the table has a (valid) HNSW index."""
+        return self._has_index("hnsw")
+
+    def create_hnsw_index(self, m: int = 16, ef_construction: int = 64, *, concurrently: bool = False) -> None:
         """Build an HNSW index for the metric (if there is none) and search through it from now on.
 
         Build it after a bulk load: adding to an indexed table is much slower. The build is fast while the
         graph fits in the server's ``maintenance_work_mem`` (pgvector logs a notice when it stops fitting).
+        ``concurrently=True`` builds it with ``CREATE INDEX CONCURRENTLY``: writes to the table go on during
+        the build (slower, and it cannot run inside your open transaction).
 
         Raises:
-            ConfigError: more than 2000 dimensions (pgvector cannot index them: search exactly, or embed
-                with ``dimensions`` of at most 2000), no table yet (pass ``dim`` or add vectors first), or
-                bad ``m`` / ``ef_construction``.
+            ConfigError: more dimensions than pgvector indexes (2,000 for ``vector``, 4,000 for ``halfvec``:
+                search exactly, store halfvec, or embed with fewer ``dimensions``), no table yet (pass ``dim``
+                or add vectors first), bad ``m`` / ``ef_construction``, or ``concurrently`` inside a
+                transaction.
         """
-        if self._dim is None:
-            raise ConfigError("The table does not exist yet: pass dim= or add vectors before create_hnsw_index().")
-        if not (isinstance(m, int) and 2 <= m <= 100 and isinstance(ef_construction, int)
-                and 2 * m <= ef_construction <= 1000):
-            raise ConfigError(
-                f"HNSW needs 2 <= m <= 100 and 2*m <= ef_construction <= 1000, got m={m!r}, "
-                f"ef_construction={ef_construction!r}."
-            )
-        if not self.has_hnsw_index:
-            with self._tx() as cur:
-                self._build_hnsw(cur, m, ef_construction)
-        self._hnsw = True
+        self._create_index("hnsw", concurrently, m=m, ef_construction=ef_construction, lists=100)
 
-    def _build_hnsw(self, cur: Cursor, m: int, ef_construction: int) -> None:
-        assert self._dim is not None
-        if self._dim > _MAX_HNSW_DIM:
+    def create_ivfflat_index(self, lists: int | None = None, *, concurrently: bool = False) -> None:
+        """Build an IVFFlat index for the metric (if there is none) and search through it from now on.
+
+        IVFFlat builds much faster than HNSW and uses less memory; its recall depends on :attr:`probes`
+        (lists searched per query). Build it after loading the data: the lists are k-means centres of the rows
+        present. ``lists`` defaults to pgvector's advice: rows / 1000 up to a million rows, sqrt(rows) above.
+        ``concurrently`` as in :meth:`create_hnsw_index`.
+        """
+        if lists is None:
+            rows = self.count(estimate=True)
+            lists = max(1, rows // 1000 if rows <= 1_000_000 else int(rows**0.5))
+        self._create_index("ivfflat", concurrently, m=16, ef_construction=64, lists=lists)
+
+    def _create_index(self, kind: AnnKind, concurrently: bool, *, m: int, ef_construction: int, lists: int) -> None:
+        if self._dim is None:
             raise ConfigError(
-                f"pgvector's HNSW index covers up to {_MAX_HNSW_DIM} dimensions and this table has {self._dim}: "
-                "search exactly (hnsw=False), or embed with dimensions<=2000 (text-embedding-3 models accept it)."
+                f"The table does not exist yet: pass dim= or add vectors before create_{kind}_index()."
             )
-        _, opclass = _OPS[self._metric]
-        cur.execute(
-            sql.SQL(
-                "CREATE INDEX IF NOT EXISTS {n} ON {t} USING hnsw (embedding {o}) WITH (m = {m}, ef_construction = {e})"
-            ).format(
-                n=self._index_name("embedding_hnsw"),
-                t=self._table,
-                o=sql.SQL(opclass),
-                m=sql.Literal(m),
-                e=sql.Literal(ef_construction),
-            )
-        )
-        _log.info("built HNSW index on %s (m=%d, ef_construction=%d)", self._name, m, ef_construction)
+        if not self._has_index(kind):
+            if concurrently:
+                statement = self._index_statement(kind, True, m, ef_construction, lists)
+                if self._conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE or not self._conn.autocommit:
+                    raise ConfigError(
+                        "CREATE INDEX CONCURRENTLY cannot run inside a transaction: call it on an autocommit "
+                        "connection with no transaction open (or pass concurrently=False)."
+                    )
+                self._conn.execute(statement)
+            else:
+                with self._tx() as cur:
+                    self._build_index(cur, kind, m=m, ef_construction=ef_construction, lists=lists)
+        self._ann = kind
+
+    def _index_statement(
+        self, kind: AnnKind, concurrently: bool, m: int, ef_construction: int, lists: int
+    ) -> sql.Composed:
+        assert self._dim is not None
+        return index_statement(self._table, self._name, kind, self._metric, self._storage, self._dim,
+                               m=m, ef_construction=ef_construction, lists=lists, concurrently=concurrently)
+
+    def _build_index(self, cur: Cursor, kind: AnnKind, *, m: int = 16, ef_construction: int = 64,
+                     lists: int = 100) -> None:
+        cur.execute(self._index_statement(kind, False, m, ef_construction, lists))
+        _log.info("built %s index on %s", kind, self._name)
 
     def drop_hnsw_index(self) -> None:
         """Drop the HNSW index that :meth:`create_hnsw_index` made; searches are exact again."""
+        self._drop_index("hnsw")
+
+    def drop_ivfflat_index(self) -> None:
+        """Drop the IVFFlat index that :meth:`create_ivfflat_index` made; searches are exact again."""
+        self._drop_index("ivfflat")
+
+    def _drop_index(self, kind: AnnKind) -> None:
         if self._dim is not None:
             with self._tx() as cur:
-                cur.execute(
-                    sql.SQL("DROP INDEX IF EXISTS {}").format(self._index_name("embedding_hnsw", qualified=True))
-                )
-        self._hnsw = False
+                cur.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(index_name(self._name, kind, qualified=True)))
+        if self._ann == kind:
+            self._ann = None
 
     def create_metadata_index(self) -> None:
         """A GIN index (``jsonb_path_ops``) on ``metadata``; it serves equality filters on large tables."""
@@ -541,7 +695,7 @@ class PgVectorIndex:
         with self._tx() as cur:
             cur.execute(
                 sql.SQL("CREATE INDEX IF NOT EXISTS {n} ON {t} USING gin (metadata jsonb_path_ops)").format(
-                    n=self._index_name("metadata_gin"), t=self._table
+                    n=index_name(self._name, "metadata_gin"), t=self._table
                 )
             )
 
@@ -598,8 +752,9 @@ class PgVectorIndex:
 
         Returns:
             Hits best first: cosine similarity (or dot product), higher is better; equal scores keep insertion
-            order. Exact unless :attr:`hnsw` is on; then approximate, and a selective ``where`` may leave fewer
-            than ``k`` hits (pgvector filters the index's ``ef_search`` candidates).
+            order. Exact unless :attr:`hnsw` or :attr:`ivfflat` is on; then approximate, and a selective
+            ``where`` may leave fewer than ``k`` hits (pgvector filters the index's ``ef_search`` / ``probes``
+            candidates) unless ``iterative_scan`` is set.
         """
         k = _check_k(k)
         condition = where_to_sql(where)
@@ -646,13 +801,13 @@ class PgVectorIndex:
         n, dim = queries.shape
         if self._dim is None or n == 0:
             return [Matches() for _ in range(n)]
-        op, _ = _OPS[self._metric]
+        op = _OPS[self._metric]
         filters: list[sql.Composable] = [] if condition is None else [condition]
         if excluded:
             filters.append(sql.SQL("NOT (t.id = ANY(%(exclude)s::text[]))"))
         where_sql = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(filters) if filters else sql.SQL("")
         distance = sql.SQL("t.embedding {} q.v").format(sql.SQL(op))
-        if self._hnsw:  # the index serves ORDER BY <distance> LIMIT k; its hits are re-sorted for the tie-break
+        if self._ann:  # the index serves ORDER BY <distance> LIMIT k; its hits are re-sorted for the tie-break
             inner = sql.SQL(
                 "SELECT * FROM (SELECT t.id, t.metadata, t.seq, {d} AS dist FROM {t} AS t{w} ORDER BY {d} "
                 "LIMIT %(k)s) AS h ORDER BY dist, seq"
@@ -663,16 +818,23 @@ class PgVectorIndex:
             ).format(d=distance, t=self._table, w=where_sql)
         # all queries travel as one float8[] and are cut into vectors once (MATERIALIZED), not per row
         query = sql.SQL(
-            "WITH q AS MATERIALIZED (SELECT i, ((%(flat)s::float8[])[i * {dim} + 1:(i + 1) * {dim}])::vector AS v "
+            "WITH q AS MATERIALIZED (SELECT i, ((%(flat)b::float8[])[i * {dim} + 1:(i + 1) * {dim}])::{s} AS v "
             "FROM generate_series(0, %(n)s - 1) AS i) "
             "SELECT q.i, r.id, r.dist, r.metadata FROM q CROSS JOIN LATERAL ({inner}) AS r ORDER BY q.i, r.dist, r.seq"
-        ).format(dim=sql.Literal(dim), inner=inner)
-        params: dict[str, Any] = {"flat": queries.ravel().tolist(), "n": n, "k": k, "exclude": excluded}
-        with self._tx() as cur:
-            if self._hnsw:
+        ).format(dim=sql.Literal(dim), s=sql.SQL(self._storage), inner=inner)
+        # the query vectors travel in binary (a float8[] in PostgreSQL's binary format: no text to format or parse)
+        params: dict[str, Any] = {"flat": queries.astype(np.float64).ravel().tolist(), "n": n, "k": k,
+                                  "exclude": excluded}
+        with self._tx(read=True) as cur:
+            if self._ann == "hnsw":
                 ef = min(max(self._ef_search or _DEFAULT_EF_SEARCH, k), _MAX_EF_SEARCH)
                 cur.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(ef)))
-            else:
+            elif self._ann == "ivfflat" and self._probes is not None:
+                cur.execute(sql.SQL("SET LOCAL ivfflat.probes = {}").format(sql.Literal(self._probes)))
+            if self._ann and self._iterative is not None:
+                cur.execute(sql.SQL("SET LOCAL {}.iterative_scan = {}").format(
+                    sql.SQL(self._ann), sql.Literal(self._iterative)))
+            if not self._ann:
                 cur.execute("SET LOCAL enable_indexscan = off")  # exact: never an (approximate) index scan
             found = cur.execute(query, params).fetchall()
         per: list[tuple[list[str], list[float], list[dict[str, Any]]]] = [([], [], []) for _ in range(n)]

@@ -4,7 +4,7 @@ The layout::
 
     CREATE TABLE embeddings (
         id        text PRIMARY KEY,
-        embedding vector(<dim>) NOT NULL,
+        embedding vector(<dim>) NOT NULL,     -- or halfvec(<dim>) (storage="halfvec")
         metadata  jsonb NOT NULL DEFAULT '{}',
         seq       bigint GENERATED ALWAYS AS IDENTITY   -- insertion order: the tie-break and the id order
     );
@@ -24,12 +24,20 @@ import psycopg
 from psycopg import sql
 
 from ..._exceptions import ConfigError, DimensionMismatchError
+from ._ddl import MARKER, Storage, comment, table_statements
 
-__all__ = ["COLUMNS", "Metric", "TableInfo", "create_table", "ensure_extension", "read_table", "table_identifier"]
+__all__ = [
+    "COLUMNS",
+    "Metric",
+    "TableInfo",
+    "create_table",
+    "ensure_extension",
+    "pgvector_version",
+    "read_table",
+    "table_identifier",
+]
 
 Metric: TypeAlias = Literal["cosine", "dot"]
-MARKER = "finetune_embed"
-FORMAT_VERSION = 1
 COLUMNS = {"id": "text", "embedding": "vector", "metadata": "jsonb", "seq": "bigint"}
 
 
@@ -41,6 +49,7 @@ class TableInfo:
     dim: int
     metric: Metric | None  # None: no (readable) comment
     model: str | None
+    storage: Storage = "vector"
 
 
 def table_identifier(table: str) -> sql.Identifier:
@@ -77,24 +86,27 @@ def ensure_extension(cur: psycopg.Cursor[Any], *, create: bool) -> None:
         ) from exc
 
 
-def _comment(metric: Metric, model: str | None) -> str:
-    return json.dumps({MARKER: {"version": FORMAT_VERSION, "metric": metric, "model": model}})
+def pgvector_version(cur: psycopg.Cursor[Any]) -> tuple[int, ...]:
+    """The installed pgvector extension's version, e.g. ``(0, 8, 0)``."""
+    row = cur.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
+    parts = str(row[0]).split(".") if row else []
+    return tuple(int(p) for p in parts if p.isdigit())
 
 
-def create_table(cur: psycopg.Cursor[Any], table: sql.Identifier, dim: int, metric: Metric, model: str | None) -> None:
-    """Create the table (if it does not exist) and record the metric and model in its comment."""
-    cur.execute(
-        sql.SQL(
-            "CREATE TABLE IF NOT EXISTS {t} (id text PRIMARY KEY, embedding vector({d}) NOT NULL, "
-            "metadata jsonb NOT NULL DEFAULT '{{}}'::jsonb, seq bigint GENERATED ALWAYS AS IDENTITY)"
-        ).format(t=table, d=sql.Literal(dim))
-    )
-    set_comment(cur, table, metric, model)
+def create_table(
+    cur: psycopg.Cursor[Any], table: sql.Identifier, dim: int, metric: Metric, model: str | None,
+    storage: Storage = "vector",
+) -> None:
+    """Create the table (if it does not exist) and record the metric, model and storage in its comment."""
+    for statement in table_statements(table, dim, metric, model, storage):
+        cur.execute(statement)
 
 
-def set_comment(cur: psycopg.Cursor[Any], table: sql.Identifier, metric: Metric, model: str | None) -> None:
-    """Record the metric and model in the table's comment."""
-    cur.execute(sql.SQL("COMMENT ON TABLE {} IS {}").format(table, sql.Literal(_comment(metric, model))))
+def set_comment(
+    cur: psycopg.Cursor[Any], table: sql.Identifier, metric: Metric, model: str | None, storage: Storage = "vector"
+) -> None:
+    """Record the metric, model and storage in the table's comment."""
+    cur.execute(sql.SQL("COMMENT ON TABLE {} IS {}").format(table, sql.Literal(comment(metric, model, storage))))
 
 
 def read_table(cur: psycopg.Cursor[Any], table: sql.Identifier, name: str) -> TableInfo | None:
@@ -115,19 +127,20 @@ def read_table(cur: psycopg.Cursor[Any], table: sql.Identifier, name: str) -> Ta
             [oid],
         )
     }
+    storage: Storage = "halfvec" if cols.get("embedding", ("",))[0] == "halfvec" else "vector"
     wrong = {
         col: cols[col][0] if col in cols else "missing"
         for col, typ in COLUMNS.items()
-        if cols.get(col, ("",))[0] != typ
+        if cols.get(col, ("",))[0] != (storage if col == "embedding" else typ)
     }
     if wrong:
         raise ConfigError(
             f"Table {name!r} exists but is not a PgVectorIndex table: it needs columns {COLUMNS}, and has "
-            f"{wrong}. Use another table name."
+            f"{wrong} (embedding may also be halfvec). Use another table name."
         )
     dim = int(cols["embedding"][1])
     if dim < 1:
-        raise ConfigError(f"Table {name!r}: column embedding has no dimension; it must be vector(n).")
+        raise ConfigError(f"Table {name!r}: column embedding has no dimension; it must be {storage}(n).")
     comment_row = cur.execute("SELECT obj_description(%s, 'pg_class')", [oid]).fetchone()
     metric: Metric | None = None
     model: str | None = None
@@ -140,7 +153,7 @@ def read_table(cur: psycopg.Cursor[Any], table: sql.Identifier, name: str) -> Ta
             metric = info["metric"]
         if isinstance(info.get("model"), str):
             model = info["model"]
-    return TableInfo(oid=oid, dim=dim, metric=metric, model=model)
+    return TableInfo(oid=oid, dim=dim, metric=metric, model=model, storage=storage)
 
 
 def check_dim(name: str, table_dim: int, dim: int | None) -> None:

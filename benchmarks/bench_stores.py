@@ -1,0 +1,295 @@
+"""Benchmark: every vector-store backend side by side with the in-process EmbeddingIndex, on the same data, in one run.
+
+Data: clustered float32 vectors (default 100,000 x 384, 1,000 clusters: nearer real embeddings than uniform noise)
+with metadata ``{"cat": 0..6, "year": 2000..2024, "lang": "en"|"fr"|"de"}``. Queries: stored vectors plus noise.
+For each backend and each of its search modes (exact, and ANN where the engine has one), one row:
+
+* ``insert/s``: rows per second of ``add()`` in batches of 5,000 (once per backend; ANN modes then build their
+  index, ``build s``);
+* ``1 query``: median latency of ``search(q, k=10)`` over ``--queries`` single queries;
+* ``16 queries``: median latency of one ``search(Q, k=10)`` call with a 16-row matrix;
+* ``filtered``: median latency of one query with ``where={"cat": 3, "year": {"$gte": 2010}}`` (~9 % of the rows);
+* ``recall@10`` and ``filtered recall@10``: the share of the exact top 10 (``EmbeddingIndex``'s, the reference)
+  that the mode returns. Exact modes must give 1.000.
+
+Backends are pluggable: ``BACKENDS`` maps a name to a factory that receives a :class:`Context` (temporary folder,
+shared engine processes, cleanup) and returns a :class:`Backend`; add a row with one entry. ``--only a,b`` picks
+some. Engines are started here on 127.0.0.1 and stopped at the end (pgvector: a throwaway pgserver PostgreSQL).
+
+Run: ``python benchmarks/bench_stores.py [--n 100000] [--dim 384] [--queries 50] [--only memory,pgvector]``;
+``--quick`` (n=5,000, 20 queries) is the smoke run. Timings on a shared machine are noisy: the load average is
+printed with the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from finetune_embed.index import EmbeddingIndex, Matches, VectorIndex
+
+K = 10
+BATCH = 16
+WHERE = {"cat": 3, "year": {"$gte": 2010}}
+
+
+# --- data -----------------------------------------------------------------------------------------------------------
+
+
+def make_data(n: int, dim: int, seed: int = 0) -> tuple[list[str], np.ndarray, list[dict[str, Any]]]:
+    rng = np.random.default_rng(seed)
+    clusters = max(1, min(1000, n // 100))
+    centres = rng.standard_normal((clusters, dim)).astype(np.float32)
+    labels = rng.integers(0, clusters, n)
+    vectors = (centres[labels] + rng.standard_normal((n, dim)).astype(np.float32)).astype(np.float32)
+    langs = ("en", "fr", "de")
+    metadata = [{"cat": i % 7, "year": 2000 + (i * 7919) % 25, "lang": langs[i % 3]} for i in range(n)]
+    return [f"doc-{i}" for i in range(n)], vectors, metadata
+
+
+def make_queries(vectors: np.ndarray, count: int, seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(vectors), count)
+    noise = 0.5 * rng.standard_normal((count, vectors.shape[1])).astype(np.float32)
+    return (vectors[picks] + noise).astype(np.float32)
+
+
+# --- the plug-in interface ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Context:
+    """What a factory gets: a temporary folder and an exit stack for engines and cleanup (run at the end)."""
+
+    tmp: Path
+    stack: contextlib.ExitStack
+    services: dict[str, Any] = field(default_factory=dict)
+
+    def service(self, name: str, start: Callable[[contextlib.ExitStack], Any]) -> Any:
+        """An engine shared by several backends (``start`` enters it into the stack once)."""
+        if name not in self.services:
+            self.services[name] = start(self.stack)
+        return self.services[name]
+
+
+@dataclass
+class Mode:
+    """One search mode of a backend: ``prepare(store)`` switches it on (building an ANN index, setting ``ef``)."""
+
+    name: str
+    exact: bool
+    prepare: Callable[[VectorIndex], None] = lambda store: None
+
+
+@dataclass
+class Backend:
+    """``create(dim)``: a new empty store (cosine); ``modes``: searched in this order on the loaded store."""
+
+    create: Callable[[int], VectorIndex]
+    modes: list[Mode]
+    drop: Callable[[VectorIndex], None] = lambda store: None
+
+
+def _memory(ctx: Context) -> Backend:
+    return Backend(lambda dim: EmbeddingIndex(dim), [Mode("exact", True)])
+
+
+def _pg_conninfo(ctx: Context) -> str:
+    def start(stack: contextlib.ExitStack) -> str:
+        from finetune_embed.index.pgvector import local_server
+
+        settings = {"shared_buffers": "1GB", "maintenance_work_mem": "2GB", "max_parallel_maintenance_workers": "1"}
+        server = stack.enter_context(local_server(settings=settings))
+        print(f"# throwaway PostgreSQL {server.version} (fsync=off) at {server.host}", file=sys.stderr)
+        return str(server.conninfo)
+
+    conninfo: str = ctx.service("postgres", start)
+    return conninfo
+
+
+def _pgvector(ctx: Context) -> Backend:
+    from finetune_embed.index.pgvector import PgVectorIndex
+
+    conninfo = _pg_conninfo(ctx)
+
+    def create(dim: int) -> VectorIndex:
+        return PgVectorIndex(conninfo, f"bench_stores_{os.getpid()}", dim=dim)
+
+    def exact(store: VectorIndex) -> None:
+        assert isinstance(store, PgVectorIndex)
+        store.connection.execute(f"VACUUM ANALYZE {store.table}")
+        store.hnsw = False
+
+    def hnsw(ef: int) -> Callable[[VectorIndex], None]:
+        def prepare(store: VectorIndex) -> None:
+            assert isinstance(store, PgVectorIndex)
+            store.create_hnsw_index(m=16, ef_construction=64)  # a no-op once built
+            store.ef_search = ef
+
+        return prepare
+
+    def drop(store: VectorIndex) -> None:
+        assert isinstance(store, PgVectorIndex)
+        store.connection.execute(f"DROP TABLE IF EXISTS {store.table}")
+
+    modes = [Mode("exact", True, exact), Mode("HNSW ef=40", False, hnsw(40)), Mode("HNSW ef=200", False, hnsw(200))]
+    return Backend(create, modes, drop)
+
+
+BACKENDS: dict[str, Callable[[Context], Backend]] = {
+    "memory": _memory,
+    "pgvector": _pgvector,
+}
+"""name -> factory; the stores helpers add their engines here (one entry each)."""
+
+
+# --- measuring ------------------------------------------------------------------------------------------------------
+
+
+def _median_ms(fn: Callable[[], Any], times: int) -> tuple[float, list[Any]]:
+    spent, results = [], []
+    for _ in range(times):
+        start = time.perf_counter()
+        results.append(fn())
+        spent.append(time.perf_counter() - start)
+    return statistics.median(spent) * 1e3, results
+
+
+def _recall(got: list[Matches], want: list[Matches]) -> float:
+    shares = [len(set(g.ids) & set(w.ids)) / len(w.ids) for g, w in zip(got, want, strict=True) if len(w.ids)]
+    return float(np.mean(shares)) if shares else float("nan")
+
+
+@dataclass
+class Row:
+    backend: str
+    mode: str
+    insert: str
+    build: str
+    one: str
+    batch: str
+    filtered: str
+    recall: str
+    filtered_recall: str
+
+
+def measure(
+    name: str,
+    backend: Backend,
+    data: tuple[list[str], np.ndarray, list[dict[str, Any]]],
+    queries: np.ndarray,
+    reference: tuple[list[Matches], list[Matches]],
+) -> Iterator[Row]:
+    ids, vectors, metadata = data
+    store = backend.create(vectors.shape[1])
+    try:
+        start = time.perf_counter()
+        for a in range(0, len(ids), 5_000):
+            store.add(ids[a : a + 5_000], vectors[a : a + 5_000], metadata[a : a + 5_000])
+        insert = f"{len(ids) / (time.perf_counter() - start):,.0f}"
+        for mode in backend.modes:
+            start = time.perf_counter()
+            mode.prepare(store)
+            build = time.perf_counter() - start
+            one_ms, plain = _median_ms(iter_search(store, queries, None), len(queries))
+            batches = [queries[(i * BATCH) % len(queries) :][:BATCH] for i in range(max(3, len(queries) // BATCH))]
+            batch_ms, _ = _median_ms(iter_batch(store, batches), len(batches))
+            filtered_ms, filtered = _median_ms(iter_search(store, queries, WHERE), len(queries))
+            recall = _recall(plain, reference[0])
+            filtered_recall = _recall(filtered, reference[1])
+            yield Row(
+                name, mode.name, insert, "-" if mode.exact else f"{build:.1f}" if build >= 0.05 else "(built)", f"{one_ms:.2f}", f"{batch_ms:.1f}",
+                f"{filtered_ms:.2f}", f"{recall:.3f}", f"{filtered_recall:.3f}",
+            )
+            if mode.exact and (recall < 1.0 or filtered_recall < 1.0):
+                print(f"# WARNING: {name} {mode.name} is exact but its recall is below 1", file=sys.stderr)
+            insert = ""  # once per backend
+    finally:
+        backend.drop(store)
+        store.close()
+
+
+def iter_search(store: VectorIndex, queries: np.ndarray, where: dict[str, Any] | None) -> Callable[[], Matches]:
+    position = iter(range(len(queries)))
+
+    def one() -> Matches:
+        found = store.search(queries[next(position)], K, where=where)
+        assert isinstance(found, Matches)
+        return found
+
+    return one
+
+
+def iter_batch(store: VectorIndex, batches: list[np.ndarray]) -> Callable[[], Any]:
+    position = iter(range(len(batches)))
+    return lambda: store.search(batches[next(position)], K)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--dim", type=int, default=384)
+    parser.add_argument("--queries", type=int, default=50)
+    parser.add_argument("--only", default=",".join(BACKENDS), help=f"backends, from {', '.join(BACKENDS)}")
+    parser.add_argument("--quick", action="store_true", help="smoke run: n=5,000, 20 queries")
+    args = parser.parse_args()
+    if args.quick:
+        args.n, args.queries = 5_000, 20
+    chosen = [b.strip() for b in args.only.split(",") if b.strip()]
+    unknown = [b for b in chosen if b not in BACKENDS]
+    if unknown:
+        parser.error(f"unknown backend(s) {', '.join(unknown)}; known: {', '.join(BACKENDS)}")
+
+    data = make_data(args.n, args.dim)
+    queries = make_queries(data[1], args.queries)
+    reference_index = EmbeddingIndex(args.dim)
+    reference_index.add(data[0], data[1], data[2])
+    reference = (
+        [reference_index.search(q, K) for q in queries],
+        [reference_index.search(q, K, where=WHERE) for q in queries],
+    )
+    reference_index.close()
+
+    rows: list[Row] = []
+    tmp = Path(tempfile.mkdtemp(prefix="bench-stores-"))
+    with contextlib.ExitStack() as stack:
+        stack.callback(shutil.rmtree, tmp, ignore_errors=True)
+        ctx = Context(tmp, stack)
+        for name in chosen:
+            print(f"# {name} ...", file=sys.stderr)
+            try:
+                backend = BACKENDS[name](ctx)
+                for row in measure(name, backend, data, queries, reference):
+                    rows.append(row)
+                    print(f"#   {row}", file=sys.stderr)
+            except Exception as exc:  # one engine failing leaves the others' rows
+                rows.append(Row(name, f"failed: {type(exc).__name__}: {exc}"[:80], *["-"] * 7))
+
+    load = os.getloadavg()
+    print(f"\nN={args.n:,} x {args.dim}, k={K}, {args.queries} queries, filter {WHERE} "
+          f"({os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f})\n")
+    head = ["backend", "mode", "insert/s", "build s", "1 query ms", f"{BATCH} queries ms", "filtered ms",
+            "recall@10", "filtered recall@10"]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "|".join("---" for _ in head) + "|")
+    for r in rows:
+        print("| " + " | ".join([r.backend, r.mode, r.insert, r.build, r.one, r.batch, r.filtered, r.recall,
+                                 r.filtered_recall]) + " |")
+
+
+if __name__ == "__main__":
+    main()
