@@ -406,10 +406,13 @@ class QdrantIndex(StoreBase):
             ]
             for response in self._client.query_batch_points(self._name, requests=requests):
                 points = response.points
+                scores = np.asarray([p.score for p in points], dtype=np.float32)
+                if self._metric == "cosine":  # float32 rounding can end just past the ends
+                    scores = np.clip(scores, -1.0, 1.0)
                 out.append(
                     Matches(
                         ids=[str((p.payload or {})[ID_KEY]) for p in points],
-                        scores=np.asarray([p.score for p in points], dtype=np.float32),
+                        scores=scores,
                         metadata=[restore(p.payload) for p in points],
                     )
                 )
