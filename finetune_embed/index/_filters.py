@@ -62,7 +62,8 @@ LOGICAL_OPERATORS: tuple[str, ...] = ("$and", "$or", "$not")
 """The operators that combine filters."""
 _RANGE = frozenset({"$gt", "$gte", "$lt", "$lte"})
 _LISTS = frozenset({"$in", "$nin"})
-_MISSING = object()
+MISSING: Any = object()
+"""What :func:`lookup` gives for a field an item does not have."""
 
 
 @dataclass(frozen=True)
@@ -233,11 +234,12 @@ def parse_where(where: Mapping[str, Any]) -> list[Condition]:
     return [p for p in parts if isinstance(p, Condition)]
 
 
-def _lookup(metadata: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+def lookup(metadata: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    """The value at a dotted ``path`` of one item's metadata, or :data:`MISSING`."""
     node: Any = metadata
     for part in path:
         if not isinstance(node, Mapping) or part not in node:
-            return _MISSING
+            return MISSING
         node = node[part]
     return node
 
@@ -273,11 +275,15 @@ def _compare(op: str, value: Any, bound: Any) -> bool:
 
 
 def _matches(cond: Condition, path: tuple[str, ...], metadata: Mapping[str, Any]) -> bool:
-    value = _lookup(metadata, path)
+    return value_matches(cond, lookup(metadata, path))
+
+
+def value_matches(cond: Condition, value: Any) -> bool:
+    """Whether a field's ``value`` (:data:`MISSING` when absent) passes ``cond``."""
     op = cond.op
     if op == "$exists":
-        return (value is not _MISSING) is bool(cond.value)
-    if value is _MISSING:
+        return (value is not MISSING) is bool(cond.value)
+    if value is MISSING:
         return op in ("$ne", "$nin")
     if op == "$eq":
         return json_equal(value, cond.value)

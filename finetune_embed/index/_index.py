@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol, Self, TypeAlias, overload, runtime_checkable
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Literal,
+    NamedTuple,
+    Protocol,
+    Self,
+    TypeAlias,
+    TypeVar,
+    overload,
+    runtime_checkable,
+)
 
 import numpy as np
 import numpy.typing as npt
@@ -19,7 +31,8 @@ from .._exceptions import (
     InvalidVectorError,
     UnknownIdError,
 )
-from ._filters import Where, compile_where
+from ._filters import Where, compile_where, parse_filter
+from ._masks import ColumnCache, filter_mask
 from ._matches import BatchMatches, Matches
 from ._rwlock import ReadWriteLock
 from ._store import Kind, VectorStore, fits_float16
@@ -51,6 +64,7 @@ _CAST_BYTES = 8 << 20  # float16 / int8 blocks are widened into a float32 buffer
 _U = 2.0**-24  # float32 unit round-off
 _EINSUM_QUERIES = 3  # up to this many queries, int8 / float16 rows are multiplied by einsum, not widened + BLAS
 _F16_TINY = 2.0**-25  # a float16 row whose largest value is below this is stored as all zeros
+_T = TypeVar("_T")
 
 
 def available_cpus() -> int:
@@ -90,6 +104,13 @@ class _Workers:
         work(edges[0], edges[1])
         for h in helpers:
             h.result()
+
+    def submit(self, work: Callable[[], _T]) -> Future[_T]:
+        """Run ``work()`` on a helper thread (needs ``threads >= 2``)."""
+        assert self.threads >= 2
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self.threads - 1, thread_name_prefix="finetune-embed-search")
+        return self._pool.submit(work)
 
     def close(self) -> None:
         if self._pool is not None:
@@ -247,6 +268,7 @@ class EmbeddingIndex:
         self._dead: list[int] = []  # deleted slots not yet compacted, unsorted
         self._dead_sorted: npt.NDArray[np.int64] | None = None
         self._lock = ReadWriteLock()
+        self._columns = ColumnCache()  # metadata columns for filters: appends extend them, other writes clear them
 
     # --- basic properties ---------------------------------------------------------------------------------
 
@@ -443,6 +465,7 @@ class EmbeddingIndex:
                 store.overwrite(slots, rows.data[old], None if rows.scale is None else rows.scale[old])
                 for j, s in zip(old, slots.tolist(), strict=True):
                     self._meta[s] = metas[j]
+                self._columns.clear()
             if new:
                 picked = rows if len(new) == len(id_list) else rows.take(new)
                 self._append([id_list[j] for j in new], picked, [metas[j] for j in new])
@@ -477,6 +500,7 @@ class EmbeddingIndex:
         self._pos = {i: s for s, i in enumerate(self._ids) if i is not None}
         self._dead = []
         self._dead_sorted = None
+        self._columns.clear()
 
     def get(self, item_id: str) -> Item:
         """The stored (normalised, for cosine) float32 vector and a copy of the metadata of ``item_id``.
@@ -624,12 +648,22 @@ class EmbeddingIndex:
         return np.union1d(self._dead_sorted, np.array(more, dtype=np.int64))
 
     def _allowed(self, where: Where | None, excluded: npt.NDArray[np.int64]) -> npt.NDArray[np.int64] | None:
-        predicate = compile_where(where)
-        if predicate is None:
+        """The slots that pass ``where`` and are not excluded (``None``: no filter). A mapping is evaluated as
+        numpy masks over cached metadata columns (no Python call per item); a callable is called per item."""
+        if where is None:
             return None
-        keep = np.fromiter(
-            (m is not None and predicate(m) for m in self._meta), dtype=bool, count=len(self._meta)
-        )
+        if isinstance(where, Mapping):
+            tree = parse_filter(where)
+            if tree is None:
+                return None
+            keep = filter_mask(tree, self._meta, self._columns)
+        else:
+            predicate = compile_where(where)
+            if predicate is None:
+                return None
+            keep = np.fromiter(
+                (m is not None and predicate(m) for m in self._meta), dtype=bool, count=len(self._meta)
+            )
         keep[excluded] = False
         return np.flatnonzero(keep).astype(np.int64)
 
@@ -667,9 +701,9 @@ class EmbeddingIndex:
     def _plan(self, n_queries: int, k: int, widen: bool, segment_rows: int) -> _Plan:
         """Block sizes, measured on the development machine (2 cores, OpenBLAS):
 
-        - one float32 query: one matrix-vector product per segment (every extra BLAS call cost more than the
-          cache-friendliness of smaller blocks gained); the selection then walks the scores in chunks;
-        - a few int8 / float16 queries: einsum over large blocks, split across the cores;
+        - one float32 query: one einsum per segment, its rows split across the call's threads; the selection
+          then walks the scores in chunks;
+        - a few int8 / float16 queries: einsum over large blocks, split across the call's threads;
         - batches: GEMM blocks of up to 8192 rows, with a score buffer (queries x rows) of about 8 MB;
           int8 / float16 blocks are widened into a float32 buffer of about 8 MB first.
         """
@@ -714,17 +748,29 @@ class EmbeddingIndex:
         plan = self._plan(nq, k, widen or gather, largest if not gather else min(largest, 1 << 16))
         top = RunningTopK(nq, k, margin=margin, pool_limit=pool_limit)
         single = nq == 1
-        q1 = queries[0]
-        scores = np.empty((nq, min(plan.rows, largest)), dtype=np.float32)
         cast_rows = max(256, _CAST_BYTES // (4 * self._dim))
         needs_buffer = gather or (widen and nq > _EINSUM_QUERIES)
-        widened = np.empty((min(plan.rows, cast_rows), self._dim), dtype=np.float32) if needs_buffer else None
+        # batches over contiguous blocks: with a second thread allowed, the next block's product (and widening)
+        # runs on a helper while this thread selects from the previous block's scores (two sets of buffers)
+        overlap = workers.threads >= 2 and not gather and not single and not (widen and nq <= _EINSUM_QUERIES)
+        buffers = [
+            (
+                np.empty((nq, min(plan.rows, largest)), dtype=np.float32),
+                np.empty((min(plan.rows, cast_rows), self._dim), dtype=np.float32) if needs_buffer else None,
+            )
+            for _ in range(2 if overlap else 1)
+        ]
+        widened = buffers[0][1]  # the gather path widens into the first set
 
-        def score(block: npt.NDArray[np.generic]) -> npt.NDArray[np.float32]:
+        def score(block: npt.NDArray[np.generic], which: int = 0) -> npt.NDArray[np.float32]:
+            scores, widened = buffers[which]
             n = block.shape[0]
-            if block.dtype != np.float32 and nq <= _EINSUM_QUERIES:
-                # a few queries over int8 / float16 rows: einsum widens as it goes, on every core (it releases
-                # the GIL); casting into a buffer for BLAS would cost more than the product itself
+            if single or (block.dtype != np.float32 and nq <= _EINSUM_QUERIES):
+                # one query, or a few over int8 / float16 rows: einsum (widening as it goes) over row ranges split
+                # across this call's threads (it releases the GIL). For one float32 query it beat BLAS's
+                # matrix-vector product, the column-major copy and cache-sized row blocks (docs/search.md, Speed),
+                # and the threads= knob alone decides its parallelism; casting int8 / float16 into a buffer for
+                # BLAS would cost more than the product itself
                 out = scores[:, :n]
                 rows_any: npt.NDArray[Any] = block
                 workers.rows(lambda a, b: [np.einsum("ij,j->i", rows_any[a:b], queries[j], out=out[j, a:b])
@@ -735,10 +781,6 @@ class EmbeddingIndex:
                 buf = widened[:n]
                 np.copyto(buf, block, casting="unsafe")
                 block = buf
-            if single:
-                out = scores[0, :n]
-                np.dot(block, q1, out=out)
-                return out.reshape(1, n)
             if n == scores.shape[1]:
                 np.matmul(queries, block.T, out=scores)
                 return scores
@@ -772,13 +814,31 @@ class EmbeddingIndex:
             plan.rows, plan.first
         )
         has_excluded = excluded.size > 0
-        for start, block in blocks:
-            s = score(block)
+
+        def select(start: int, s: npt.NDArray[np.float32]) -> None:
             if has_excluded:
-                lo, hi = np.searchsorted(excluded, (start, start + block.shape[0]))
+                lo, hi = np.searchsorted(excluded, (start, start + s.shape[1]))
                 if hi > lo:
                     s[:, excluded[lo:hi] - start] = -np.inf
             push(s, start)
+
+        if not overlap:
+            for start, block in blocks:
+                select(start, score(block))
+            return top
+        # block i + 1 is scored into the other buffer while block i is selected; blocks are selected in order,
+        # so the result is the same as without the helper, bit for bit
+        # (an error leaves at most one product in flight: the workers are joined when the search ends)
+        pending: tuple[int, Future[npt.NDArray[np.float32]]] | None = None
+        which = 0
+        for start, block in blocks:
+            ahead = workers.submit(functools.partial(score, block, which))
+            which ^= 1
+            if pending is not None:
+                select(pending[0], pending[1].result())
+            pending = (start, ahead)
+        if pending is not None:
+            select(pending[0], pending[1].result())
         return top
 
     # --- int8: approximate scan, exact re-rank, proof of exactness -----------------------------------------------

@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .._exceptions import ConfigError, DimensionMismatchError
-from ._filters import _MISSING, Where, _lookup
+from ._filters import MISSING, Where, lookup
 from ._index import EmbeddingIndex
 from ._matches import Match, Matches
 from ._protocol import VectorIndex
@@ -236,8 +236,8 @@ def knn_classify(
             user = where
 
             def labelled(meta: Mapping[str, Any]) -> bool:
-                value = _lookup(meta, path)
-                return value is not _MISSING and value is not None and bool(user(meta))
+                value = lookup(meta, path)
+                return value is not MISSING and value is not None and bool(user(meta))
 
     result = index.search(np.atleast_2d(np.asarray(queries, dtype=np.float32)), k, where=labelled)
     assert not isinstance(result, Matches)
@@ -247,7 +247,7 @@ def knn_classify(
     for matches in result:
         votes: dict[Any, list[float]] = {}
         for rank, m in enumerate(matches):
-            label = _lookup(m.metadata, path)
+            label = lookup(m.metadata, path)
             key = _hashable(label)
             if key not in seen:
                 seen[key] = len(classes)

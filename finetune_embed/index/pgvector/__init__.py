@@ -7,6 +7,7 @@ See docs/search-postgres.md.
 
 from __future__ import annotations
 
+from ._async import AsyncPgVectorIndex
 from ._ddl import Storage, schema_sql
 from ._index import PgVectorIndex
 from ._schema import Metric
@@ -22,6 +23,7 @@ from ._server import (
 from ._sql import where_to_sql
 
 __all__ = [
+    "AsyncPgVectorIndex",
     "LocalServer",
     "LocalServerError",
     "Metric",

@@ -25,6 +25,7 @@ from .._matches import BatchMatches, Matches
 from .._vectors import _shown, as_matrix, as_queries, clean_metadata, embed_query, metadata_per_id, normalize_rows
 from ._copy import copy_chunks, parse_vector
 from ._ddl import MAX_INDEXED_DIM, AnnKind, Storage, index_name, index_statement
+from ._source import ConnectionSource
 from ._sql import Unrepresentable, metadata_json, where_to_sql
 
 try:
@@ -51,6 +52,7 @@ from ._schema import (
 
 if TYPE_CHECKING:
     import pandas as pd
+    from psycopg_pool import ConnectionPool
 
 __all__ = ["Metric", "PgVectorIndex"]
 
@@ -78,7 +80,9 @@ class PgVectorIndex:
     Args:
         conninfo: a libpq connection string or URL (the index opens an autocommit connection and closes it in
             :meth:`close`), or an open ``psycopg.Connection``, used as it is and left open: each operation
-            commits at once when that connection is idle, and joins its transaction when one is open.
+            commits at once when that connection is idle, and joins its transaction when one is open. Or a
+            ``psycopg_pool.ConnectionPool``: each operation borrows a connection, so threads sharing one index
+            run their queries in parallel (the pool stays yours to close).
         table: the table, ``"name"`` or ``"schema.name"``.
         dim: the vector dimension. Creates the table up front; otherwise the first ``add`` / ``upsert`` sets
             it, or an existing table (a different ``dim`` raises :class:`~finetune_embed.DimensionMismatchError`).
@@ -114,7 +118,7 @@ class PgVectorIndex:
 
     def __init__(
         self,
-        conninfo: str | psycopg.Connection[Any],
+        conninfo: str | psycopg.Connection[Any] | ConnectionPool[Any],
         table: str = "embeddings",
         *,
         dim: int | None = None,
@@ -126,7 +130,7 @@ class PgVectorIndex:
         storage: Storage | None = None,
         iterative_scan: str | None = None,
         probes: int | None = None,
-        replica: str | psycopg.Connection[Any] | None = None,
+        replica: str | psycopg.Connection[Any] | ConnectionPool[Any] | None = None,
     ) -> None:
         if metric is not None:
             _check_metric(metric)
@@ -144,26 +148,11 @@ class PgVectorIndex:
         self._storage: Storage = storage or "vector"
         self._iterative = iterative_scan
         self._ann: AnnKind | None = None
-        if isinstance(conninfo, str):
-            self._conn: psycopg.Connection[Any] = psycopg.connect(conninfo, autocommit=True)
-            self._owns = True
-        elif isinstance(conninfo, psycopg.Connection):
-            self._conn = conninfo
-            self._owns = False
-        else:
-            raise ConfigError(
-                f"conninfo must be a connection string or a psycopg.Connection, got {type(conninfo).__name__}."
-            )
-        self._read_conn, self._owns_read = self._conn, False
+        self._src = ConnectionSource(conninfo, "conninfo")
+        self._read = self._src
         try:
-            if isinstance(replica, str):
-                self._read_conn, self._owns_read = psycopg.connect(replica, autocommit=True), True
-            elif isinstance(replica, psycopg.Connection):
-                self._read_conn = replica
-            elif replica is not None:
-                raise ConfigError(
-                    f"replica must be a connection string or a psycopg.Connection, got {type(replica).__name__}."
-                )
+            if replica is not None:
+                self._read = ConnectionSource(replica, "replica")
             self._open(dim, metric, model, storage)
             if hnsw:
                 if self._dim is not None and not self.has_hnsw_index:
@@ -183,8 +172,9 @@ class PgVectorIndex:
         """A cursor inside a transaction block: committed at the end when the connection was idle, a savepoint
         inside the caller's open transaction otherwise (so no operation leaves a transaction open). ``read``:
         on the replica when there is one."""
-        conn = self._read_conn if read else self._conn
-        with conn.transaction(), conn.cursor(row_factory=tuple_row) as cur:
+        with (self._read if read else self._src).borrow() as conn, conn.transaction(), conn.cursor(
+            row_factory=tuple_row
+        ) as cur:
             yield cur
 
     def _needs(self, feature: str) -> None:
@@ -260,8 +250,10 @@ class PgVectorIndex:
 
     @property
     def connection(self) -> psycopg.Connection[Any]:
-        """The psycopg connection in use."""
-        return self._conn
+        """The psycopg connection in use (an index on a pool has none of its own: :class:`ConfigError`)."""
+        if self._src.conn is None:
+            raise ConfigError("this index borrows a connection from its pool for each operation; use the pool.")
+        return self._src.conn
 
     @property
     def ef_search(self) -> int | None:
@@ -327,10 +319,9 @@ class PgVectorIndex:
 
     def close(self) -> None:
         """Close the connection if the index opened it (a connection you passed in stays open)."""
-        if self._owns:
-            self._conn.close()
-        if self._owns_read:
-            self._read_conn.close()
+        self._src.close()
+        if self._read is not self._src:
+            self._read.close()
 
     def __enter__(self) -> PgVectorIndex:
         return self
@@ -357,7 +348,7 @@ class PgVectorIndex:
             with self._tx() as cur:
                 row = cur.execute(
                     "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)",
-                    [self._table.as_string(self._conn)],
+                    [self._table.as_string(cur.connection)],
                 ).fetchone()
             if row is not None and row[0] is not None and int(row[0]) >= 0:
                 return int(row[0])
@@ -604,7 +595,7 @@ class PgVectorIndex:
                 "SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
                 "JOIN pg_am am ON am.oid = c.relam WHERE i.indrelid = to_regclass(%s) AND am.amname = %s "
                 "AND i.indisvalid)",
-                [self._table.as_string(self._conn), kind],
+                [self._table.as_string(cur.connection), kind],
             ).fetchone()
         return bool(row and row[0])
 
@@ -650,12 +641,19 @@ class PgVectorIndex:
         if not self._has_index(kind):
             if concurrently:
                 statement = self._index_statement(kind, True, m, ef_construction, lists)
-                if self._conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE or not self._conn.autocommit:
-                    raise ConfigError(
-                        "CREATE INDEX CONCURRENTLY cannot run inside a transaction: call it on an autocommit "
-                        "connection with no transaction open (or pass concurrently=False)."
-                    )
-                self._conn.execute(statement)
+                with self._src.pin() as conn:
+                    idle = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+                    if not idle or not (conn.autocommit or self._src.pool is not None):
+                        raise ConfigError(
+                            "CREATE INDEX CONCURRENTLY cannot run inside a transaction: call it on an autocommit "
+                            "connection with no transaction open (or pass concurrently=False)."
+                        )
+                    was = conn.autocommit
+                    conn.autocommit = True  # a pooled connection: only for this statement
+                    try:
+                        conn.execute(statement)
+                    finally:
+                        conn.autocommit = was
             else:
                 with self._tx() as cur:
                     self._build_index(cur, kind, m=m, ef_construction=ef_construction, lists=lists)
@@ -856,7 +854,7 @@ class PgVectorIndex:
     def from_index(
         cls,
         index: EmbeddingIndex,
-        conninfo: str | psycopg.Connection[Any],
+        conninfo: str | psycopg.Connection[Any] | ConnectionPool[Any],
         table: str = "embeddings",
         *,
         hnsw: bool = False,
@@ -879,7 +877,7 @@ class PgVectorIndex:
             ids = index.ids
             vectors = index.vectors
             metadata = index.metadata
-            with target._conn.transaction(), progress_bar(
+            with target._src.pin() as conn, conn.transaction(), progress_bar(
                 total=len(ids), desc="copy to PostgreSQL", unit="vec", progress=progress
             ) as bar:
                 for start in range(0, len(ids), batch_size):
