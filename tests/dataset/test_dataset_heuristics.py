@@ -84,3 +84,14 @@ def test_token_counter_cache_across_generations() -> None:
         assert counter.count(text) == len(encode(text))
     assert 60 <= counter.misses < 320  # repeats are found in the young or the old generation
     assert counter.count("lone \ud800 surrogate") == len(encode("lone \ud800 surrogate"))
+
+
+def test_token_counter_matches_tiktoken_including_lone_surrogates() -> None:
+    """count() calls tiktoken's Rust encoder directly; the result is tiktoken's own, lone surrogates included."""
+    from finetune_embed.dataset._tokens import TokenCounter
+    from finetune_embed.tokenizer import get_encoding
+
+    enc = get_encoding("o200k_base")
+    counter = TokenCounter("o200k_base")
+    for text in ["Hello, world!", "<|endoftext|> stays text", "lone \ud800 surrogate", "x" * 5000, ""]:
+        assert counter.count(text) == len(enc.encode_ordinary(text)), text
