@@ -130,7 +130,6 @@ __all__ = [
     "map_openai_errors",
 ]
 
-DOCS_ERRORS = "docs/errors.md"
 
 
 class FinetuneEmbedError(Exception):
@@ -154,8 +153,11 @@ class FinetuneEmbedError(Exception):
 
     @property
     def docs(self) -> str:
-        """Where the docs explain this error."""
-        return f"{DOCS_ERRORS}#{self.docs_anchor}"
+        """A ``file://`` link to the section of errors.md that explains this error, in the docs installed with
+        the package (or the checkout's ``docs/``)."""
+        from ._docs import docs_link
+
+        return docs_link("errors.md", self.docs_anchor)
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle as (class, args, attributes), never calling ``__init__`` again: subclasses take keyword-only

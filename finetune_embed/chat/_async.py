@@ -63,7 +63,10 @@ class AsyncChatCompletions(ChatBase):
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def __repr__(self) -> str:
-        return f"AsyncChatCompletions(client={self.client!r}, max_concurrency={self.max_concurrency})"
+        cache = self.cache_path
+        return (
+            f"AsyncChatCompletions(client={self.client!r}, max_concurrency={self.max_concurrency}, cache={cache!r})"
+        )
 
     def with_options(self, **options: Any) -> AsyncChatCompletions:
         """A new instance on the same client with some settings changed (see :meth:`ChatCompletions.with_options`)."""

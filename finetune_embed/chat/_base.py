@@ -141,6 +141,18 @@ class ChatBase:
     # --- the cache --------------------------------------------------------------------------------------------
 
     @property
+    def cache_path(self) -> str | None:
+        """Where the cache lives (``None`` when off); does not open it."""
+        from ._cache import default_chat_cache_path
+
+        arg = self._cache_arg
+        if arg is False:
+            return None
+        if self._cache is not None:
+            return str(self._cache.path)
+        return str(default_chat_cache_path() if arg is True or arg is None else arg)
+
+    @property
     def cache(self) -> ChatCache | None:
         """The response cache (opened on first use), or ``None`` when caching is off."""
         arg = self._cache_arg

@@ -85,18 +85,6 @@ class ChatCompletions(ChatBase):
         cache = self.cache_path
         return f"ChatCompletions(client={self.client!r}, max_concurrency={self.max_concurrency}, cache={cache!r})"
 
-    @property
-    def cache_path(self) -> str | None:
-        """Where the cache lives (``None`` when off); does not open it."""
-        from ._cache import default_chat_cache_path
-
-        arg = self._cache_arg
-        if arg is False:
-            return None
-        if self._cache is not None:
-            return str(self._cache.path)
-        return str(default_chat_cache_path() if arg is True or arg is None else arg)
-
     def with_options(self, **options: Any) -> ChatCompletions:
         """A new instance on the same client with some settings changed (``cache``, ``max_concurrency``, ``rpm``,
         ``tpm``, ``progress``, ``clock``, ``sleep``); it shares this one's open cache unless ``cache`` is given."""

@@ -79,8 +79,10 @@ class DatasetIssue:
 
     @property
     def docs(self) -> str:
-        """Where docs/errors.md explains the code."""
-        return f"docs/errors.md#{self.code.value}"
+        """A ``file://`` link to the section of errors.md that explains the code (in the installed docs)."""
+        from .._docs import docs_link
+
+        return docs_link("errors.md", self.code.value)
 
     def location(self, file: str | None = None) -> str:
         """``file.jsonl:3 messages[2].content`` (what precedes the message in the human output)."""

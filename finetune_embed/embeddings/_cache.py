@@ -6,7 +6,10 @@ Where it lives by default: ``$FINETUNE_EMBED_CACHE_DIR/embeddings.sqlite`` if th
 
 The database runs in WAL mode and every :meth:`EmbeddingCache.put` is its own committed transaction, so
 vectors written before a crash or a ``kill -9`` are there on the next run. One connection serves all threads,
-behind a lock; several processes may share the file (SQLite serialises their writes).
+behind a lock; several processes may share the file (SQLite serialises their writes), on a local file system
+(not NFS or SMB, where SQLite's locking is unreliable). Processes sharing a cache do not coordinate requests:
+a text that none of them had cached yet may be fetched, and billed, once by each (see docs/errors.md, "What is
+guaranteed").
 
 **Integrity.** The cache never returns a corrupted vector. Every row carries a checksum (the first 8 bytes of
 a SHA-256 over the model, ``dimensions``, key, size and vector bytes). A row that fails it, whose blob is not

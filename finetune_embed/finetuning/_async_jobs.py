@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import builtins
 import functools
+import tempfile
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from datetime import date
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._idempotent import acreate_once, ascan_pages
+from .._ids import check_path_id
 from .._logging import get_logger
 from .._progress import progress_bar, progress_enabled
 from ._files import AsyncFileManager
@@ -21,15 +24,18 @@ from ._jobs import (
     Role,
     TrainingFile,
     check_client_request_id,
+    checkpoints_page,
     events_page,
     file_id_of,
     is_local_file,
     job_path_id,
     jobs_page,
     matches,
+    model_path_id,
     oldest_first,
     outcome,
     plan_create,
+    result_file_of,
     status_filter,
     tag_create,
     tagged_job,
@@ -37,6 +43,7 @@ from ._jobs import (
     timeout_error,
     update_bar,
 )
+from ._metrics import TrainingMetrics
 from ._pages import aiter_pages
 from ._polling import (
     EventTracker,
@@ -52,9 +59,12 @@ from ._validate import check_metadata
 
 if TYPE_CHECKING:
     import openai
+    from openai.types import ModelDeleted
     from openai.types.fine_tuning import FineTuningJob, FineTuningJobEvent
+    from openai.types.fine_tuning.jobs import FineTuningJobCheckpoint
 
     from .._client import AsyncClient
+    from ._estimate import JobEstimate
 
 __all__ = ["AsyncJobManager"]
 
@@ -64,9 +74,10 @@ logger = get_logger("finetuning")
 class AsyncJobManager:
     """Create, follow and wait for fine-tuning jobs with an :class:`~finetune_embed.AsyncClient`.
 
-    Same arguments and behaviour as :class:`~finetune_embed.finetuning.JobManager` (``create``, ``get``,
-    ``list``, ``cancel``, ``pause``, ``resume``, ``events``, ``follow``, ``wait``); ``sleep`` may be a
-    coroutine function (default: the client's retry-policy sleep, else ``asyncio.sleep``).
+    Same methods, arguments and behaviour as :class:`~finetune_embed.finetuning.JobManager` (``create``,
+    ``estimate``, ``get``, ``list``, ``cancel``, ``pause``, ``resume``, ``events``, ``follow``, ``wait``,
+    ``checkpoints``, ``metrics``, ``delete_model``; a test compares the two classes' signatures); ``sleep`` may be
+    a coroutine function (default: the client's retry-policy sleep, else ``asyncio.sleep``).
 
     >>> job = await async_client.jobs.create("gpt-4.1-mini", "train.jsonl")     # doctest: +SKIP
     >>> async for event in async_client.jobs.follow(job.id):                    # doctest: +SKIP
@@ -292,3 +303,55 @@ class AsyncJobManager:
                     backoff.reset()
                 first = False
                 await self._pause(backoff, clock, timeout, job, job_id)
+
+    # --- results --------------------------------------------------------------------------------------------
+
+    async def checkpoints(self, job_id: str) -> builtins.list[FineTuningJobCheckpoint]:
+        """See :meth:`JobManager.checkpoints`."""
+        job_path_id(job_id)
+        pages = aiter_pages(self.client, checkpoints_page(job_id), description=f"list checkpoints of {job_id}")
+        items = [checkpoint async for checkpoint in pages]
+        return sorted(items, key=lambda c: getattr(c, "step_number", 0) or 0)
+
+    async def metrics(self, job_id: str, *, file_id: str | None = None) -> TrainingMetrics:
+        """See :meth:`JobManager.metrics`."""
+        if file_id is not None:
+            check_path_id(file_id, argument="file_id")
+        job = await self.get(job_id)
+        file_id = file_id or result_file_of(job, job_id)
+        content = await self.files.content(file_id)
+        return TrainingMetrics.from_csv(content, job_id=job_id, file_id=file_id)
+
+    async def delete_model(self, model_id: str) -> ModelDeleted:
+        """See :meth:`JobManager.delete_model`."""
+        model_path_id(model_id, self.client.provider)
+        return await self.client.request(
+            lambda sdk: sdk.models.delete(model_id), description=f"delete model {model_id}"
+        )
+
+    async def estimate(
+        self,
+        training_file: TrainingFile,
+        *,
+        model: str,
+        validation_file: TrainingFile | None = None,
+        method: str = "supervised",
+        n_epochs: int | str = "auto",
+    ) -> JobEstimate:
+        """See :meth:`JobManager.estimate`. A file id is downloaded first; counting runs in a worker thread."""
+        from ._estimate import check_estimate, estimate_job
+
+        check_estimate(method, n_epochs)
+        with tempfile.TemporaryDirectory(prefix="finetune_embed-estimate-") as tmp:
+            train = await self._local_copy(training_file, Path(tmp), "training_file")
+            valid = None
+            if validation_file is not None:
+                valid = await self._local_copy(validation_file, Path(tmp), "validation_file")
+            return await asyncio.to_thread(
+                estimate_job, train, model=model, validation_file=valid, method=method, n_epochs=n_epochs
+            )
+
+    async def _local_copy(self, source: TrainingFile, tmp: Path, role: str) -> Any:
+        if is_local_file(source, role=role):
+            return source
+        return await self.files.download(file_id_of(source), tmp / f"{role}.jsonl")

@@ -56,13 +56,25 @@ class JobEstimate:
         )
 
 
-def _local_source(source: Any, download: Callable[..., Path], tmp: Path, role: str) -> Any:
+def _local_source(source: Any, download: Callable[..., Path] | None, tmp: Path, role: str) -> Any:
     """``source`` itself when it is local data (a path or a Dataset), else the file id's content downloaded."""
     from ._jobs import file_id_of, is_local_file
 
     if is_local_file(source, role=role):
         return source
+    if download is None:
+        raise ConfigError(f"{role} {source!r} is a file id; estimate it through a client: client.jobs.estimate(...).")
     return download(file_id_of(source), tmp / f"{role}.jsonl")
+
+
+def check_estimate(method: str, n_epochs: int | str) -> int | None:
+    """The checked ``method`` / ``n_epochs`` of an estimate: the number of epochs, ``None`` for ``"auto"``."""
+    from ._validate import check_hyperparameters
+
+    if method not in ("supervised", "dpo", "reinforcement"):
+        raise ConfigError(f"method must be one of supervised, dpo, reinforcement, got {method!r}.")
+    check_hyperparameters(method, {"n_epochs": n_epochs})
+    return None if n_epochs == "auto" else int(n_epochs)
 
 
 def _stats(source: Any, *, model: str, method: str, n_epochs: int | None) -> Any:
@@ -82,15 +94,10 @@ def estimate_job(
     validation_file: Any = None,
     method: str = "supervised",
     n_epochs: int | str = "auto",
-    download: Callable[..., Path],
+    download: Callable[..., Path] | None = None,
 ) -> JobEstimate:
     """Estimate a job on ``training_file`` (a path, a Dataset, or a file id fetched with ``download``)."""
-    from ._validate import check_hyperparameters
-
-    if method not in ("supervised", "dpo", "reinforcement"):
-        raise ConfigError(f"method must be one of supervised, dpo, reinforcement, got {method!r}.")
-    check_hyperparameters(method, {"n_epochs": n_epochs})
-    epochs = None if n_epochs == "auto" else int(n_epochs)
+    epochs = check_estimate(method, n_epochs)
     with tempfile.TemporaryDirectory(prefix="finetune_embed-estimate-") as tmp:
         train = _local_source(training_file, download, Path(tmp), "training_file")
         stats = _stats(train, model=model, method=method, n_epochs=epochs)

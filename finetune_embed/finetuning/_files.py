@@ -414,7 +414,8 @@ class FileManager:
 
 class AsyncFileManager:
     """The asyncio twin of :class:`FileManager` for an :class:`~finetune_embed.AsyncClient` (upload, find, wait,
-    retrieve, list, delete). Hashing, validation and reading parts run in a worker thread."""
+    retrieve, list, content, download, delete). Hashing, validation, reading parts and writing downloads run in
+    a worker thread."""
 
     def __init__(
         self,
@@ -450,8 +451,9 @@ class AsyncFileManager:
         dedupe: bool = True,
         wait: bool = True,
         timeout: float | None = DEFAULT_FILE_TIMEOUT,
+        progress: bool | None = None,
     ) -> FileObject:
-        """See :meth:`FileManager.upload`."""
+        """See :meth:`FileManager.upload` (``progress``: a bar over the parts of a multi-part upload)."""
         with materialize(source) as (path, default_name):
             if validate and purpose == "fine-tune":
                 target = source if is_dataset(source) else path
@@ -471,7 +473,7 @@ class AsyncFileManager:
             if file is not None:
                 logger.info("%s: identical content already uploaded as %s; reusing it", path, file.id)
             elif local.size > self.files_api_limit:
-                file = await self._upload_in_parts(local, purpose=purpose)
+                file = await self._upload_in_parts(local, purpose=purpose, progress=progress)
             else:
                 file = await self._upload_whole(local, purpose=purpose)
         if wait and status_of(file) != _PROCESSED:
@@ -507,22 +509,26 @@ class AsyncFileManager:
             look_first=False,
         )
 
-    async def _upload_in_parts(self, local: LocalFile, *, purpose: str) -> FileObject:
+    async def _upload_in_parts(self, local: LocalFile, *, purpose: str, progress: bool | None) -> FileObject:
         upload = await self.client.request(
             _create_upload_request(local, purpose), description=f"create upload for {local.filename}"
         )
+        logger.info("uploading %s (%d bytes) in parts via %s", local.path, local.size, upload.id)
         md5 = hashlib.md5(usedforsecurity=False)
         part_ids: list[str] = []
         parts = iter_parts(local.path, self.part_size)
         try:
             number = 0
-            while (chunk := await asyncio.to_thread(next, parts, b"")) != b"":
-                number += 1
-                md5.update(chunk)
-                part = await self.client.request(
-                    _part_request(upload.id, chunk), description=f"upload part {number} of {local.filename}"
-                )
-                part_ids.append(part.id)
+            bar = progress_bar(total=local.size, desc=local.filename, unit="B", progress=progress, unit_scale=True)
+            with bar:
+                while (chunk := await asyncio.to_thread(next, parts, b"")) != b"":
+                    number += 1
+                    md5.update(chunk)
+                    part = await self.client.request(
+                        _part_request(upload.id, chunk), description=f"upload part {number} of {local.filename}"
+                    )
+                    part_ids.append(part.id)
+                    bar.update(len(chunk))
 
             async def complete(sdk: openai.AsyncOpenAI) -> FileObject:
                 done = await sdk.uploads.complete(upload.id, part_ids=part_ids, md5=md5.hexdigest())
@@ -582,6 +588,38 @@ class AsyncFileManager:
             )
 
         return aiter_pages(self.client, fetch, description="list files", limit=limit)
+
+    async def content(self, file_id: str) -> bytes:
+        """See :meth:`FileManager.content`."""
+        check_path_id(file_id, argument="file_id")
+
+        async def fetch(sdk: openai.AsyncOpenAI) -> bytes:
+            response = await sdk.files.content(file_id)
+            return response.content
+
+        return await self.client.request(fetch, description=f"download {file_id}")
+
+    async def download(self, file_id: str, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+        """See :meth:`FileManager.download` (the file is written from a worker thread, chunk by chunk)."""
+        check_path_id(file_id, argument="file_id")
+        target = Path(path)
+        _check_download_target(target, overwrite)
+        from .._atomic import atomic_path
+
+        with atomic_path(target, suffix=".part") as tmp:
+
+            async def stream(sdk: openai.AsyncOpenAI) -> int:
+                written = 0
+                async with sdk.files.with_streaming_response.content(file_id) as response:
+                    with open(tmp, "wb") as fh:  # each write goes to a worker thread below
+                        async for chunk in response.iter_bytes(1 << 20):
+                            await asyncio.to_thread(fh.write, chunk)
+                            written += len(chunk)
+                return written
+
+            written = await self.client.request(stream, description=f"download {file_id}")
+        logger.info("downloaded %s to %s (%d bytes)", file_id, target, written)
+        return target
 
     async def delete(self, file_id: str) -> FileDeleted:
         """See :meth:`FileManager.delete`."""

@@ -130,6 +130,26 @@ def model_path_id(model_id: object, provider: str) -> str:
     return model_id
 
 
+def result_file_of(job: Any, job_id: str) -> str:
+    """The id of a job's (first) result file; :class:`ResultsUnavailableError` while it has none."""
+    result_files = builtins.list(getattr(job, "result_files", None) or [])
+    if not result_files:
+        raise ResultsUnavailableError(
+            f"Fine-tuning job {job_id} ({status_of(job)}) has no result file yet; it is written when "
+            "the job ends. Wait for it first: jobs.wait(job_id).",
+            job_id=job_id,
+            job=job,
+        )
+    return str(result_files[0])
+
+
+def checkpoints_page(job_id: str) -> Callable[[Any, str | None], Any]:
+    """The request for one page of a job's checkpoints after ``after`` (``fetch(sdk, after)``); sync or async."""
+    from openai import omit
+
+    return lambda sdk, after: sdk.fine_tuning.jobs.checkpoints.list(job_id, limit=100, after=after if after else omit)
+
+
 def tag_create(params: dict[str, Any], client_request_id: str | None) -> str:
     """Put the client request id into ``params["metadata"]`` and return it: ``client_request_id`` when given
     (or one already in the metadata), else one derived from every parameter, so that the same call made again
@@ -565,13 +585,8 @@ class JobManager:
     def checkpoints(self, job_id: str) -> builtins.list[FineTuningJobCheckpoint]:
         """The job's checkpoints, by step (each with ``metrics`` and a usable ``fine_tuned_model_checkpoint``)."""
         job_path_id(job_id)
-
-        from openai import omit
-
-        def fetch(sdk: openai.OpenAI, after: str | None) -> Any:
-            return sdk.fine_tuning.jobs.checkpoints.list(job_id, limit=100, after=after if after else omit)
-
-        items = builtins.list(iter_pages(self.client, fetch, description=f"list checkpoints of {job_id}"))
+        pages = iter_pages(self.client, checkpoints_page(job_id), description=f"list checkpoints of {job_id}")
+        items = builtins.list(pages)
         return sorted(items, key=lambda c: getattr(c, "step_number", 0) or 0)
 
     def metrics(self, job_id: str, *, file_id: str | None = None) -> TrainingMetrics:
@@ -579,16 +594,7 @@ class JobManager:
         if file_id is not None:
             check_path_id(file_id, argument="file_id")
         job = self.get(job_id)
-        if file_id is None:
-            result_files = builtins.list(getattr(job, "result_files", None) or [])
-            if not result_files:
-                raise ResultsUnavailableError(
-                    f"Fine-tuning job {job_id} ({status_of(job)}) has no result file yet; it is written when "
-                    "the job ends. Wait for it first: jobs.wait(job_id).",
-                    job_id=job_id,
-                    job=job,
-                )
-            file_id = result_files[0]
+        file_id = file_id or result_file_of(job, job_id)
         return TrainingMetrics.from_csv(self.files.content(file_id), job_id=job_id, file_id=file_id)
 
     def delete_model(self, model_id: str) -> ModelDeleted:

@@ -26,7 +26,8 @@ def test_issue_rendering_and_pointer() -> None:
     )
     assert issue.pointer == "/messages/2/tool_calls/0/function/arguments"
     assert issue.server_code == "invalid_training_file"
-    assert issue.docs == "docs/errors.md#double_encoded_arguments"
+    assert issue.docs.startswith("file://")
+    assert issue.docs.endswith("/errors.md#double_encoded_arguments")
     assert (
         DatasetIssue(None, "", IssueCode.TOO_FEW_EXAMPLES, "error", "m").format("t.jsonl")
         == "t.jsonl: m [too_few_examples]"
