@@ -652,7 +652,8 @@ class Dataset:
         self, test_size: float | int = 0.1, *, seed: int | None = None, shuffle: bool = True
     ) -> DatasetSplits:
         """Split into train and test sets. Near-duplicate examples stay together (all in train or all in test),
-        so the test set never leaks training data. ``test_size`` is a fraction (0 < f < 1) or a count;
+        so the test set never leaks training data. ``test_size`` is a fraction (0 < f < 1) or a count below the
+        number of examples (all of them would leave no training data);
         ``seed`` makes the shuffle reproducible; ``shuffle=False`` takes the test set from the end."""
         n = len(self)
         if isinstance(test_size, bool) or not isinstance(test_size, int | float):
@@ -670,6 +671,12 @@ class Dataset:
             if test_size < 0 or test_size > n:
                 raise InvalidArgumentError(
                     f"test_size must be between 0 and {n} examples, not {test_size}", argument="test_size"
+                )
+            if n and test_size == n:
+                raise InvalidArgumentError(
+                    f"test_size={n} would put all {n} examples in the test set and none in training; "
+                    f"give at most {n - 1}",
+                    argument="test_size",
                 )
             target = int(test_size)
         groups: dict[int, list[int]] = {}

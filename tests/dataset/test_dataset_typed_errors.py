@@ -157,6 +157,7 @@ def test_values_json_cannot_hold_are_refused(tmp_path: Path) -> None:
         (lambda ds: ds.stats(counting="exact"), "counting"),
         (lambda ds: ds.train_test_split(1.5), "test_size"),
         (lambda ds: ds.train_test_split(100), "test_size"),
+        (lambda ds: ds.train_test_split(len(ds)), "test_size"),  # every example in test: an empty training set
         (lambda ds: ds.train_test_split(None), "test_size"),
         (lambda ds: ds.convert("dpo"), "to"),
         (lambda ds: Dataset(5), "rows"),
