@@ -35,7 +35,7 @@ from ._filters import Where, compile_where, parse_filter
 from ._masks import ColumnCache, filter_mask
 from ._matches import BatchMatches, Matches
 from ._rwlock import ReadWriteLock
-from ._store import Kind, VectorStore, fits_float16
+from ._store import Kind, VectorStore, fits_float16, subnormals_kept, widen_float16
 from ._topk import MAX_POSITIONS, PoolTooLarge, RunningTopK, decode_keys, score_keys
 from ._vectors import (
     _shown,
@@ -712,6 +712,9 @@ class EmbeddingIndex:
         if n_queries == 1 and not widen:
             return _Plan(rows=max(1, segment_rows), first=max(1, segment_rows), chunk=1 << 16, first_chunk=first)
         if n_queries <= _EINSUM_QUERIES and widen:
+            if self._kind == "float16":  # widened block by block into a buffer of about 8 MB
+                rows = max(256, _CAST_BYTES // (4 * self._dim))
+                return _Plan(rows=rows, first=min(rows, first), chunk=1 << 16, first_chunk=first)
             return _Plan(rows=1 << 18, first=first, chunk=1 << 16, first_chunk=first)
         rows = min(8192, max(1024, _SCORE_ELEMENTS // n_queries))
         if widen:
@@ -749,22 +752,41 @@ class EmbeddingIndex:
         top = RunningTopK(nq, k, margin=margin, pool_limit=pool_limit)
         single = nq == 1
         cast_rows = max(256, _CAST_BYTES // (4 * self._dim))
-        needs_buffer = gather or (widen and nq > _EINSUM_QUERIES)
+        half = widen and self._kind == "float16" and subnormals_kept()  # float16 widened by widen_float16
+        needs_buffer = gather or (widen and (nq > _EINSUM_QUERIES or half))
         # batches over contiguous blocks: with a second thread allowed, the next block's product (and widening)
         # runs on a helper while this thread selects from the previous block's scores (two sets of buffers)
         overlap = workers.threads >= 2 and not gather and not single and not (widen and nq <= _EINSUM_QUERIES)
+        shape = (min(plan.rows, cast_rows), self._dim)
         buffers = [
             (
                 np.empty((nq, min(plan.rows, largest)), dtype=np.float32),
-                np.empty((min(plan.rows, cast_rows), self._dim), dtype=np.float32) if needs_buffer else None,
+                np.empty(shape, dtype=np.float32) if needs_buffer else None,
+                np.empty(shape, dtype=np.uint32) if half and needs_buffer else None,
             )
             for _ in range(2 if overlap else 1)
         ]
         widened = buffers[0][1]  # the gather path widens into the first set
 
         def score(block: npt.NDArray[np.generic], which: int = 0) -> npt.NDArray[np.float32]:
-            scores, widened = buffers[which]
+            scores, widened, scratch = buffers[which]
             n = block.shape[0]
+            if half and block.dtype == np.float16 and nq <= _EINSUM_QUERIES:
+                # a few queries over float16 rows: each thread widens its row range into the buffer, then einsum
+                # (numpy's einsum over float16 is about 40x slower than over float32)
+                assert widened is not None
+                assert scratch is not None
+                out = scores[:, :n]
+                rows16: npt.NDArray[np.float16] = block  # type: ignore[assignment]
+                buf, bits = widened, scratch
+
+                def work(a: int, b: int) -> None:
+                    rows = widen_float16(rows16[a:b], buf[a:b], bits[a:b])
+                    for j in range(nq):
+                        np.einsum("ij,j->i", rows, queries[j], out=out[j, a:b])
+
+                workers.rows(work, n)
+                return out if nq == 1 or n == scores.shape[1] else np.ascontiguousarray(out)
             if single or (block.dtype != np.float32 and nq <= _EINSUM_QUERIES):
                 # one query, or a few over int8 / float16 rows: einsum (widening as it goes) over row ranges split
                 # across this call's threads (it releases the GIL). For one float32 query it beat BLAS's
@@ -779,7 +801,11 @@ class EmbeddingIndex:
             if block.dtype != np.float32:
                 assert widened is not None
                 buf = widened[:n]
-                np.copyto(buf, block, casting="unsafe")
+                if half and block.dtype == np.float16:
+                    assert scratch is not None
+                    widen_float16(block, buf, scratch[:n])  # type: ignore[arg-type]
+                else:
+                    np.copyto(buf, block, casting="unsafe")
                 block = buf
             if n == scores.shape[1]:
                 np.matmul(queries, block.T, out=scores)

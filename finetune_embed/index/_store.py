@@ -8,7 +8,8 @@ row is ever copied to grow). A loaded index's first segment can be a copy-on-wri
 Three storage kinds:
 
 - ``float32``: the vectors themselves; search reads them in place.
-- ``float16``: half the memory; search converts one block at a time to float32 (exact over the stored values).
+- ``float16``: half the memory; search widens one block at a time to float32 into a reused buffer (exact over the
+  stored values) with :func:`widen_float16`, about twice as fast as numpy's own float16 cast.
 - ``int8``: scalar-quantised codes (one byte per dimension, a per-dimension scale) kept in RAM for the scan,
   and the exact float32 vectors kept on disk (a memory-mapped file) for re-ranking a shortlist. Each row also
   keeps the norm of its quantisation error, which bounds how far an approximate score can be from the exact
@@ -28,11 +29,45 @@ from typing import Literal, TypeAlias
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Kind", "Segment", "VectorStore"]
+__all__ = ["Kind", "Segment", "VectorStore", "subnormals_kept", "widen_float16"]
 
 Kind: TypeAlias = Literal["float32", "float16", "int8"]
 _MIN_CAPACITY = 1024
 _F16_MAX = 65504.0
+_F16_SCALE = np.float32(2.0**112)  # 2 ** (127 - 15): float16's exponent bias moved to float32's
+_F16_TOP = np.uint32(0x7C00 << 13)  # float16's all-ones exponent (inf, NaN), shifted into place
+
+
+def subnormals_kept() -> bool:
+    """Whether float32 arithmetic keeps subnormal numbers in this thread (it does unless a library switched on
+    flush-to-zero / denormals-are-zero); :func:`widen_float16`'s fast path relies on it."""
+    tiny = np.array([2.0**-140], dtype=np.float32)
+    return bool((tiny * _F16_SCALE)[0] == np.float32(2.0**-28))
+
+
+def widen_float16(
+    rows: npt.NDArray[np.float16], out: npt.NDArray[np.float32], scratch: npt.NDArray[np.uint32]
+) -> npt.NDArray[np.float32]:
+    """``rows`` as float32 in ``out`` (same shape; ``scratch`` too), bit for bit what ``rows.astype(np.float32)``
+    gives, in a few integer passes that run at about twice the speed of numpy's float16 cast.
+
+    A float16's sign, exponent and mantissa are moved into float32's positions (the mantissa shifted by 13
+    bits) and the result, read as a float32, is multiplied by 2**112, which rebases the exponent exactly;
+    float16 subnormals become float32 subnormals first, so callers check :func:`subnormals_kept`. A block with
+    an infinity or NaN is converted by numpy instead.
+    """
+    bits = out.view(np.uint32)
+    np.copyto(bits, rows.view(np.uint16), casting="unsafe")
+    np.bitwise_and(bits, np.uint32(0x8000), out=scratch)
+    np.bitwise_xor(bits, scratch, out=bits)
+    np.left_shift(bits, np.uint32(13), out=bits)
+    if (bits >= _F16_TOP).any():  # not finite: never stored by add, possible only in a hand-made file
+        np.copyto(out, rows, casting="unsafe")
+        return out
+    np.multiply(out, _F16_SCALE, out=out)
+    np.left_shift(scratch, np.uint32(16), out=scratch)
+    np.bitwise_or(bits, scratch, out=bits)
+    return out
 
 
 @dataclass
