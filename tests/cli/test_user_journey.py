@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -37,10 +38,14 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder / "bin"
 
 
+_FRESH_CACHE = tempfile.mkdtemp(prefix="finetune-embed-journey-cache-")
+
+
 def _env(**extra: str) -> dict[str, str]:
     keep = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "AZURE_OPENAI_", "FINETUNE_EMBED_"))}
     keep.pop("TIKTOKEN_CACHE_DIR", None)
     keep.pop("VIRTUAL_ENV", None)
+    keep["XDG_CACHE_HOME"] = _FRESH_CACHE  # a new user's empty cache, never the machine's ~/.cache
     return {**keep, **extra}
 
 
