@@ -8,7 +8,7 @@ The tree::
     │   ├── TokenizerUnavailableError          a tiktoken encoding cannot be loaded (offline)
     │   ├── UnsupportedModelError              a model the operation cannot use (shut down, no `dimensions`, ...)
     │   ├── InvalidArgumentError(TypeError)    an argument out of range or of the wrong type; .argument
-    │   ├── CacheFileError                     a cache file that is damaged or not a cache; .path
+    │   ├── CacheFileError                     a cache file that is damaged or not a cache; .path (both caches)
     │   └── UnsupportedFilterError             a filter operator a vector store cannot run; .engine .operator
     ├── DatasetError
     │   ├── DatasetFormatError(ValueError)     a file that cannot be read as a dataset; .path .line
@@ -47,7 +47,7 @@ The tree::
     │   ├── BatchAPIError                      a Batch API batch failed, or lines kept failing
     │   ├── BatchTimeoutError(TimeoutError)    waiting for batches ran out; they resume on the next call
     │   ├── InvalidInputError(ValueError, TypeError) an input that is not a string or not valid text; .index
-    │   ├── EmbeddingCacheError                a cache file that is damaged, unreadable or too new; .path
+    │   ├── EmbeddingCacheError(CacheFileError) the embedding cache file cannot be used; .path
     │   └── EmbeddingTimeoutError(TimeoutError) requests kept timing out; .rebilled_tokens
     └── EmbeddingIndexError
         ├── DimensionMismatchError(ValueError) .expected .got
@@ -244,8 +244,9 @@ class InvalidArgumentError(ConfigError, TypeError):
 
 
 class CacheFileError(ConfigError):
-    """A cache file (the chat response cache) is damaged, is not a cache, or was written by a newer version.
-    ``.path`` names it. Its content can always be fetched again, so moving the file away is a safe fix."""
+    """A cache file is damaged, is not a cache, or was written by a newer version. ``.path`` names it. Its content
+    can always be fetched again, so moving the file away is a safe fix. The chat response cache raises it; the
+    embedding cache raises its subclass :class:`EmbeddingCacheError`, so ``except CacheFileError`` covers both."""
 
     docs_anchor = "cachefileerror"
 
@@ -609,10 +610,11 @@ class InvalidInputError(EmbeddingError, ValueError, TypeError):
         self.index = index
 
 
-class EmbeddingCacheError(EmbeddingError):
+class EmbeddingCacheError(EmbeddingError, CacheFileError):
     """The embedding cache file cannot be used: damaged, unreadable, locked, on a full disk, or written by a
     newer finetune_embed. ``path`` is the file; the message says how to recover
-    (:meth:`~finetune_embed.EmbeddingCache.salvage`)."""
+    (:meth:`~finetune_embed.EmbeddingCache.salvage`). Both an :class:`EmbeddingError` and a
+    :class:`CacheFileError` (the chat cache's error), so one ``except CacheFileError`` covers every cache."""
 
     docs_anchor = "embeddingcacheerror"
 

@@ -25,6 +25,7 @@ from ._base import (
 from ._decode import StreamDecoder
 from ._embedder import _MAX_REPLANS, is_transport_error
 from ._job import EmbedJob
+from ._namespace import cache_model
 from ._plan import EmptyPolicy, LongPolicy
 from ._ratelimit import Aborted, AsyncGate, RateState
 from ._run import NOT_YET, Feed, RunContext
@@ -94,6 +95,7 @@ class AsyncEmbedder(EmbedderBase):
             max_rebilled_tokens=max_rebilled_tokens,
         )
         self.client = _async_client(client)
+        self.cache_model = cache_model(self.client, self.model)
         self.note_unknown_model(self.client)
 
     # --- public API -------------------------------------------------------------------------------------------
@@ -234,7 +236,7 @@ class AsyncEmbedder(EmbedderBase):
             job.splits += 1
             return
         timeout = ctx.timeout_for(batch)
-        kwargs = self.create_kwargs(job.texts(batch))
+        kwargs = self.request_kwargs(job.texts(batch))
         if timeout is not None and timeout != ctx.base_timeout:
             kwargs["timeout"] = timeout
         sent: list[float] = []

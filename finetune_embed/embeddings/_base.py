@@ -243,6 +243,8 @@ class EmbedderBase:
         if base_model is not None and (not isinstance(base_model, str) or not base_model):
             raise ConfigError(f"base_model must be a non-empty string or None, got {base_model!r}")
         self.model = model
+        #: the cache's name for this model on this server (see ``_namespace``); set once the client is known
+        self.cache_model = model
         self.base_model = base_model or model
         known = catalog.find_embedding_model(self.base_model)
         #: whether the catalog knows the model (limits, price, tokenizer); an unknown one learns its size from the
@@ -407,6 +409,7 @@ class EmbedderBase:
         job = EmbedJob(
             plan,
             model=self.model,
+            cache_model=self.cache_model,
             dimensions=self.dimensions,
             dim=self.expected_dim,
             cache=self.cache,
@@ -429,6 +432,13 @@ class EmbedderBase:
         kwargs: dict[str, Any] = {"input": texts, "model": self.model, "encoding_format": self.encoding_format}
         if self.dimensions is not None:
             kwargs["dimensions"] = self.dimensions
+        return kwargs
+
+    def request_kwargs(self, texts: list[str]) -> dict[str, Any]:
+        """The arguments of one ``embeddings.create`` call as sent: the texts go as ``extra_body``, which the SDK
+        sends as given, so that it does not walk the list to convert each string (27 ms per 2,048 texts)."""
+        kwargs = self.create_kwargs([])
+        kwargs["extra_body"] = {"input": texts}
         return kwargs
 
     def too_long_for_server(
@@ -745,7 +755,7 @@ class EmbedderBase:
             from ._cache import text_key
 
             keys = [text_key(t) for t in plan.unit_texts]
-            present = cache.present(self.model, self.dimensions, keys)
+            present = cache.present(self.cache_model, self.dimensions, keys)
             cached_units = {u for u, k in enumerate(keys) if k in present}
         counts = [c for u, c in enumerate(plan.unit_tokens) if u not in cached_units]
         tokens = sum(counts)

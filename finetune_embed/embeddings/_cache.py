@@ -122,10 +122,29 @@ def _m002_row_checksums(conn: sqlite3.Connection) -> None:
     conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema', '2')")
 
 
+def _m003_servers_apart(conn: sqlite3.Connection) -> None:
+    """Rows are keyed by server as well as model from now on (``model`` is ``"<server>|<model>"`` except for
+    OpenAI's own API; see ``_namespace``). Which server wrote an older row was never recorded: rows of models
+    OpenAI serves stay OpenAI's; the others (a local server's model, an Azure deployment name) move to the
+    ``unknown-server`` namespace, where they are kept but never served, so no server gets another's vectors."""
+    from ..catalog import default_catalog
+    from ._namespace import LEGACY_NAMESPACE
+
+    catalog = default_catalog()
+    for (model,) in conn.execute("SELECT DISTINCT model FROM embeddings").fetchall():
+        if "|" in model or catalog.find_embedding_model(model) is not None:
+            continue
+        conn.execute(
+            "UPDATE embeddings SET model = ?, checksum = NULL WHERE model = ?", (f"{LEGACY_NAMESPACE}|{model}", model)
+        )
+    conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema', '3')")
+
+
 #: every schema change, in order; a new one goes at the end, never in between
 MIGRATIONS: tuple[tuple[str, Callable[[sqlite3.Connection], None]], ...] = (
     ("m001_initial", _m001_initial),
     ("m002_row_checksums", _m002_row_checksums),
+    ("m003_servers_apart", _m003_servers_apart),
 )
 
 

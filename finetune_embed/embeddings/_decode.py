@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -20,11 +19,6 @@ import numpy.typing as npt
 from .._exceptions import EmbeddingResponseError
 
 __all__ = ["StreamDecoder", "decode_into", "decode_vector", "row_flags"]
-
-# an innermost JSON object: the response's items ({"object": "embedding", "index": 3, "embedding": "..."}) hold
-# no nested objects, so this finds each item in a stream without parsing the whole body
-_ITEM = re.compile(rb"\{[^{}]*\}")
-
 
 def _field(item: Any, name: str) -> Any:
     if isinstance(item, Mapping):
@@ -117,18 +111,29 @@ def decode_into(
 
 
 class StreamDecoder:
-    """Decode an embeddings response body as it streams in, one item at a time, straight into the output.
+    """Decode an embeddings response body as it streams in, straight into the output.
 
     Memory stays at one network chunk plus one item, whatever the response size: no whole body, no parsed
-    JSON tree, no Python floats. Each item's ``index`` is checked (in range, not repeated) and its vector's
-    size (equal to ``dim``, or to the first vector's) before ``put(index, vector)`` is called. :meth:`finish`
-    checks the count, as :func:`decode_into` does.
+    JSON tree, no Python floats. Items are found with byte searches (they hold no nested objects), a base64
+    item's ``index`` and vector are read without parsing it as JSON (anything unusual - escapes, float lists,
+    other spellings - goes through ``json.loads``), and the base64 vectors of one chunk are decoded in one call
+    and written with ``put_rows(indices, rows)`` (else ``put(index, vector)`` per item). Each ``index`` is
+    checked (in range, not repeated) and each vector's size (equal to ``dim``, or to the first vector's) before
+    anything is written. :meth:`finish` checks the count, as :func:`decode_into` does.
     """
 
-    def __init__(self, *, expected: int, dim: int | None, put: Callable[[int, npt.NDArray[np.float32]], None]) -> None:
+    def __init__(
+        self,
+        *,
+        expected: int,
+        dim: int | None,
+        put: Callable[[int, npt.NDArray[np.float32]], None],
+        put_rows: Callable[[npt.NDArray[np.int64], npt.NDArray[np.float32]], None] | None = None,
+    ) -> None:
         self.expected = expected
         self.dim = dim
         self.put = put
+        self.put_rows = put_rows
         self.seen = np.zeros(expected, dtype=bool)
         self.count = 0
         self._tail = b""
@@ -136,20 +141,58 @@ class StreamDecoder:
     def feed(self, chunk: bytes) -> None:
         """Take the next bytes of the body."""
         buf = self._tail + chunk if self._tail else chunk
-        end = 0
-        for match in _ITEM.finditer(buf):
-            end = match.end()
-            item = match.group()
-            if b'"embedding"' in item:
-                self._item(item)
-        self._tail = buf[end:]
+        find, rfind = buf.find, buf.rfind
+        pos = 0
+        indices: list[int] = []
+        blobs: list[bytes] = []
+        while True:
+            close = find(b"}", pos)
+            if close < 0:
+                break
+            start = rfind(b"{", pos, close)
+            if start >= 0:  # an innermost object: an item (or "usage")
+                item = buf[start : close + 1]
+                if b'"embedding"' in item:
+                    self._take(item, indices, blobs)
+            pos = close + 1  # (a "}" with no "{" before it closes the outer object)
+        start = rfind(b"{", pos)
+        self._tail = buf[start:] if start >= 0 else b""
+        if indices:
+            self._write(indices, blobs)
 
-    def _item(self, raw: bytes) -> None:
+    def _take(self, item: bytes, indices: list[int], blobs: list[bytes]) -> None:
+        """Read one item: the fast way for ``"index": N`` and a base64 ``"embedding"``, else as JSON."""
+        key = item.find(b'"embedding"')
+        colon = item.find(b":", key + 11)
+        quote = item.find(b'"', colon + 1)
+        at = item.find(b'"index"')
+        if colon > 0 and quote > 0 and at >= 0 and not item[colon + 1 : quote].strip():
+            close = item.find(b'"', quote + 1)
+            blob = item[quote + 1 : close]
+            value_end = min(i for i in (item.find(b",", at), item.find(b"}", at)) if i >= 0)
+            digits = item[item.find(b":", at) + 1 : value_end].strip()
+            if close > 0 and b"\\" not in blob and digits.isdigit() and len(digits) < 12:
+                indices.append(int(digits))
+                blobs.append(blob)
+                return
         try:
-            item = json.loads(raw)
+            parsed = json.loads(item)
         except ValueError as exc:
             raise EmbeddingResponseError(f"an item of the response is not valid JSON: {exc}") from exc
-        index = item.get("index")
+        index = parsed.get("index")
+        embedding = parsed.get("embedding")
+        if isinstance(embedding, str) and isinstance(index, int) and not isinstance(index, bool):
+            indices.append(index)
+            blobs.append(embedding.encode("ascii", "replace"))
+            return
+        if indices:
+            self._write(indices, blobs)  # keep the order of checks: what came before first
+            indices.clear()
+            blobs.clear()
+        self._check_index(index)
+        self._place(np.asarray([index], dtype=np.int64), decode_vector(embedding)[None, :], index)
+
+    def _check_index(self, index: object) -> None:
         if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < self.expected:
             raise EmbeddingResponseError(
                 f"the response has index {index!r}, outside 0..{self.expected - 1} for a request of "
@@ -159,17 +202,54 @@ class StreamDecoder:
             raise EmbeddingResponseError(
                 f"the response repeats index {index}; its rows cannot be matched to the inputs"
             )
-        vec = decode_vector(item.get("embedding"))
+
+    def _write(self, indices: list[int], blobs: list[bytes]) -> None:
+        """Check and write the base64 items of one chunk: one decode for all of them when their lengths allow."""
+        for index in indices:
+            self._check_index(index)
+            self.seen[index] = True  # also catches a repeat within the chunk; undone below on an error
+        idx = np.asarray(indices, dtype=np.int64)
+        try:
+            size = len(blobs[0])
+            if size and size % 4 == 0 and blobs[0][-1:] != b"=" and all(len(b) == size for b in blobs):
+                try:
+                    raw = binascii.a2b_base64(b"".join(blobs), strict_mode=True)
+                except (binascii.Error, ValueError) as exc:
+                    raise EmbeddingResponseError(f"an embedding is not valid base64: {exc}") from exc
+                if len(raw) % (4 * len(blobs)):
+                    raise EmbeddingResponseError(
+                        f"a base64 embedding decodes to {len(raw) // len(blobs)} bytes, not a whole number of "
+                        "float32 values"
+                    )
+                rows = np.frombuffer(raw, dtype="<f4").reshape(len(blobs), -1)
+                self._place(idx, rows, indices[0], checked=True)
+            else:
+                for i, blob in zip(indices, blobs, strict=True):
+                    vec = decode_vector(blob.decode("ascii", "replace"))
+                    self._place(np.asarray([i], dtype=np.int64), vec[None, :], i, checked=True)
+        except BaseException:
+            self.seen[idx] = False
+            raise
+
+    def _place(
+        self, idx: npt.NDArray[np.int64], rows: npt.NDArray[np.float32], first: int, *, checked: bool = False
+    ) -> None:
+        width = int(rows.shape[1])
         if self.dim is None:
-            self.dim = int(vec.shape[0])
-        if vec.ndim != 1 or vec.shape[0] != self.dim or self.dim == 0:
+            self.dim = width
+        if width != self.dim or self.dim == 0:
             raise EmbeddingResponseError(
-                f"the embedding at index {index} has {vec.shape[0] if vec.ndim == 1 else vec.shape} values, "
-                f"expected {self.dim} (is `dimensions` ignored by this server?)"
+                f"the embedding at index {first} has {width} values, expected {self.dim} (is `dimensions` ignored "
+                "by this server?)"
             )
-        self.seen[index] = True
-        self.count += 1
-        self.put(index, vec)
+        if not checked:
+            self.seen[idx] = True
+        if self.put_rows is not None:
+            self.put_rows(idx, rows)
+        else:
+            for i, row in zip(idx.tolist(), rows, strict=True):
+                self.put(i, row)
+        self.count += int(idx.size)
 
     def finish(self, *, allow_missing: bool = False) -> list[int]:
         """Check the whole response; returns the positions that got no vector (see :func:`decode_into`)."""

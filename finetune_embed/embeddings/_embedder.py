@@ -26,6 +26,7 @@ from ._base import (
 )
 from ._decode import StreamDecoder
 from ._job import EmbedJob
+from ._namespace import cache_model
 from ._plan import EmptyPolicy, LongPolicy
 from ._ratelimit import Aborted, Gate, RateState
 from ._run import Feed, RunContext
@@ -134,6 +135,7 @@ class Embedder(EmbedderBase):
             max_rebilled_tokens=max_rebilled_tokens,
         )
         self.client = _sync_client(client)
+        self.cache_model = cache_model(self.client, self.model)
         self.note_unknown_model(self.client)
 
     # --- public API -------------------------------------------------------------------------------------------
@@ -276,7 +278,7 @@ class Embedder(EmbedderBase):
                 job.splits += 1
             return
         timeout = ctx.timeout_for(batch)
-        kwargs = self.create_kwargs(job.texts(batch))
+        kwargs = self.request_kwargs(job.texts(batch))
         if timeout is not None and timeout != ctx.base_timeout:
             kwargs["timeout"] = timeout
         sent: list[float] = []

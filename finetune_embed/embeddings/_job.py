@@ -39,6 +39,7 @@ class EmbedJob:
         plan: Plan,
         *,
         model: str,
+        cache_model: str | None = None,
         dimensions: int | None,
         dim: int | None,
         cache: EmbeddingCache | None,
@@ -47,6 +48,7 @@ class EmbedJob:
     ) -> None:
         self.plan = plan
         self.model = model
+        self.cache_model = cache_model or model  # the cache's name: model and server (see _namespace)
         self.dimensions = dimensions
         self.dim = dim
         self.cache = cache
@@ -130,7 +132,7 @@ class EmbedJob:
             return 0
         unit_of = {key: u for u, key in enumerate(self.keys)}
         found = 0
-        for key, vec in self.cache.vectors(self.model, self.dimensions, self.keys, dim=self.dim):
+        for key, vec in self.cache.vectors(self.cache_model, self.dimensions, self.keys, dim=self.dim):
             dim = int(vec.shape[0])
             if self.dim is not None and dim != self.dim:
                 continue  # written by a server that returned another size: treat as missing
@@ -235,9 +237,28 @@ class EmbedJob:
 
         return put
 
+    def _put_rows(
+        self, units: npt.NDArray[np.int64]
+    ) -> Callable[[npt.NDArray[np.int64], npt.NDArray[np.float32]], None]:
+        def put_rows(positions: npt.NDArray[np.int64], rows: npt.NDArray[np.float32]) -> None:
+            self._ensure(int(rows.shape[1]))
+            assert self.out is not None
+            assert self.aux is not None
+            chosen = units[positions]
+            in_out = self.unit_in_out[chosen]
+            if bool(in_out.all()):
+                self.out[self.unit_row[chosen]] = rows
+                return
+            self.out[self.unit_row[chosen[in_out]]] = rows[in_out]
+            self.aux[self.unit_row[chosen[~in_out]]] = rows[~in_out]
+
+        return put_rows
+
     def decoder(self, batch: npt.NDArray[np.int64]) -> StreamDecoder:
         """A streaming decoder that writes ``batch``'s vectors straight into the buffers as they arrive."""
-        return StreamDecoder(expected=int(batch.size), dim=self.dim, put=self._put(batch))
+        return StreamDecoder(
+            expected=int(batch.size), dim=self.dim, put=self._put(batch), put_rows=self._put_rows(batch)
+        )
 
     def accept(
         self, batch: npt.NDArray[np.int64], data: Sequence[Any] | None, *, allow_missing: bool = True
@@ -271,7 +292,7 @@ class EmbedJob:
                     for u, row in zip(part.tolist(), rows, strict=True):
                         yield keys[u], row.tobytes()
 
-            self.cache.put_items(self.model, self.dimensions, items(), self.dim)
+            self.cache.put_items(self.cache_model, self.dimensions, items(), self.dim)
         tokens = self.batch_tokens(received)
         with self._lock:
             self._tokens_done += tokens

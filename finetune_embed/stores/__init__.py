@@ -13,13 +13,15 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ._chroma import ChromaIndex as ChromaIndex
     from ._qdrant import QdrantIndex as QdrantIndex
+    from ._redis import RedisIndex as RedisIndex
 
-__all__ = ["ChromaIndex", "QdrantIndex"]
+__all__ = ["ChromaIndex", "QdrantIndex", "RedisIndex"]
 
 # one line per adapter: public name -> the module that defines it
 _LAZY: dict[str, str] = {
     "ChromaIndex": "._chroma",
     "QdrantIndex": "._qdrant",
+    "RedisIndex": "._redis",  # Redis with RediSearch, one server or a Redis Cluster (extra: redis)
 }
 
 

@@ -39,6 +39,12 @@ class FakeTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
     """Pass as ``transport=`` to ``httpx.Client`` *or* ``httpx.AsyncClient`` (and so to our ``Client`` /
     ``AsyncClient``). Latency advances the fake clock instead of sleeping, unless the clock runs in real time."""
 
+    @property
+    def cache_namespace(self) -> str:
+        """The embedding cache keeps this fake's vectors apart from every real server's (and from fakes with
+        another ``seed``, whose vectors differ)."""
+        return f"fake:seed={self.fake.seed}"
+
     def __init__(self, fake: FakeOpenAI) -> None:
         self.fake = fake
 

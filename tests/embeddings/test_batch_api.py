@@ -90,8 +90,9 @@ def test_lines_the_server_refuses_are_reported_and_the_rest_kept(fake: FakeOpenA
     with pytest.raises(BatchAPIError, match="1 batch request"):
         emb.embed_batch_api(texts, poll_interval=30)
     cache = EmbeddingCache(emb.cache_path)
-    assert cache.get("tiny-model", None, "one two") is not None
-    assert cache.get("tiny-model", None, texts[1]) is None
+    assert emb.cache_model == "fake:seed=0|tiny-model"  # the fake's vectors are kept apart from any server's
+    assert cache.get(emb.cache_model, None, "one two") is not None
+    assert cache.get(emb.cache_model, None, texts[1]) is None
     assert len(created_batches(fake)) == 1  # a 400 is not sent again
 
 

@@ -270,7 +270,7 @@ def test_a_0_1_cache_is_migrated_in_place(tmp_path: Path, caplog: pytest.LogCapt
     with caplog.at_level("INFO", logger="finetune_embed.embeddings"), EmbeddingCache(path) as cache:
         got = dict(cache.vectors(MODEL, 8, keys, dim=8))
         assert [b for b, _, _ in cache.journal_pending(MODEL, 8)] == ["batch_0001"]
-    assert any("migrated in place (m002_row_checksums)" in r.getMessage() for r in caplog.records)
+    assert any("migrated in place (m002_row_checksums, m003_servers_apart)" in r.getMessage() for r in caplog.records)
     assert set(got) == set(keys) - {keys[3]}
     for i, k in enumerate(keys):
         if k in got:
@@ -325,3 +325,20 @@ def test_the_embedder_refetches_damaged_rows(tmp_path: Path, caplog: pytest.LogC
     assert result.stats.cached == 9
     assert fake.ledger.billed_texts[texts[4]] == 2
     assert any(str(path) in r.getMessage() for r in caplog.records)
+
+
+def test_one_except_clause_covers_every_cache_file(tmp_path: Path) -> None:
+    import pickle
+
+    from finetune_embed import CacheFileError, EmbeddingError
+
+    path = tmp_path / "not-a-cache.sqlite"
+    path.write_bytes(b"this is not an SQLite database, not even close" * 100)
+    with pytest.raises(CacheFileError) as info:  # the chat cache's error catches the embedding cache's too
+        EmbeddingCache(path)
+    assert isinstance(info.value, EmbeddingCacheError)
+    assert isinstance(info.value, EmbeddingError)
+    assert info.value.path == str(path)
+    again = pickle.loads(pickle.dumps(info.value))
+    assert type(again) is EmbeddingCacheError
+    assert again.path == str(path)

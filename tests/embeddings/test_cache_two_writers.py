@@ -11,7 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
+from finetune_embed import Client
 from finetune_embed.embeddings import EmbeddingCache
+from finetune_embed.embeddings._namespace import cache_model
 from finetune_embed.testing import FakeOpenAI
 
 N_TEXTS = 600
@@ -58,6 +60,8 @@ def test_two_processes_writing_one_cache(tmp_path: Path) -> None:
     assert max(billed.values()) <= 2  # at most once per process
     overlap = set(texts(0)) & set(texts(N_TEXTS // 2))
     assert all(billed[t] == 1 for t in every_text if t not in overlap)  # only shared texts can be paid twice
+    # rows are kept per server: read them under the name the children's client gives this one
+    name = cache_model(Client(api_key="sk-test", base_url=url), "text-embedding-3-small")
     with EmbeddingCache(cache) as reopened:  # every row reads back and passes its checksum
-        stored = np.stack([reopened.get("text-embedding-3-small", None, t) for t in every_text])  # type: ignore[misc]
+        stored = np.stack([reopened.get(name, None, t) for t in every_text])  # type: ignore[misc]
     np.testing.assert_array_equal(stored, fake.embeddings(every_text))

@@ -141,3 +141,64 @@ def test_stream_decoder_refuses_bad_streams() -> None:
     dec = StreamDecoder(expected=2, dim=3, put=lambda i, v: None)
     with pytest.raises(EmbeddingResponseError, match="expected 3"):
         dec.feed(raw)
+
+
+def spelled(vectors: np.ndarray, order: list[int], style: str) -> bytes:
+    """A body as different servers write it: compact, with spaces, slashes escaped, the embedding first."""
+    import base64
+
+    parts = []
+    for i in order:
+        b64 = base64.b64encode(vectors[i].astype("<f4").tobytes()).decode()
+        if style == "escaped":
+            b64 = b64.replace("/", "\\/")
+        if style == "embedding_first":
+            parts.append(f'{{"embedding": "{b64}", "index": {i}, "object": "embedding"}}')
+        elif style == "spaced":
+            parts.append(f'{{ "object" : "embedding" , "index" : {i} , "embedding" : "{b64}" }}')
+        else:
+            parts.append(f'{{"object":"embedding","index":{i},"embedding":"{b64}"}}')
+    return ('{"object":"list","data":[' + ",".join(parts) + '],"model":"m","usage":{"prompt_tokens":1}}').encode()
+
+
+@pytest.mark.parametrize("dims", [3, 5, 384])  # 12 bytes: no base64 padding; 20 bytes: padded; a real size
+@pytest.mark.parametrize("style", ["compact", "spaced", "escaped", "embedding_first"])
+@pytest.mark.parametrize("chunk", [7, 1000, 65536])
+def test_stream_decoder_reads_every_spelling_in_bulk(dims: int, style: str, chunk: int) -> None:
+    rng = np.random.default_rng(dims)
+    vectors = rng.standard_normal((40, dims)).astype(np.float32)
+    order = rng.permutation(40).tolist()
+    raw = spelled(vectors, order, style)
+    out = np.zeros((40, dims), np.float32)
+    calls: list[int] = []
+
+    def put_rows(idx: np.ndarray, rows: np.ndarray) -> None:
+        calls.append(idx.size)
+        out[idx] = rows
+
+    dec = StreamDecoder(expected=40, dim=None, put=lambda i, v: out.__setitem__(i, v), put_rows=put_rows)
+    for start in range(0, len(raw), chunk):
+        dec.feed(raw[start : start + chunk])
+    assert dec.finish() == []
+    np.testing.assert_array_equal(out, vectors)
+    if chunk == 65536 and dims == 3:
+        assert len(calls) == 1  # one decode for every vector that arrived in one chunk
+
+
+def test_stream_decoder_refuses_bad_base64_and_bad_indices_in_bulk() -> None:
+    vectors = np.ones((4, 3), np.float32)
+    good = spelled(vectors, [0, 1, 2, 3], "compact")
+    bad = good.replace(b'"index":2,"embedding":"', b'"index":2,"embedding":"!!!!')
+    dec = StreamDecoder(expected=4, dim=None, put=lambda i, v: None, put_rows=lambda i, r: None)
+    with pytest.raises(EmbeddingResponseError, match="not valid base64"):
+        dec.feed(bad)
+    quoted = good.replace(b'"index":1,', b'"index":"1",')
+    dec = StreamDecoder(expected=4, dim=None, put=lambda i, v: None, put_rows=lambda i, r: None)
+    with pytest.raises(EmbeddingResponseError, match="index '1'"):
+        dec.feed(quoted)
+    dec = StreamDecoder(expected=4, dim=None, put=lambda i, v: None, put_rows=lambda i, r: None)
+    with pytest.raises(EmbeddingResponseError, match="repeats index 0"):
+        dec.feed(spelled(vectors, [0, 1, 0, 3], "compact"))
+    dec = StreamDecoder(expected=3, dim=None, put=lambda i, v: None, put_rows=lambda i, r: None)
+    with pytest.raises(EmbeddingResponseError, match=r"outside 0\.\.2"):
+        dec.feed(good)

@@ -186,11 +186,22 @@ def _pgvector(conninfo: str, *, hnsw: bool, halfvec: bool = False) -> Backend:
 
 chroma_url = pytest.fixture(scope="session")(_engine_chroma.chroma_url_fixture)
 
+# --- Redis with RediSearch: one server and a 3-master cluster (tests/stores/_engine_redis.py) ---------------------
+
+from ._engine_redis import redis_cluster_url, redis_url  # noqa: E402, F401  (session fixtures)
+
+REDIS = {  # backend -> (session fixture, RediSearch algorithm)
+    "redis": ("redis_url", "flat"),
+    "redis-hnsw": ("redis_url", "hnsw"),
+    "redis-cluster": ("redis_cluster_url", "flat"),
+}
+
 
 # --- the parametrised fixture ---------------------------------------------------------------------------------------
 
-EXACT_BACKENDS = ["memory", "pgvector", "chroma", "chroma-server", "qdrant"]  # Chroma: HNSW, ef_search >= n (docs)
-ANN_BACKENDS = ["pgvector-hnsw", "pgvector-halfvec-hnsw", "chroma-hnsw"]
+# Chroma: HNSW with ef_search >= n (see docs)
+EXACT_BACKENDS = ["memory", "pgvector", "chroma", "chroma-server", "qdrant", "redis", "redis-cluster"]
+ANN_BACKENDS = ["pgvector-hnsw", "pgvector-halfvec-hnsw", "chroma-hnsw", "redis-hnsw"]
 ALL_BACKENDS = EXACT_BACKENDS + ANN_BACKENDS
 
 
@@ -206,6 +217,11 @@ def _build(name: str, request: pytest.FixtureRequest, tmp: Path) -> Backend:
         return _engine_chroma.chroma_backend(name, tmp, url)
     if name == "qdrant":
         return _engine_qdrant.qdrant_backend(name, tmp)
+    if name in REDIS:
+        from ._engine_redis import backends
+
+        fixture, algorithm = REDIS[name]
+        return backends(request.getfixturevalue(fixture), name, algorithm=algorithm, unique_name=unique_name)
     raise AssertionError(f"unknown backend {name}")
 
 

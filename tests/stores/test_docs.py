@@ -15,8 +15,12 @@ def _blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), flags=re.S)
 
 
-def test_docs_vector_stores_examples_run(capsys: pytest.CaptureFixture[str]) -> None:
-    """The page's examples run as written and print what the page says."""
+def test_docs_vector_stores_examples_run(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, redis_url: str
+) -> None:
+    """The page's examples run as written and print what the page says (the Redis one against the suite's
+    server, named by REDIS_URL as the example reads it)."""
+    monkeypatch.setenv("REDIS_URL", redis_url)
     blocks = _blocks()
     assert len(blocks) >= 2
     namespace: dict[str, object] = {"__name__": "docs_vector_stores"}
@@ -25,6 +29,7 @@ def test_docs_vector_stores_examples_run(capsys: pytest.CaptureFixture[str]) -> 
     out = capsys.readouterr().out
     assert "['en']" in out
     assert "Or(filters=(" in out
+    assert "['b', 'c']" in out
 
 
 def test_doctests_of_the_protocol_and_filters() -> None:
