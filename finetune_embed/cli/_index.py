@@ -22,6 +22,7 @@ from ._common import (
     json_option,
     one_line,
 )
+from ._embedder_options import embedder_model_options, tokenizer_from_option
 
 
 @click.group()
@@ -211,6 +212,7 @@ def _read_queries(path: Path) -> Any:
 @click.argument("query", required=False)
 @click.option("--model", default=None, help="QUERY: embedding model (default: the one the index records).")
 @click.option("--base-model", default=None, help="QUERY: the catalog model behind --model (Azure, compatible).")
+@embedder_model_options()
 @click.option("--no-cache", is_flag=True, help="QUERY: do not read or write the embedding cache.")
 @azure_option
 @click.option("--vector-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -227,6 +229,8 @@ def search(
     query: str | None,
     model: str | None,
     base_model: str | None,
+    tokenizer: str | None,
+    max_input_tokens: int | None,
     no_cache: bool,
     azure: bool,
     vector_file: Path | None,
@@ -250,8 +254,10 @@ def search(
 
     if sum(x is not None for x in (query, vector_file, item_id)) != 1:
         raise click.UsageError("give exactly one of QUERY (text), --vector-file or --id.")
-    if query is None and (model or base_model or no_cache or azure):
-        raise click.UsageError("--model, --base-model, --no-cache and --azure are for a text QUERY.")
+    if query is None and (model or base_model or tokenizer or max_input_tokens or no_cache or azure):
+        raise click.UsageError(
+            "--model, --base-model, --tokenizer, --max-input-tokens, --no-cache and --azure are for a text QUERY."
+        )
     where_obj = None
     if where is not None:
         try:
@@ -264,7 +270,8 @@ def search(
             raise click.UsageError("--where must be a JSON object.")
     idx = EmbeddingIndex.load(path, verify=not no_verify)
     if query is not None:
-        results = [_search_text(idx, query, k, where_obj, set(exclude), model, base_model, no_cache, azure)]
+        embedder_kwargs = {"base_model": base_model, "tokenizer": tokenizer, "max_input_tokens": max_input_tokens}
+        results = [_search_text(idx, query, k, where_obj, set(exclude), model, embedder_kwargs, no_cache, azure)]
     elif item_id is not None:
         results = [idx.search_by_id(item_id, k, where=where_obj, exclude=set(exclude))]
     else:
@@ -293,11 +300,12 @@ def _search_text(
     where: Any,
     exclude: set[str],
     model: str | None,
-    base_model: str | None,
+    embedder_kwargs: dict[str, Any],
     no_cache: bool,
     azure: bool,
 ) -> Any:
-    """Embed QUERY with the index's model (or --model) and search."""
+    """Embed QUERY with the index's model (or --model) and search (``embedder_kwargs``: base_model, tokenizer,
+    max_input_tokens as the options gave them)."""
     from ..catalog import default_catalog
     from ..embeddings import Embedder
 
@@ -308,11 +316,19 @@ def _search_text(
         raise click.UsageError(
             f"the index holds {idx.model!r} embeddings; a {model!r} query vector cannot be compared with them."
         )
+    base_model = embedder_kwargs["base_model"]
     info = default_catalog().find_embedding_model(base_model or chosen)
     dimensions = idx.dim if info is not None and info.accepts_dimensions and info.dimensions != idx.dim else None
     client = client_from_options(azure)
     embedder = Embedder(
-        client, model=chosen, base_model=base_model, dimensions=dimensions, cache=not no_cache, progress=False
+        client,
+        model=chosen,
+        base_model=base_model,
+        dimensions=dimensions,
+        cache=not no_cache,
+        progress=False,
+        tokenizer=tokenizer_from_option(embedder_kwargs["tokenizer"]),
+        max_input_tokens=embedder_kwargs["max_input_tokens"],
     )
     with client, embedder:
         return idx.search_text(query, embedder, k, where=where, exclude=exclude)
