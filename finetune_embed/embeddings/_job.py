@@ -76,6 +76,7 @@ class EmbedJob:
         #: tokens of each unit: exact where ``unit_exact``, else an upper bound (its UTF-8 length); -1 not yet known
         self.unit_tokens = np.asarray(plan.unit_tokens, dtype=np.int64)
         self.unit_exact = self.unit_tokens >= 0
+        self._flags = np.zeros(n_units, dtype=bool)  # whether each unit's last written vector is usable
         self._exact_cache = np.full(n_units, -1, dtype=np.int64)  # exact counts of units packed by their bound
         self.unit_done = np.zeros(n_units, dtype=bool)
         self.unit_ok = np.zeros(n_units, dtype=bool)
@@ -299,8 +300,10 @@ class EmbedJob:
     def _put(self, units: npt.NDArray[np.int64]) -> Callable[[int, npt.NDArray[np.float32]], None]:
         def put(index: int, vec: npt.NDArray[np.float32]) -> None:
             self._ensure(int(vec.shape[0]))
-            buf, row = self._target(int(units[index]))
+            unit = int(units[index])
+            buf, row = self._target(unit)
             buf[row] = vec
+            self._flags[unit] = bool(row_flags(vec.reshape(1, -1))[0])
 
         return put
 
@@ -312,9 +315,15 @@ class EmbedJob:
             assert self.out is not None
             assert self.aux is not None
             chosen = units[positions]
+            self._flags[chosen] = row_flags(rows)  # while the rows are at hand, not read back at commit
             in_out = self.unit_in_out[chosen]
             if bool(in_out.all()):
-                self.out[self.unit_row[chosen]] = rows
+                at = self.unit_row[chosen]
+                first = int(at[0])
+                if int(at[-1]) - first == at.size - 1 and bool((np.diff(at) == 1).all()):
+                    self.out[first : first + at.size] = rows  # consecutive rows: one block copy
+                else:
+                    self.out[at] = rows
                 return
             self.out[self.unit_row[chosen[in_out]]] = rows[in_out]
             self.aux[self.unit_row[chosen[~in_out]]] = rows[~in_out]
@@ -346,9 +355,7 @@ class EmbedJob:
         of rows, so it needs little memory of its own."""
         units = batch
         received = np.delete(units, list(missing_pos)) if len(missing_pos) else units
-        flags = np.empty(received.size, dtype=bool)
-        for start in range(0, received.size, _SLICE):
-            flags[start : start + _SLICE] = row_flags(self.unit_vectors(received[start : start + _SLICE]))
+        flags = self._flags[received]  # found when the rows were written
         self.unit_ok[received] = flags
         self.unit_done[received] = True
         if self.cache is not None and self.keys is not None and self.dim and flags.any():
