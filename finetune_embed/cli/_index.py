@@ -1,20 +1,34 @@
-"""``finetune-embed index build|info|search``: exact vector search over saved embeddings."""
+"""``finetune-embed index build|info|search|copy``: exact vector search over saved embeddings, and moving them
+between stores."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import click
 
-from ._common import azure_option, client_from_options, echo_json, echo_table, handle_errors, json_option
+from ._common import (
+    EXIT_FAILURE,
+    azure_option,
+    client_from_options,
+    echo_json,
+    echo_table,
+    handle_errors,
+    json_option,
+    one_line,
+)
 from ._embedder_options import embedder_model_options, tokenizer_from_option
 
 
 @click.group()
 def index() -> None:
-    """Build, inspect and search an exact embedding index (a directory written by EmbeddingIndex.save)."""
+    """Build, inspect and search an exact embedding index (a directory written by EmbeddingIndex.save), and copy
+    embeddings between stores (index directories, PostgreSQL, Chroma, Redis)."""
 
 
 def _read_ids(path: Path) -> list[str]:
@@ -318,3 +332,97 @@ def _search_text(
     )
     with client, embedder:
         return idx.search_text(query, embedder, k, where=where, exclude=exclude)
+
+
+def _store_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """SRC / DST must start with a known scheme (a usage error otherwise, with the name's secrets masked)."""
+    from .._exceptions import ConfigError
+    from ..stores._names import check_name
+
+    try:
+        check_name(value)
+    except ConfigError as exc:
+        raise click.BadParameter(exc.message, ctx=ctx, param=param) from None
+    return value
+
+
+@contextlib.contextmanager
+def _store_errors(*names: str) -> Iterator[None]:
+    """Our errors and the engines' (raised inside a client library: psycopg, redis, chromadb, ...) as one line on
+    stderr and exit 1, with every secret of ``names`` masked."""
+    from .._exceptions import FinetuneEmbedError
+    from .._redact import redact
+    from ..stores._names import engine_packages, scrub
+    from ._words import cli_words
+
+    packages = {p for name in names for p in engine_packages(name)}
+    try:
+        yield
+    except (FinetuneEmbedError, OSError) as exc:
+        text = cli_words(str(exc)) if isinstance(exc, FinetuneEmbedError) else redact(str(exc))
+        click.echo(f"Error: {one_line(scrub(text, *names))}", err=True)
+        sys.exit(EXIT_FAILURE)
+    except Exception as exc:
+        engines = [name for name in _raised_in(exc) if name in packages]
+        if not engines:
+            raise
+        detail = one_line(scrub(redact(str(exc)), *names)) or "no details"
+        click.echo(f"Error: the store refused: {detail} ({engines[-1]}: {type(exc).__name__})", err=True)
+        sys.exit(EXIT_FAILURE)
+
+
+def _raised_in(exc: BaseException) -> list[str]:
+    """The top-level packages of the frames an exception passed through, outermost first."""
+    found: list[str] = []
+    tb = exc.__traceback__
+    while tb is not None:
+        found.append(str(tb.tb_frame.f_globals.get("__name__", "")).split(".")[0])
+        tb = tb.tb_next
+    return found
+
+
+@index.command("copy")
+@click.argument("src", callback=_store_name)
+@click.argument("dst", callback=_store_name)
+@click.option("--batch-size", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Items read and written per round trip.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace items DST holds under the same ids (default: skip identical ones, stop at different ones).")
+@click.option("--progress/--no-progress", default=None, help="A progress bar (default: when stderr is a terminal).")
+@json_option
+@handle_errors
+def copy_command(src: str, dst: str, batch_size: int, overwrite: bool, progress: bool | None, as_json: bool) -> None:
+    """Copy every item (id, vector, metadata) of the store SRC into the store DST, creating DST when missing.
+
+    Stores are named by URLs: file:./index (an index directory), postgresql://user@host/db?table=docs,
+    chroma:./folder?collection=docs, chroma+http://host:8000?collection=docs, redis://host:6379?name=docs.
+    Run the same command again after an interruption: items DST already holds with the same content are
+    skipped, so nothing is written twice. A file: DST is saved once, at the end.
+
+    \b
+    Examples:
+      finetune-embed index copy file:./reviews-index "postgresql://app@db/app?table=reviews"
+      finetune-embed index copy "postgresql://app@db/app?table=reviews" "chroma:./chroma-data?collection=reviews"
+    """
+    from ..stores._copy import copy
+    from ..stores._names import open_store, shown
+
+    with _store_errors(src, dst):
+        source = open_store(src, create=False)
+        try:
+            s = source.store
+            target = open_store(dst, create=True, dim=s.dim, metric=s.metric, model=s.model)
+            try:
+                result = copy(s, target.store, batch_size=batch_size, overwrite=overwrite, progress=progress)
+                target.finish()
+            finally:
+                target.store.close()
+        finally:
+            s.close()
+    summary = {"source": shown(src), "destination": shown(dst), "copied": result.copied, "skipped": result.skipped,
+               "total": result.total}
+    if as_json:
+        echo_json(summary)
+        return
+    already = f" ({result.skipped} were already there)" if result.skipped else ""
+    click.echo(f"Copied {result.copied} items from {shown(src)} to {shown(dst)}{already}")
