@@ -84,11 +84,12 @@ def embeddings_and_search() -> None:
 
 
 def vector_stores() -> None:
-    from finetune_embed.stores import ChromaIndex
+    from finetune_embed.stores import ChromaIndex, TypesenseIndex
 
     chroma: VectorIndex = ChromaIndex("docs", path="chroma-data", dim=3, metric="dot")
     hits: Matches = chroma.search([0.1, 0.2, 0.3], k=2, where={"lang": "en"})
-    del hits
+    typesense: VectorIndex = TypesenseIndex(["http://10.0.0.1:8108", "http://10.0.0.2:8108"], "docs", api_key="k")
+    del hits, typesense
 
 
 def chat_completions() -> None:
