@@ -355,7 +355,7 @@ class TypesenseIndex(StoreBase):
 
     def _export_lines(self) -> Iterator[str]:
         """The export's JSON lines, streamed (the client's ``export`` reads the whole collection into one string).
-        Each node is tried in turn until one answers."""
+        Each node is tried in turn until one answers; when none does, the last one's ``httpx`` error is raised."""
         config = self._client.config
         last: Exception | None = None
         for node in config.nodes:
@@ -373,7 +373,8 @@ class TypesenseIndex(StoreBase):
                 return
             except httpx.TransportError as exc:  # this node is down: the next one
                 last = exc
-        raise ConnectionError(f"no Typesense node answered the export of {self._name!r}: {last}") from None
+        assert last is not None
+        raise last  # every node failed: the last node's error, as the client's other calls raise theirs
 
     # --- writing -----------------------------------------------------------------------------------------------
 
