@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import numpy as np
 import pytest
 from click.testing import CliRunner, Result
 
@@ -20,6 +21,7 @@ from .conftest import unique_name
 from .test_copy import _source, assert_same_items
 
 SECRET = "TopSecret99xyz"
+N_KILL = 5_000
 
 
 def _run(*args: str) -> Result:
@@ -102,6 +104,12 @@ def test_a_rerun_completes_an_interrupted_copy(redis_url: str, tmp_path: Path) -
     assert (result["copied"], result["skipped"]) == (180, 120)
     with RedisIndex(redis_url, name) as done:
         assert_same_items(done, src)
+        done.upsert("doc-7", src.get("doc-7").vector, {"edited": True})  # someone changed an item meanwhile
+        refused = _failed(_run(file_src, f"{redis_url}?name={name}"))
+        assert "different vector or metadata: 'doc-7'" in refused
+        assert "--overwrite" in refused  # the CLI names its own option, not the Python argument
+        assert _ok(_run(file_src, f"{redis_url}?name={name}", "--overwrite", "--json"))["copied"] == 300
+        assert done.get("doc-7").metadata == src.get("doc-7").metadata
         done.drop()
 
 
@@ -164,3 +172,41 @@ def test_a_missing_client_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_p
         monkeypatch.setitem(sys.modules, package, None)  # `import <package>` now fails as if not installed
         extra = "redis" if package == "redis" else "chroma"
         assert f"pip install 'finetune-embed[{extra}]'" in _failed(_run(file_src, dst))
+
+
+def test_a_copy_killed_with_sigkill_is_completed_by_the_rerun(redis_url: str, tmp_path: Path) -> None:
+    """A real interruption: the command's process is killed (SIGKILL) once part of the data has arrived; the
+    same command run again leaves exactly the source in the destination."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from finetune_embed.stores import RedisIndex
+
+    src = EmbeddingIndex(16)
+    src.add([f"k-{i}" for i in range(N_KILL)], np.random.default_rng(5).standard_normal((N_KILL, 16)),
+            [{"n": i, "even": i % 2 == 0} for i in range(N_KILL)])
+    src.save(tmp_path / "big")
+    name = unique_name("kill")
+    argv = [sys.executable, "-m", "finetune_embed.cli", "index", "copy", f"file:{tmp_path / 'big'}",
+            f"{redis_url}?name={name}", "--batch-size", "50", "--no-progress"]
+    env = {**os.environ, "FINETUNE_EMBED_PROGRESS": "0"}
+    with RedisIndex(redis_url, name, dim=16) as dst:
+        proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            while len(dst) < 300 and proc.poll() is None:  # wait until part of the data is there
+                time.sleep(0.01)
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate()
+        assert proc.returncode == -signal.SIGKILL
+        arrived = len(dst)
+        assert 300 <= arrived < N_KILL
+        rerun_argv = [*argv[:-3], "--batch-size", "700", "--json"]  # batches need not line up with the first run's
+        rerun = subprocess.run(rerun_argv, env=env, capture_output=True, text=True, check=False)
+        assert rerun.returncode == 0, rerun.stderr
+        result = json.loads(rerun.stdout)
+        assert (result["copied"] + result["skipped"], result["skipped"]) == (N_KILL, arrived)
+        assert_same_items(dst, src)
+        dst.drop()
