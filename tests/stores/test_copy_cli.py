@@ -156,6 +156,7 @@ def test_secrets_never_show_when_an_engine_refuses(tmp_path: Path) -> None:
         f"postgresql://app:{SECRET}@127.0.0.1:{port}/app?table=docs&connect_timeout=5",
         f"redis://:{SECRET}@127.0.0.1:{port}/0?name=docs",
         f"redis://127.0.0.1:{port}/0?name=docs&password={SECRET}",
+        f"qdrant://127.0.0.1:{port}?collection=docs&api_key={SECRET}",
     ):
         message = _failed(_run(file_src, dst))
         assert "***" in message or "refused" in message.lower(), message
@@ -210,3 +211,13 @@ def test_a_copy_killed_with_sigkill_is_completed_by_the_rerun(redis_url: str, tm
         assert (result["copied"] + result["skipped"], result["skipped"]) == (N_KILL, arrived)
         assert_same_items(dst, src)
         dst.drop()
+
+
+def test_qdrant_local_mode_both_ways(tmp_path: Path) -> None:
+    """qdrant:FOLDER is the client's local mode (Qdrant servers and Cloud take qdrant://host:6333 / qdrant+https)."""
+    src, file_src = _saved(tmp_path, 60)
+    qdrant = f"qdrant:{tmp_path / 'qdrant'}?collection=reviews"
+    assert _ok(_run(file_src, qdrant, "--json", "--batch-size", "25"))["copied"] == 60
+    assert _ok(_run(qdrant, f"file:{tmp_path / 'back'}", "--json"))["copied"] == 60
+    assert_same_items(EmbeddingIndex.load(tmp_path / "back"), src)
+    assert "unknown query key(s) size" in _failed(_run(file_src, "qdrant://127.0.0.1:6333?collection=x&size=3"))
