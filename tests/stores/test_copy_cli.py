@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -156,10 +157,20 @@ def test_secrets_never_show_when_an_engine_refuses(tmp_path: Path) -> None:
         f"postgresql://app:{SECRET}@127.0.0.1:{port}/app?table=docs&connect_timeout=5",
         f"redis://:{SECRET}@127.0.0.1:{port}/0?name=docs",
         f"redis://127.0.0.1:{port}/0?name=docs&password={SECRET}",
-        f"qdrant://127.0.0.1:{port}?collection=docs&api_key={SECRET}",
     ):
         message = _failed(_run(file_src, dst))
         assert "***" in message or "refused" in message.lower(), message
+    # qdrant-client checks the server's version in a thread of its own, which can outlive an in-process run: run
+    # the real command
+    argv = [sys.executable, "-m", "finetune_embed.cli", "index", "copy", file_src,
+            f"qdrant://127.0.0.1:{port}?collection=docs&api_key={SECRET}"]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert SECRET not in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert [line for line in done.stderr.splitlines() if line.startswith("Error:")] == [
+        "Error: the store refused: [Errno 111] Connection refused (qdrant_client: ResponseHandlingException)"
+    ]
 
 
 def test_a_missing_client_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -180,7 +191,6 @@ def test_a_copy_killed_with_sigkill_is_completed_by_the_rerun(redis_url: str, tm
     same command run again leaves exactly the source in the destination."""
     import os
     import signal
-    import subprocess
     import time
 
     from finetune_embed.stores import RedisIndex
