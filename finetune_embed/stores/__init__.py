@@ -14,13 +14,15 @@ if TYPE_CHECKING:
     from ._chroma import ChromaIndex as ChromaIndex
     from ._copy import CopyResult as CopyResult
     from ._copy import copy as copy
+    from ._qdrant import QdrantIndex as QdrantIndex
     from ._redis import RedisIndex as RedisIndex
 
-__all__ = ["ChromaIndex", "CopyResult", "RedisIndex", "copy"]
+__all__ = ["ChromaIndex", "CopyResult", "QdrantIndex", "RedisIndex", "copy"]
 
 # one line per adapter: public name -> the module that defines it
 _LAZY: dict[str, str] = {
     "ChromaIndex": "._chroma",
+    "QdrantIndex": "._qdrant",
     "RedisIndex": "._redis",  # Redis with RediSearch, one server or a Redis Cluster (extra: redis)
     "copy": "._copy",  # moving data between any two backends (no extra)
     "CopyResult": "._copy",
