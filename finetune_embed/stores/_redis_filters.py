@@ -16,6 +16,7 @@ range over tags) and raises :class:`~finetune_embed.UnsupportedFilterError`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -58,11 +59,19 @@ def _token(*parts: Any) -> str:
 _EVERY = _token("every item")
 
 
+@functools.lru_cache(maxsize=4096)
 def _present(path: str) -> str:
     return _token("has", path)
 
 
+@functools.lru_cache(maxsize=16384)
+def _scalar_equals(path: str, kind: str, value: Any) -> str:
+    return _token("eq", path, _canonical(value))
+
+
 def _equals(path: str, value: Any) -> str:
+    if value is None or isinstance(value, bool | int | float | str):  # the common case: cached (type in the key,
+        return _scalar_equals(path, type(value).__name__, value)  # so True and 1 stay apart)
     return _token("eq", path, _canonical(value))
 
 
