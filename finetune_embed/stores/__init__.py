@@ -16,14 +16,16 @@ if TYPE_CHECKING:
     from ._copy import copy as copy
     from ._qdrant import QdrantIndex as QdrantIndex
     from ._redis import RedisIndex as RedisIndex
+    from ._typesense import TypesenseIndex as TypesenseIndex
 
-__all__ = ["ChromaIndex", "CopyResult", "QdrantIndex", "RedisIndex", "copy"]
+__all__ = ["ChromaIndex", "CopyResult", "QdrantIndex", "RedisIndex", "TypesenseIndex", "copy"]
 
 # one line per adapter: public name -> the module that defines it
 _LAZY: dict[str, str] = {
     "ChromaIndex": "._chroma",
     "QdrantIndex": "._qdrant",
     "RedisIndex": "._redis",  # Redis with RediSearch, one server or a Redis Cluster (extra: redis)
+    "TypesenseIndex": "._typesense",  # Typesense, one node or a Raft cluster (extra: typesense)
     "copy": "._copy",  # moving data between any two backends (no extra)
     "CopyResult": "._copy",
 }

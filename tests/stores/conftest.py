@@ -199,11 +199,16 @@ REDIS = {  # backend -> (session fixture, RediSearch algorithm)
     "redis-cluster": ("redis_cluster_url", "flat"),
 }
 
+# --- Typesense 0.24.1: one node (tests/stores/_engine_typesense.py; the Raft cluster has its own tests) ------------
+
+from ._engine_typesense import typesense_node  # noqa: E402, F401  (session fixture)
 
 # --- the parametrised fixture ---------------------------------------------------------------------------------------
 
 # Chroma: HNSW with ef_search >= n (see docs)
-EXACT_BACKENDS = ["memory", "pgvector", "chroma", "chroma-server", "qdrant", "redis", "redis-cluster"]
+EXACT_BACKENDS = ["memory", "pgvector", "chroma", "chroma-server", "qdrant", "redis", "redis-cluster", "typesense"]
+# Typesense: exact through its flat search; its HNSW mode (a graph built while inserting, ~30 s for the recall test's
+# 10k x 384 on 2 cores) is tested on a smaller set in test_typesense.py and measured in benchmarks/bench_stores.py
 ANN_BACKENDS = ["pgvector-hnsw", "pgvector-halfvec-hnsw", "chroma-hnsw", "redis-hnsw"]
 ALL_BACKENDS = EXACT_BACKENDS + ANN_BACKENDS
 
@@ -225,6 +230,10 @@ def _build(name: str, request: pytest.FixtureRequest, tmp: Path) -> Backend:
 
         fixture, algorithm = REDIS[name]
         return backends(request.getfixturevalue(fixture), name, algorithm=algorithm, unique_name=unique_name)
+    if name == "typesense":
+        from . import _engine_typesense
+
+        return _engine_typesense.backends(request.getfixturevalue("typesense_node"), name, unique_name=unique_name)
     raise AssertionError(f"unknown backend {name}")
 
 
