@@ -197,10 +197,19 @@ REDIS = {  # backend -> (session fixture, RediSearch algorithm)
 }
 
 
+# --- Milvus: Milvus Lite and the real standalone server (tests/stores/_engine_milvus.py) ---------------------------
+
+from . import _engine_milvus  # noqa: E402
+
+milvus_uri = pytest.fixture(scope="session")(_engine_milvus.milvus_server_fixture)
+milvus_lite_uri = pytest.fixture(scope="session")(_engine_milvus.milvus_lite_fixture)
+MILVUS = {"milvus": "milvus_uri", "milvus-hnsw": "milvus_uri", "milvus-lite": "milvus_lite_uri"}  # -> fixture
+
+
 # --- the parametrised fixture ---------------------------------------------------------------------------------------
 
 # Chroma: HNSW with ef_search >= n (see docs)
-EXACT_BACKENDS = ["memory", "pgvector", "chroma", "chroma-server", "redis", "redis-cluster"]
+EXACT_BACKENDS = ["memory", "pgvector", "chroma", "chroma-server", "redis", "redis-cluster", "milvus-lite"]
 ANN_BACKENDS = ["pgvector-hnsw", "pgvector-halfvec-hnsw", "chroma-hnsw", "redis-hnsw"]
 ALL_BACKENDS = EXACT_BACKENDS + ANN_BACKENDS
 
@@ -220,6 +229,8 @@ def _build(name: str, request: pytest.FixtureRequest, tmp: Path) -> Backend:
 
         fixture, algorithm = REDIS[name]
         return backends(request.getfixturevalue(fixture), name, algorithm=algorithm, unique_name=unique_name)
+    if name in MILVUS:
+        return _engine_milvus.milvus_backend(name, request.getfixturevalue(MILVUS[name]))
     raise AssertionError(f"unknown backend {name}")
 
 

@@ -30,6 +30,7 @@ def test_docs_vector_stores_examples_run(
     assert "['en']" in out
     assert "Or(filters=(" in out
     assert "['b', 'c']" in out
+    assert "['b']\n" in out  # the Milvus Lite example
 
 
 def test_doctests_of_the_protocol_and_filters() -> None:
