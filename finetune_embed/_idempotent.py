@@ -19,6 +19,7 @@ adopted, so that calling again after a failure starts afresh).
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -88,14 +89,20 @@ def scan_pages(fetch: Callable[[str | None], Any], match: Callable[[Any], bool])
     return None
 
 
-async def ascan_pages(fetch: Callable[[str | None], Awaitable[Any]], match: Callable[[Any], bool]) -> Any | None:
-    """The async twin of :func:`scan_pages`."""
+async def ascan_pages(
+    fetch: Callable[[str | None], Awaitable[Any]], match: Callable[[Any], bool | Awaitable[bool]]
+) -> Any | None:
+    """The async twin of :func:`scan_pages` (``match`` may be a coroutine function, for a check that needs a
+    request of its own)."""
     after: str | None = None
     for _ in range(MAX_LOOKUP_PAGES):
         page = await fetch(after)
         items = _page_items(page)
         for item in items:
-            if match(item):
+            verdict = match(item)
+            if inspect.isawaitable(verdict):
+                verdict = await verdict
+            if verdict:
                 return item
         cursor = getattr(items[-1], "id", None) if items else None
         if not items or not getattr(page, "has_more", False) or not cursor or cursor == after:

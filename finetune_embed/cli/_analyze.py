@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ._common import azure_option, echo_json, handle_errors, json_option
+from ._embedder_options import embedder_model_options, tokenizer_from_option
 
 __all__ = ["analyze_command"]
 
@@ -21,6 +22,7 @@ __all__ = ["analyze_command"]
     "-m", "--embedding-model", default="text-embedding-3-small", show_default=True,
     help="Embedding model (Azure: deployment; any compatible server's model).",
 )  # fmt: skip
+@embedder_model_options(prefix="embedding-", base_model=True)
 @click.option("--dimensions", type=click.IntRange(min=1), help="Shorter vectors (text-embedding-3-* only).")
 @click.option("--clusters", type=click.IntRange(min=1), help="Number of topics (default: about sqrt(n/2), 2-12).")
 @click.option("--similarity", type=click.FloatRange(0, 1, min_open=True), default=0.95, show_default=True,
@@ -38,6 +40,9 @@ def analyze_command(
     path: Path,
     validation: Path | None,
     embedding_model: str,
+    base_model: str | None,
+    tokenizer: str | None,
+    max_input_tokens: int | None,
     dimensions: int | None,
     clusters: int | None,
     similarity: float,
@@ -63,7 +68,15 @@ def analyze_command(
 
     data = Dataset.from_json(path)
     client = client_from_options(azure)
-    embedder = Embedder(client, model=embedding_model, dimensions=dimensions, cache=not no_cache)
+    embedder = Embedder(
+        client,
+        model=embedding_model,
+        dimensions=dimensions,
+        cache=not no_cache,
+        base_model=base_model,
+        tokenizer=tokenizer_from_option(tokenizer),
+        max_input_tokens=max_input_tokens,
+    )
     with client, embedder:
         analysis = data.analyze(
             embedder,

@@ -16,6 +16,7 @@ import click
 from .._exceptions import FinetuneEmbedError
 from .._lines import MAX_LINE_BYTES, bounded_text_lines, csv_field_limit, open_input, read_lines
 from ._common import azure_option, echo_json, echo_table, handle_errors, json_option
+from ._embedder_options import embedder_model_options, tokenizer_from_option
 
 if TYPE_CHECKING:
     import numpy as np
@@ -203,6 +204,7 @@ def _save_npy(vectors: npt.NDArray[np.float32], out: Path) -> None:
 @click.option("--store-text", is_flag=True, help="Keep each text in the index metadata under 'text'.")
 @click.option("--dimensions", type=click.IntRange(min=1), help="Shorter vectors (text-embedding-3-* only).")
 @click.option("--base-model", help="The catalog model behind --model (Azure deployments, compatible servers).")
+@embedder_model_options()
 @click.option(
     "--cache",
     "cache_path",
@@ -236,6 +238,8 @@ def embed(
     store_text: bool,
     dimensions: int | None,
     base_model: str | None,
+    tokenizer: str | None,
+    max_input_tokens: int | None,
     cache_path: Path | None,
     no_cache: bool,
     long_inputs: str,
@@ -288,6 +292,8 @@ def embed(
         rpm=rpm,
         tpm=tpm,
         progress=progress,
+        tokenizer=tokenizer_from_option(tokenizer),
+        max_input_tokens=max_input_tokens,
     )
     with client, embedder:
         if dry_run:

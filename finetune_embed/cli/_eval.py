@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from ._common import azure_option, echo_json, handle_errors, json_option
+from ._embedder_options import embedder_model_options, tokenizer_from_option
 
 __all__ = ["eval_command"]
 
@@ -50,6 +51,7 @@ def _candidate(spec: str) -> Any:
     show_default=True,
     help="The embedding model of the embedding scorer.",
 )
+@embedder_model_options(prefix="embedding-", base_model=True)
 @click.option(
     "--cache",
     "cache_path",
@@ -77,6 +79,9 @@ def eval_command(
     max_tokens: int | None,
     limit: int | None,
     embedding_model: str,
+    base_model: str | None,
+    tokenizer: str | None,
+    max_input_tokens: int | None,
     cache_path: Path | None,
     no_cache: bool,
     max_concurrency: int,
@@ -112,7 +117,15 @@ def eval_command(
     if "embedding" in scorers:
         from ..embeddings import Embedder
 
-        embedder = Embedder(client, model=embedding_model, progress=progress, cache=not no_cache)
+        embedder = Embedder(
+            client,
+            model=embedding_model,
+            progress=progress,
+            cache=not no_cache,
+            base_model=base_model,
+            tokenizer=tokenizer_from_option(tokenizer),
+            max_input_tokens=max_input_tokens,
+        )
     params: dict[str, Any] = {}
     if temperature is not None:
         params["temperature"] = temperature

@@ -1,19 +1,34 @@
-"""``finetune-embed index build|info|search``: exact vector search over saved embeddings."""
+"""``finetune-embed index build|info|search|copy``: exact vector search over saved embeddings, and moving them
+between stores."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import click
 
-from ._common import azure_option, client_from_options, echo_json, echo_table, handle_errors, json_option
+from ._common import (
+    EXIT_FAILURE,
+    azure_option,
+    client_from_options,
+    echo_json,
+    echo_table,
+    handle_errors,
+    json_option,
+    one_line,
+)
+from ._embedder_options import embedder_model_options, tokenizer_from_option
 
 
 @click.group()
 def index() -> None:
-    """Build, inspect and search an exact embedding index (a directory written by EmbeddingIndex.save)."""
+    """Build, inspect and search an exact embedding index (a directory written by EmbeddingIndex.save), and copy
+    embeddings between stores (index directories, PostgreSQL, Chroma, Redis)."""
 
 
 def _read_ids(path: Path) -> list[str]:
@@ -197,6 +212,7 @@ def _read_queries(path: Path) -> Any:
 @click.argument("query", required=False)
 @click.option("--model", default=None, help="QUERY: embedding model (default: the one the index records).")
 @click.option("--base-model", default=None, help="QUERY: the catalog model behind --model (Azure, compatible).")
+@embedder_model_options()
 @click.option("--no-cache", is_flag=True, help="QUERY: do not read or write the embedding cache.")
 @azure_option
 @click.option("--vector-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -213,6 +229,8 @@ def search(
     query: str | None,
     model: str | None,
     base_model: str | None,
+    tokenizer: str | None,
+    max_input_tokens: int | None,
     no_cache: bool,
     azure: bool,
     vector_file: Path | None,
@@ -236,8 +254,10 @@ def search(
 
     if sum(x is not None for x in (query, vector_file, item_id)) != 1:
         raise click.UsageError("give exactly one of QUERY (text), --vector-file or --id.")
-    if query is None and (model or base_model or no_cache or azure):
-        raise click.UsageError("--model, --base-model, --no-cache and --azure are for a text QUERY.")
+    if query is None and (model or base_model or tokenizer or max_input_tokens or no_cache or azure):
+        raise click.UsageError(
+            "--model, --base-model, --tokenizer, --max-input-tokens, --no-cache and --azure are for a text QUERY."
+        )
     where_obj = None
     if where is not None:
         try:
@@ -250,7 +270,8 @@ def search(
             raise click.UsageError("--where must be a JSON object.")
     idx = EmbeddingIndex.load(path, verify=not no_verify)
     if query is not None:
-        results = [_search_text(idx, query, k, where_obj, set(exclude), model, base_model, no_cache, azure)]
+        embedder_kwargs = {"base_model": base_model, "tokenizer": tokenizer, "max_input_tokens": max_input_tokens}
+        results = [_search_text(idx, query, k, where_obj, set(exclude), model, embedder_kwargs, no_cache, azure)]
     elif item_id is not None:
         results = [idx.search_by_id(item_id, k, where=where_obj, exclude=set(exclude))]
     else:
@@ -279,11 +300,12 @@ def _search_text(
     where: Any,
     exclude: set[str],
     model: str | None,
-    base_model: str | None,
+    embedder_kwargs: dict[str, Any],
     no_cache: bool,
     azure: bool,
 ) -> Any:
-    """Embed QUERY with the index's model (or --model) and search."""
+    """Embed QUERY with the index's model (or --model) and search (``embedder_kwargs``: base_model, tokenizer,
+    max_input_tokens as the options gave them)."""
     from ..catalog import default_catalog
     from ..embeddings import Embedder
 
@@ -294,11 +316,113 @@ def _search_text(
         raise click.UsageError(
             f"the index holds {idx.model!r} embeddings; a {model!r} query vector cannot be compared with them."
         )
+    base_model = embedder_kwargs["base_model"]
     info = default_catalog().find_embedding_model(base_model or chosen)
     dimensions = idx.dim if info is not None and info.accepts_dimensions and info.dimensions != idx.dim else None
     client = client_from_options(azure)
     embedder = Embedder(
-        client, model=chosen, base_model=base_model, dimensions=dimensions, cache=not no_cache, progress=False
+        client,
+        model=chosen,
+        base_model=base_model,
+        dimensions=dimensions,
+        cache=not no_cache,
+        progress=False,
+        tokenizer=tokenizer_from_option(embedder_kwargs["tokenizer"]),
+        max_input_tokens=embedder_kwargs["max_input_tokens"],
     )
     with client, embedder:
         return idx.search_text(query, embedder, k, where=where, exclude=exclude)
+
+
+def _store_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """SRC / DST must start with a known scheme (a usage error otherwise, with the name's secrets masked)."""
+    from .._exceptions import ConfigError
+    from ..stores._names import check_name
+
+    try:
+        check_name(value)
+    except ConfigError as exc:
+        raise click.BadParameter(exc.message, ctx=ctx, param=param) from None
+    return value
+
+
+@contextlib.contextmanager
+def _store_errors(*names: str) -> Iterator[None]:
+    """Our errors and the engines' (raised inside a client library: psycopg, redis, chromadb, ...) as one line on
+    stderr and exit 1, with every secret of ``names`` masked."""
+    from .._exceptions import FinetuneEmbedError
+    from .._redact import redact
+    from ..stores._names import engine_packages, scrub
+    from ._words import cli_words
+
+    packages = {p for name in names for p in engine_packages(name)}
+    try:
+        yield
+    except (FinetuneEmbedError, OSError) as exc:
+        text = cli_words(str(exc)) if isinstance(exc, FinetuneEmbedError) else redact(str(exc))
+        click.echo(f"Error: {one_line(scrub(text, *names))}", err=True)
+        sys.exit(EXIT_FAILURE)
+    except Exception as exc:
+        engines = [name for name in _raised_in(exc) if name in packages]
+        if not engines:
+            raise
+        detail = one_line(scrub(redact(str(exc)), *names)) or "no details"
+        click.echo(f"Error: the store refused: {detail} ({engines[-1]}: {type(exc).__name__})", err=True)
+        sys.exit(EXIT_FAILURE)
+
+
+def _raised_in(exc: BaseException) -> list[str]:
+    """The top-level packages of the frames an exception passed through, outermost first."""
+    found: list[str] = []
+    tb = exc.__traceback__
+    while tb is not None:
+        found.append(str(tb.tb_frame.f_globals.get("__name__", "")).split(".")[0])
+        tb = tb.tb_next
+    return found
+
+
+@index.command("copy")
+@click.argument("src", callback=_store_name)
+@click.argument("dst", callback=_store_name)
+@click.option("--batch-size", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Items read and written per round trip.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace items DST holds under the same ids (default: skip identical ones, stop at different ones).")
+@click.option("--progress/--no-progress", default=None, help="A progress bar (default: when stderr is a terminal).")
+@json_option
+@handle_errors
+def copy_command(src: str, dst: str, batch_size: int, overwrite: bool, progress: bool | None, as_json: bool) -> None:
+    """Copy every item (id, vector, metadata) of the store SRC into the store DST, creating DST when missing.
+
+    Stores are named by URLs: file:./index (an index directory), postgresql://user@host/db?table=docs,
+    chroma:./folder?collection=docs, chroma+http://host:8000?collection=docs, redis://host:6379?name=docs.
+    Run the same command again after an interruption: items DST already holds with the same content are
+    skipped, so nothing is written twice. A file: DST is saved once, at the end.
+
+    \b
+    Examples:
+      finetune-embed index copy file:./reviews-index "postgresql://app@db/app?table=reviews"
+      finetune-embed index copy "postgresql://app@db/app?table=reviews" "chroma:./chroma-data?collection=reviews"
+    """
+    from ..stores._copy import copy
+    from ..stores._names import open_store, shown
+
+    with _store_errors(src, dst):
+        source = open_store(src, create=False)
+        try:
+            s = source.store
+            target = open_store(dst, create=True, dim=s.dim, metric=s.metric, model=s.model)
+            try:
+                result = copy(s, target.store, batch_size=batch_size, overwrite=overwrite, progress=progress)
+                target.finish()
+            finally:
+                target.store.close()
+        finally:
+            s.close()
+    summary = {"source": shown(src), "destination": shown(dst), "copied": result.copied, "skipped": result.skipped,
+               "total": result.total}
+    if as_json:
+        echo_json(summary)
+        return
+    already = f" ({result.skipped} were already there)" if result.skipped else ""
+    click.echo(f"Copied {result.copied} items from {shown(src)} to {shown(dst)}{already}")

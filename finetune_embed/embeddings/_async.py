@@ -135,6 +135,45 @@ class AsyncEmbedder(EmbedderBase):
         """See :meth:`Embedder.estimate` (runs in a worker thread)."""
         return await asyncio.to_thread(self._estimate, texts, rpm=rpm, tpm=tpm)
 
+    async def embed_batch_api(
+        self,
+        texts: Iterable[str],
+        *,
+        poll_interval: float = 30.0,
+        max_poll_interval: float = 600.0,
+        timeout: float | None = None,
+        max_requests_per_file: int = 50_000,
+        max_inputs_per_batch: int | None = None,
+        max_file_bytes: int = 200_000_000,
+        max_enqueued_tokens: int | None = None,
+        max_rounds: int = 3,
+        metadata: dict[str, str] | None = None,
+        delete_files: bool = True,
+    ) -> EmbeddingResult:
+        """See :meth:`Embedder.embed_batch_api`: the same batches, journal and resume. Planning, writing the batch
+        files and decoding the results run in worker threads; the waits between polls are ``sleep`` (default
+        :func:`asyncio.sleep`)."""
+        from ._batch_api import batch_settings
+        from ._batch_api_async import arun_batch_api
+
+        settings = batch_settings(
+            poll_interval=poll_interval,
+            max_poll_interval=max_poll_interval,
+            timeout=timeout,
+            max_requests_per_file=max_requests_per_file,
+            max_inputs_per_batch=max_inputs_per_batch,
+            max_file_bytes=max_file_bytes,
+            max_enqueued_tokens=max_enqueued_tokens,
+            max_rounds=max_rounds,
+            metadata=metadata,
+            delete_files=delete_files,
+        )
+        items = self._as_list(texts)
+        plan = await asyncio.to_thread(self.plan, items)
+        job = await asyncio.to_thread(self.new_job, plan, desc="Batch API")
+        await arun_batch_api(self, job, settings)
+        return self.finish(job)
+
     async def aclose(self) -> None:
         """Close the cache this embedder opened (the client stays open)."""
         self._close_cache()

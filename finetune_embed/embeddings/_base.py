@@ -550,7 +550,8 @@ class EmbedderBase:
         how = (
             f"counted with {self.tokenizer.name}"
             if self.tokenizer.exact
-            else f"estimated ({self.tokenizer.name}; pass tokenizer= the model's own tokenizer for exact counts)"
+            else f"estimated ({self.tokenizer.name}; for exact counts pass tokenizer= with the model's own tokenizer "
+            "or its tiktoken encoding)"
         )
         logger.warning(
             "Embedding model %r is not in finetune_embed's catalog (a compatible server's model?): its vector size "

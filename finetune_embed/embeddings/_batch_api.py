@@ -1,6 +1,6 @@
 """Batch API mode: embed a big corpus at half the price, results within 24 hours.
 
-What :meth:`Embedder.embed_batch_api` does:
+What :meth:`Embedder.embed_batch_api` (and its twin :meth:`AsyncEmbedder.embed_batch_api`) does:
 
 1. packs the texts still missing from the cache into request lines (≤ 2048 inputs, ≤ 300,000 tokens each);
 2. shards the lines into batch files within every limit: ≤ 50,000 requests, ≤ 50,000 embedding inputs and
@@ -21,6 +21,9 @@ server's batches are searched for the shard's request id and one found is adopte
 creating leaves the request id in the journal, and the next run looks it up before planning anything new. Without
 a cache (no journal) the request id is derived from the content, so a rerun looks each shard up before creating
 it. The input file is looked up the same way (by its tagged name and size) before any re-send.
+
+:class:`BatchRun` holds all of this that does no I/O; the sync runner here and the asyncio one in
+``_batch_api_async`` add only the API calls and the waiting, so both behave alike.
 """
 
 from __future__ import annotations
@@ -31,8 +34,9 @@ import os
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
@@ -49,9 +53,10 @@ from ._job import EmbedJob
 if TYPE_CHECKING:
     import openai
 
+    from ._base import EmbedderBase
     from ._embedder import Embedder
 
-__all__ = ["BatchAPIError", "BatchTimeoutError", "run_batch_api"]
+__all__ = ["BatchAPIError", "BatchSettings", "BatchTimeoutError", "batch_settings", "run_batch_api"]
 
 logger = get_logger("embeddings")
 
@@ -85,38 +90,141 @@ class _Shard:
         self.by_id = {line.custom_id: line for line in self.lines}
 
 
-class _Runner:
+@dataclass(frozen=True)
+class BatchSettings:
+    """The checked keyword arguments of ``embed_batch_api`` (see :meth:`Embedder.embed_batch_api`)."""
+
+    poll_interval: float
+    max_poll_interval: float
+    timeout: float | None
+    max_requests_per_file: int
+    max_inputs_per_batch: int
+    max_file_bytes: int
+    max_enqueued_tokens: int | None
+    max_rounds: int
+    metadata: dict[str, str] | None
+    delete_files: bool
+
+
+def batch_settings(
+    *,
+    poll_interval: float = 30.0,
+    max_poll_interval: float = 600.0,
+    timeout: float | None = None,
+    max_requests_per_file: int = MAX_FILE_REQUESTS,
+    max_inputs_per_batch: int | None = None,
+    max_file_bytes: int = MAX_FILE_BYTES,
+    max_enqueued_tokens: int | None = None,
+    max_rounds: int = 3,
+    metadata: dict[str, str] | None = None,
+    delete_files: bool = True,
+) -> BatchSettings:
+    """Check the Batch API limits a caller gave (:class:`ConfigError` for one out of range)."""
+    catalog_limit = default_catalog().max_batch_file_inputs
+    if not 1 <= max_requests_per_file <= MAX_FILE_REQUESTS:
+        raise ConfigError(f"max_requests_per_file must be between 1 and {MAX_FILE_REQUESTS}")
+    inputs_cap = catalog_limit if max_inputs_per_batch is None else max_inputs_per_batch
+    if not 1 <= inputs_cap <= catalog_limit:
+        raise ConfigError(f"max_inputs_per_batch must be between 1 and {catalog_limit}")
+    if not 1 <= max_file_bytes <= MAX_FILE_BYTES:
+        raise ConfigError(f"max_file_bytes must be between 1 and {MAX_FILE_BYTES}")
+    if max_rounds < 1:
+        raise ConfigError("max_rounds must be at least 1")
+    return BatchSettings(
+        poll_interval=poll_interval,
+        max_poll_interval=max_poll_interval,
+        timeout=timeout,
+        max_requests_per_file=max_requests_per_file,
+        max_inputs_per_batch=inputs_cap,
+        max_file_bytes=max_file_bytes,
+        max_enqueued_tokens=max_enqueued_tokens,
+        max_rounds=max_rounds,
+        metadata=metadata,
+        delete_files=delete_files,
+    )
+
+
+@dataclass
+class JournalEntry:
+    """A journaled batch whose lines are all texts of this call still missing."""
+
+    entry: str
+    lines: dict[str, list[bytes]]
+    tokens: int
+    units_by_line: dict[str, list[int]]
+    units: npt.NDArray[np.int64]
+
+    @property
+    def pending_tag(self) -> str | None:
+        """The client request id of a batch a failed run was creating (it may not exist), else ``None``."""
+        return self.entry[len(PENDING) :] if self.entry.startswith(PENDING) else None
+
+
+@dataclass
+class ShardFile:
+    """A shard written to a temporary JSONL file, named after its client request id."""
+
+    path: str
+    tag: str
+    name: str
+    size: int
+    look_first: bool  # a rerun: look for the file (and, without a journal, the batch) before creating
+
+    def same(self, file: Any) -> bool:
+        """Whether a server file is this shard's upload (its tagged name and byte count)."""
+        return getattr(file, "filename", None) == self.name and getattr(file, "bytes", None) == self.size
+
+
+class Collector:
+    """Decodes the lines of one finished batch's output and error files into the job."""
+
+    def __init__(self, job: EmbedJob, shard: _Shard) -> None:
+        self.job = job
+        self.shard = shard
+        self.done: set[str] = set()
+        self.line_errors: dict[str, str] = {}
+
+    def on_output(self, record: dict[str, Any]) -> None:
+        cid = record.get("custom_id")
+        line = self.shard.by_id.get(cid) if isinstance(cid, str) else None
+        if line is None or line.custom_id in self.done:
+            return
+        response = record.get("response") or {}
+        body = response.get("body") or {}
+        if response.get("status_code") != 200:
+            self.line_errors[line.custom_id] = _line_error(record)
+            return
+        job = self.job
+        try:
+            job.accept(line.units, body.get("data"), allow_missing=False)
+        except EmbeddingResponseError as exc:
+            self.line_errors[line.custom_id] = f"bad response: {exc}"
+            return
+        self.done.add(line.custom_id)
+        self.line_errors.pop(line.custom_id, None)
+        with job.lock:
+            job.requests += 1
+            job.tokens_sent += line.tokens
+
+    def on_error(self, record: dict[str, Any]) -> None:
+        cid = record.get("custom_id")
+        if isinstance(cid, str) and cid in self.shard.by_id and cid not in self.done:
+            self.line_errors[cid] = _line_error(record)
+
+
+class BatchRun:
+    """What a Batch API run knows and decides, without any I/O: planning, sharding, the journal, decoding results
+    and what to send again. :class:`_Runner` (sync) and the async runner add the API calls and the waiting."""
+
     def __init__(
-        self,
-        embedder: Embedder,
-        job: EmbedJob,
-        *,
-        poll_interval: float,
-        max_poll_interval: float,
-        timeout: float | None,
-        max_requests_per_file: int,
-        max_inputs_per_batch: int,
-        max_file_bytes: int,
-        max_enqueued_tokens: int | None,
-        max_rounds: int,
-        metadata: dict[str, str] | None,
-        delete_files: bool,
+        self, embedder: EmbedderBase, job: EmbedJob, settings: BatchSettings, clock: Callable[[], float]
     ) -> None:
         self.embedder = embedder
         self.job = job
-        self.client = embedder.client
-        self.sleep = embedder.sleep or time.sleep
-        self.clock = embedder.clock
-        self.poll_interval = poll_interval
-        self.max_poll_interval = max_poll_interval
-        self.deadline = None if timeout is None else self.clock() + timeout
-        self.max_requests_per_file = max_requests_per_file
-        self.max_inputs_per_batch = max_inputs_per_batch
-        self.max_file_bytes = max_file_bytes
-        self.max_enqueued_tokens = max_enqueued_tokens
-        self.max_rounds = max_rounds
-        self.metadata = metadata
-        self.delete_files = delete_files
+        self.settings = settings
+        self.clock = clock
+        self.deadline = None if settings.timeout is None else clock() + settings.timeout
+        self.max_enqueued_tokens = settings.max_enqueued_tokens
         self.todo: deque[_Shard] = deque()
         self.active: list[_Shard] = []
         self.fatal: list[str] = []
@@ -132,7 +240,7 @@ class _Runner:
     def lines_for(self, units: npt.NDArray[np.int64], attempt: int) -> list[_Line]:
         job = self.job
         counts = job.unit_tokens[units].tolist()
-        max_inputs = min(self.embedder.request_max_inputs(), self.max_inputs_per_batch)
+        max_inputs = min(self.embedder.request_max_inputs(), self.settings.max_inputs_per_batch)
         ranges = pack_by_tokens(counts, max_inputs=max_inputs, max_tokens=self.embedder.request_max_tokens())
         return [
             _Line(self._new_id(attempt), units[r.start : r.stop], int(sum(counts[r.start : r.stop])), attempt)
@@ -145,22 +253,23 @@ class _Runner:
         return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
 
     def shards_for(self, lines: list[_Line]) -> list[_Shard]:
+        settings = self.settings
         shards: list[_Shard] = []
         current: list[_Line] = []
         size = inputs = tokens = 0
         token_cap = self.max_enqueued_tokens
         for line in lines:
             line_bytes = len(self.line_json(line))
-            if line_bytes > self.max_file_bytes:
+            if line_bytes > settings.max_file_bytes:
                 raise EmbeddingError(
-                    f"one batch request line is {line_bytes} bytes, over the {self.max_file_bytes}-byte file limit; "
-                    "lower max_batch_inputs"
+                    f"one batch request line is {line_bytes} bytes, over the {settings.max_file_bytes}-byte file "
+                    "limit; lower max_batch_inputs"
                 )
             n = int(line.units.size)
             full = current and (
-                len(current) + 1 > self.max_requests_per_file
-                or inputs + n > self.max_inputs_per_batch
-                or size + line_bytes > self.max_file_bytes
+                len(current) + 1 > settings.max_requests_per_file
+                or inputs + n > settings.max_inputs_per_batch
+                or size + line_bytes > settings.max_file_bytes
                 or (token_cap is not None and tokens + line.tokens > token_cap)
             )
             if full:
@@ -174,34 +283,23 @@ class _Runner:
             shards.append(_Shard(current, tokens))
         return shards
 
+    def plan(self, covered: npt.NDArray[np.bool_]) -> None:
+        """Shard the texts still missing that no resumed batch covers."""
+        job = self.job
+        missing = job.missing()
+        missing = missing[~covered[missing]]
+        if job.cache is None:
+            logger.warning("Batch API without a cache: a run that is killed cannot resume its batches")
+        self.todo.extend(self.shards_for(self.lines_for(missing, 1)))
+
     # --- resuming -----------------------------------------------------------------------------------------------
 
-    def _adopt_pending(self, entry: str, lines: dict[str, list[bytes]], tokens: int) -> str | None:
-        """The batch a journal entry ``pending:<request id>`` stands for, if the server has it (then journaled
-        under its id); else the entry is dropped and its texts are planned again."""
-        cache = self.job.cache
-        assert cache is not None
-        tag = entry[len(PENDING) :]
-        batch = self.client.request(
-            lambda sdk: _find_batch(sdk, tag, retrying=True), description=f"look up batch {tag}"
-        )
-        if batch is None:
-            logger.info("Batch request %s from an earlier run never reached the server; planning it again", tag)
-            cache.journal_remove(entry)
-            self.unfinished.add(tag)  # its input file may have been uploaded: look before uploading again
-            return None
-        logger.info("Batch request %s from an earlier run was created as %s; adopting it", tag, batch.id)
-        cache.journal_add(batch.id, self.job.model, self.job.dimensions, lines, tokens)
-        cache.journal_remove(entry)
-        return str(batch.id)
-
-    def resume(self) -> npt.NDArray[np.bool_]:
-        """Adopt journaled batches whose lines are all texts of this call still missing (looking up on the server
-        the ones a failed run was creating); returns the units they cover."""
+    def journal_entries(self) -> Iterator[JournalEntry]:
+        """The journaled batches whose lines are all texts of this call still missing (entries already processed
+        are dropped; another call's batches are left for that call)."""
         job = self.job
-        covered = np.zeros(job.plan.n_units, dtype=bool)
         if job.cache is None or job.keys is None:
-            return covered
+            return
         unit_of = {key: u for u, key in enumerate(job.keys)}
         for entry, lines, tokens in job.cache.journal_pending(job.model, job.dimensions):
             units_by_line = {cid: [unit_of.get(k) for k in keys] for cid, keys in lines.items()}
@@ -212,24 +310,44 @@ class _Runner:
             if job.unit_done[arr].all():
                 job.cache.journal_remove(entry)  # already processed
                 continue
-            batch_id: str | None = entry
-            if entry.startswith(PENDING):
-                batch_id = self._adopt_pending(entry, lines, tokens)
-                if batch_id is None:
-                    continue
-            if covered[arr].any() or job.unit_done[arr].any():
-                continue
-            covered[arr] = True
-            shard_lines = [
-                _Line(cid, np.asarray(us, dtype=np.int64), int(job.unit_tokens[np.asarray(us, dtype=np.int64)].sum()))
-                for cid, us in units_by_line.items()
-            ]
-            shard = _Shard(shard_lines, tokens, batch_id=batch_id, resumed=True)
-            self.active.append(shard)
-            logger.info("Resuming batch %s (%d requests) from the journal", batch_id, len(shard_lines))
-        return covered
+            known = {cid: [u for u in us if u is not None] for cid, us in units_by_line.items()}
+            yield JournalEntry(entry, lines, tokens, known, arr)
 
-    # --- API calls ----------------------------------------------------------------------------------------------
+    def adopt_pending(self, item: JournalEntry, batch: Any | None) -> str | None:
+        """After looking up the batch a ``pending:<request id>`` entry stands for: journal it under its id, or,
+        when the server never got it, drop the entry so that its texts are planned again."""
+        cache = self.job.cache
+        tag = item.pending_tag
+        assert cache is not None
+        assert tag is not None
+        if batch is None:
+            logger.info("Batch request %s from an earlier run never reached the server; planning it again", tag)
+            cache.journal_remove(item.entry)
+            self.unfinished.add(tag)  # its input file may have been uploaded: look before uploading again
+            return None
+        logger.info("Batch request %s from an earlier run was created as %s; adopting it", tag, batch.id)
+        cache.journal_add(batch.id, self.job.model, self.job.dimensions, item.lines, item.tokens)
+        cache.journal_remove(item.entry)
+        return str(batch.id)
+
+    def take_over(self, item: JournalEntry, batch_id: str, covered: npt.NDArray[np.bool_]) -> None:
+        """Poll journaled batch ``batch_id`` in this run (unless its texts are covered already)."""
+        job = self.job
+        arr = item.units
+        if covered[arr].any() or job.unit_done[arr].any():
+            return
+        covered[arr] = True
+        shard_lines = [
+            _Line(cid, np.asarray(us, dtype=np.int64), int(job.unit_tokens[np.asarray(us, dtype=np.int64)].sum()))
+            for cid, us in item.units_by_line.items()
+        ]
+        self.active.append(_Shard(shard_lines, item.tokens, batch_id=batch_id, resumed=True))
+        logger.info("Resuming batch %s (%d requests) from the journal", batch_id, len(shard_lines))
+
+    def no_cover(self) -> npt.NDArray[np.bool_]:
+        return np.zeros(self.job.plan.n_units, dtype=bool)
+
+    # --- creating -----------------------------------------------------------------------------------------------
 
     def _journal(self, entry: str, shard: _Shard) -> None:
         job = self.job
@@ -243,8 +361,10 @@ class _Runner:
                 shard.tokens,
             )
 
-    def submit(self, shard: _Shard) -> None:
-        job = self.job
+    def write_shard(self, shard: _Shard) -> ShardFile:
+        """Write the shard's request lines to a temporary file (the caller deletes it) and journal its client
+        request id (a hash of the content: the same shard always gets the same one) before anything is created,
+        so that a failed run leaves the id behind."""
         digest = hashlib.sha256()
         fd, path = tempfile.mkstemp(prefix="finetune-embed-batch-", suffix=".jsonl")
         try:
@@ -255,209 +375,136 @@ class _Runner:
                     digest.update(data)
                     size += len(data)
                     fh.write(data)
-            # the client request id: the same shard (model, dimensions, custom ids, texts) always gets the same one
             tag = f"batch-{digest.hexdigest()[:32]}"
-            name = f"embeddings-{tag}.jsonl"
-            rerun_check = job.cache is None  # without a journal, a rerun is recognised on the server only
-            self._journal(PENDING + tag, shard)  # before anything is created: a failed run leaves the id behind
-
-            def upload(sdk: openai.OpenAI) -> Any:
-                with open(path, "rb") as fh:
-                    return sdk.files.create(file=(name, fh, "application/jsonl"), purpose="batch")
-
-            def find_file(sdk: openai.OpenAI, retrying: bool) -> Any:
-                def same(file: Any) -> bool:
-                    return getattr(file, "filename", None) == name and getattr(file, "bytes", None) == size
-
-                return scan_pages(lambda after: _batch_files_page(sdk, after), same)
-
-            file = create_once(
-                self.client,
-                upload,
-                find_file,
-                description="upload batch input file",
-                look_first=rerun_check or tag in self.unfinished,
-            )
-        finally:
+            self._journal(PENDING + tag, shard)
+        except BaseException:
             os.unlink(path)
-        shard.input_file_id = file.id
-        meta = {"created_by": "finetune_embed", "model": job.model}
-        meta.update(self.metadata or {})
+            raise
+        # without a journal, a rerun is recognised on the server only
+        return ShardFile(path, tag, f"embeddings-{tag}.jsonl", size, look_first=self.job.cache is None)
+
+    def batch_metadata(self, tag: str) -> dict[str, str]:
+        meta = {"created_by": "finetune_embed", "model": self.job.model}
+        meta.update(self.settings.metadata or {})
         meta[REQUEST_KEY] = tag
-        batch = create_once(
-            self.client,
-            lambda sdk: sdk.batches.create(
-                input_file_id=file.id, endpoint=ENDPOINT, completion_window="24h", metadata=meta
-            ),
-            lambda sdk, retrying: _find_batch(sdk, tag, retrying=retrying),
-            description="create batch",
-            look_first=rerun_check,
-        )
-        shard.batch_id = batch.id
-        self._journal(batch.id, shard)
-        if job.cache is not None:
-            job.cache.journal_remove(PENDING + tag)
+        return meta
+
+    def created(self, shard: _Shard, file_id: str, batch_id: str, tag: str) -> None:
+        """Journal a batch just created (or adopted) for ``shard`` and poll it from now on."""
+        shard.input_file_id = file_id
+        shard.batch_id = batch_id
+        self._journal(batch_id, shard)
+        if self.job.cache is not None:
+            self.job.cache.journal_remove(PENDING + tag)
         logger.info(
             "Created batch %s: %d requests, %d inputs, %d tokens",
-            batch.id,
+            batch_id,
             len(shard.lines),
             sum(int(line.units.size) for line in shard.lines),
             shard.tokens,
         )
         self.active.append(shard)
 
-    def _for_each_line(self, file_id: str, handle: Callable[[dict[str, Any]], None]) -> None:
-        """Stream a result file and call ``handle`` on each JSON line (no whole file in memory). A download
-        that fails half-way is retried from the start; ``handle`` must tolerate seeing a line twice."""
+    def next_to_submit(self) -> _Shard | None:
+        """The next shard to create, if the enqueued-token limit leaves room for it (one batch always may)."""
+        cap = self.max_enqueued_tokens
+        if self.todo and (cap is None or not self.active or self.enqueued() + self.todo[0].tokens <= cap):
+            return self.todo.popleft()
+        return None
 
-        check_path_id(file_id, argument="batch result file id", example="file-abc123")
+    def enqueued(self) -> int:
+        return sum(s.tokens for s in self.active)
 
-        def download(sdk: openai.OpenAI) -> None:
-            with sdk.files.with_streaming_response.content(file_id) as resp:
-                for raw in resp.iter_lines():
-                    if not raw.strip():
-                        continue
-                    try:
-                        record = json.loads(raw)
-                    except ValueError as exc:
-                        raise EmbeddingResponseError(
-                            f"batch file {file_id} has a line that is not JSON: {exc}"
-                        ) from exc
-                    if isinstance(record, dict):
-                        handle(record)
+    # --- results ------------------------------------------------------------------------------------------------
 
-        self.client.request(download, description=f"download batch file {file_id}")
-
-    def _delete(self, file_id: str | None) -> None:
-        if not file_id or not self.delete_files:
-            return
+    @staticmethod
+    def decode_line(file_id: str, raw: str | bytes) -> dict[str, Any] | None:
+        """One line of a result file as a JSON object (``None`` for a blank line or a non-object)."""
+        if not raw.strip():
+            return None
         try:
-            self.client.request(lambda sdk: sdk.files.delete(file_id), description="delete batch file")
-        except Exception as exc:  # housekeeping only
-            logger.warning("Could not delete batch file %s: %s", file_id, exc)
+            record = json.loads(raw)
+        except ValueError as exc:
+            raise EmbeddingResponseError(f"batch file {file_id} has a line that is not JSON: {exc}") from exc
+        return record if isinstance(record, dict) else None
 
-    def collect(self, shard: _Shard, batch: Any) -> list[_Line]:
-        """Decode a finished batch; returns the lines to send again."""
-        job = self.job
-        status = batch.status
-        if status == "failed":
-            errors = [f"{e.code}: {e.message}" for e in (getattr(batch.errors, "data", None) or [])]
-            if any("token" in e.lower() and "limit" in e.lower() for e in errors):
-                logger.warning("Batch %s failed on the enqueued-token limit; resubmitting later", batch.id)
-                if self.max_enqueued_tokens is None:
-                    self.max_enqueued_tokens = max(1, shard.tokens // 2)
-                self._forget(shard)
-                return list(shard.lines)
-            self._forget(shard)
-            raise BatchAPIError(
-                f"batch {batch.id} failed: {'; '.join(errors) or 'no reason given'}", batch_id=batch.id, errors=errors
-            )
-        done: set[str] = set()
-        line_errors: dict[str, str] = {}
+    def failed(self, shard: _Shard, batch: Any) -> list[_Line]:
+        """A batch that failed as a whole: sent again (later, smaller) when it hit the enqueued-token limit,
+        else :class:`BatchAPIError`."""
+        errors = [f"{e.code}: {e.message}" for e in (getattr(batch.errors, "data", None) or [])]
+        if any("token" in e.lower() and "limit" in e.lower() for e in errors):
+            logger.warning("Batch %s failed on the enqueued-token limit; resubmitting later", batch.id)
+            if self.max_enqueued_tokens is None:
+                self.max_enqueued_tokens = max(1, shard.tokens // 2)
+            self.forget(shard)
+            return list(shard.lines)
+        self.forget(shard)
+        raise BatchAPIError(
+            f"batch {batch.id} failed: {'; '.join(errors) or 'no reason given'}", batch_id=batch.id, errors=errors
+        )
 
-        def on_output(record: dict[str, Any]) -> None:
-            cid = record.get("custom_id")
-            line = shard.by_id.get(cid) if isinstance(cid, str) else None
-            if line is None or line.custom_id in done:
-                return
-            response = record.get("response") or {}
-            body = response.get("body") or {}
-            if response.get("status_code") != 200:
-                line_errors[line.custom_id] = _line_error(record)
-                return
-            try:
-                job.accept(line.units, body.get("data"), allow_missing=False)
-            except EmbeddingResponseError as exc:
-                line_errors[line.custom_id] = f"bad response: {exc}"
-                return
-            done.add(line.custom_id)
-            line_errors.pop(line.custom_id, None)
-            with job.lock:
-                job.requests += 1
-                job.tokens_sent += line.tokens
-
-        def on_error(record: dict[str, Any]) -> None:
-            cid = record.get("custom_id")
-            if isinstance(cid, str) and cid in shard.by_id and cid not in done:
-                line_errors[cid] = _line_error(record)
-
-        if batch.output_file_id:
-            self._for_each_line(batch.output_file_id, on_output)
-        if batch.error_file_id:
-            self._for_each_line(batch.error_file_id, on_error)
+    def settle(self, shard: _Shard, batch: Any, collector: Collector) -> list[_Line]:
+        """After a finished batch's files were read: the lines to send again (lines the server refused are
+        recorded as failed for good)."""
         retry: list[_Line] = []
         for line in shard.lines:
-            if line.custom_id in done:
+            if line.custom_id in collector.done:
                 continue
-            reason = line_errors.get(line.custom_id, f"no result (batch {status})")
+            reason = collector.line_errors.get(line.custom_id, f"no result (batch {batch.status})")
             if _permanent(reason):
                 self.fatal.append(f"{line.custom_id} (inputs {self._inputs_of(line)}): {reason}")
             else:
                 retry.append(line)
-        self._forget(shard)
-        for file_id in (shard.input_file_id, batch.output_file_id, batch.error_file_id):
-            self._delete(file_id)
-        logger.info("Batch %s %s: %d requests done, %d to retry", batch.id, status, len(done), len(retry))
+        self.forget(shard)
+        logger.info(
+            "Batch %s %s: %d requests done, %d to retry", batch.id, batch.status, len(collector.done), len(retry)
+        )
         return retry
+
+    def files_to_delete(self, shard: _Shard, batch: Any) -> list[str]:
+        if not self.settings.delete_files:
+            return []
+        ids = (shard.input_file_id, batch.output_file_id, batch.error_file_id)
+        return [str(file_id) for file_id in ids if file_id]
 
     def _inputs_of(self, line: _Line) -> str:
         first = [self.job.first_input_of(int(u)) for u in line.units[:3].tolist()]
         return ", ".join(map(str, first)) + (" ..." if line.units.size > 3 else "")
 
-    def _forget(self, shard: _Shard) -> None:
+    def forget(self, shard: _Shard) -> None:
         if shard.batch_id and self.job.cache is not None:
             self.job.cache.journal_remove(shard.batch_id)
 
     # --- the loop -----------------------------------------------------------------------------------------------
 
-    def enqueued(self) -> int:
-        return sum(s.tokens for s in self.active)
+    def check_deadline(self) -> None:
+        if self.deadline is not None and self.clock() >= self.deadline:
+            ids = [s.batch_id for s in self.active if s.batch_id]
+            raise BatchTimeoutError(
+                f"the Batch API did not finish within the timeout; batches {', '.join(ids)} go on on the server "
+                "and the next embed_batch_api() call over the same texts resumes them",
+                batch_ids=ids,
+            )
 
-    def fill(self) -> None:
-        cap = self.max_enqueued_tokens
-        while self.todo and (cap is None or not self.active or self.enqueued() + self.todo[0].tokens <= cap):
-            self.submit(self.todo.popleft())
+    def next_interval(self, interval: float) -> float:
+        return min(self.settings.max_poll_interval, interval * 1.5)
 
-    def run(self) -> None:
-        job = self.job
-        covered = self.resume()
-        missing = job.missing()
-        missing = missing[~covered[missing]]
-        if job.cache is None:
-            logger.warning("Batch API without a cache: a run that is killed cannot resume its batches")
-        self.todo.extend(self.shards_for(self.lines_for(missing, 1)))
-        interval = self.poll_interval
-        while self.todo or self.active:
-            self.fill()
-            if self.deadline is not None and self.clock() >= self.deadline:
-                ids = [s.batch_id for s in self.active if s.batch_id]
-                raise BatchTimeoutError(
-                    f"the Batch API did not finish within the timeout; batches {', '.join(ids)} go on on the server "
-                    "and the next embed_batch_api() call over the same texts resumes them",
-                    batch_ids=ids,
-                )
-            self.sleep(interval)
-            interval = min(self.max_poll_interval, interval * 1.5)
-            for shard in list(self.active):
-                batch_id = shard.batch_id
-                assert batch_id is not None
-                batch = self.client.request(_retrieve(batch_id), description="poll batch")
-                if batch.status not in TERMINAL:
-                    continue
-                self.active.remove(shard)
-                retry = self.collect(shard, batch)
-                if not retry:
-                    continue
-                again = [line for line in retry if line.attempt < self.max_rounds]
-                for line in retry:
-                    if line.attempt >= self.max_rounds:
-                        where = f"{line.custom_id} (inputs {self._inputs_of(line)})"
-                        self.fatal.append(f"{where}: failed {line.attempt} times")
-                if again:
-                    attempt = max(line.attempt for line in again) + 1
-                    units = np.concatenate([line.units for line in again])
-                    self.todo.extend(self.shards_for(self.lines_for(units, attempt)))
-                interval = self.poll_interval
+    def requeue(self, retry: list[_Line]) -> bool:
+        """Plan the lines of a finished batch to send again (up to ``max_rounds`` times each); whether any."""
+        if not retry:
+            return False
+        max_rounds = self.settings.max_rounds
+        again = [line for line in retry if line.attempt < max_rounds]
+        for line in retry:
+            if line.attempt >= max_rounds:
+                self.fatal.append(f"{line.custom_id} (inputs {self._inputs_of(line)}): failed {line.attempt} times")
+        if again:
+            attempt = max(line.attempt for line in again) + 1
+            units = np.concatenate([line.units for line in again])
+            self.todo.extend(self.shards_for(self.lines_for(units, attempt)))
+        return True
+
+    def raise_fatal(self) -> None:
         if self.fatal:
             raise BatchAPIError(
                 f"{len(self.fatal)} batch request(s) failed: "
@@ -468,33 +515,151 @@ class _Runner:
             )
 
 
+class _Runner(BatchRun):
+    """The synchronous run: :class:`BatchRun` plus the API calls (through the client's retry policy) and the
+    sleeping between polls."""
+
+    def __init__(self, embedder: Embedder, job: EmbedJob, settings: BatchSettings) -> None:
+        super().__init__(embedder, job, settings, embedder.clock)
+        self.client = embedder.client
+        self.sleep = embedder.sleep or time.sleep
+
+    def resume(self) -> npt.NDArray[np.bool_]:
+        """Adopt journaled batches whose lines are all texts of this call still missing (looking up on the server
+        the ones a failed run was creating); returns the units they cover."""
+        covered = self.no_cover()
+        for item in self.journal_entries():
+            batch_id: str | None = item.entry
+            tag = item.pending_tag
+            if tag is not None:
+                batch = self.client.request(
+                    partial(_find_batch, tag=tag, retrying=True), description=f"look up batch {tag}"
+                )
+                batch_id = self.adopt_pending(item, batch)
+            if batch_id is not None:
+                self.take_over(item, batch_id, covered)
+        return covered
+
+    def submit(self, shard: _Shard) -> None:
+        staged = self.write_shard(shard)
+        try:
+
+            def upload(sdk: openai.OpenAI) -> Any:
+                with open(staged.path, "rb") as fh:
+                    return sdk.files.create(file=(staged.name, fh, "application/jsonl"), purpose="batch")
+
+            file = create_once(
+                self.client,
+                upload,
+                lambda sdk, retrying: scan_pages(lambda after: _batch_files_page(sdk, after), staged.same),
+                description="upload batch input file",
+                look_first=staged.look_first or staged.tag in self.unfinished,
+            )
+        finally:
+            os.unlink(staged.path)
+        meta = self.batch_metadata(staged.tag)
+        batch = create_once(
+            self.client,
+            lambda sdk: sdk.batches.create(
+                input_file_id=file.id, endpoint=ENDPOINT, completion_window="24h", metadata=meta
+            ),
+            lambda sdk, retrying: _find_batch(sdk, staged.tag, retrying=retrying),
+            description="create batch",
+            look_first=staged.look_first,
+        )
+        self.created(shard, file.id, batch.id, staged.tag)
+
+    def _for_each_line(self, file_id: str, handle: Callable[[dict[str, Any]], None]) -> None:
+        """Stream a result file and call ``handle`` on each JSON line (no whole file in memory). A download
+        that fails half-way is retried from the start; ``handle`` must tolerate seeing a line twice."""
+
+        check_path_id(file_id, argument="batch result file id", example="file-abc123")
+
+        def download(sdk: openai.OpenAI) -> None:
+            with sdk.files.with_streaming_response.content(file_id) as resp:
+                for raw in resp.iter_lines():
+                    record = self.decode_line(file_id, raw)
+                    if record is not None:
+                        handle(record)
+
+        self.client.request(download, description=f"download batch file {file_id}")
+
+    def _delete(self, file_id: str) -> None:
+        try:
+            self.client.request(lambda sdk: sdk.files.delete(file_id), description="delete batch file")
+        except Exception as exc:  # housekeeping only
+            logger.warning("Could not delete batch file %s: %s", file_id, exc)
+
+    def collect(self, shard: _Shard, batch: Any) -> list[_Line]:
+        """Decode a finished batch; returns the lines to send again."""
+        if batch.status == "failed":
+            return self.failed(shard, batch)
+        collector = Collector(self.job, shard)
+        if batch.output_file_id:
+            self._for_each_line(batch.output_file_id, collector.on_output)
+        if batch.error_file_id:
+            self._for_each_line(batch.error_file_id, collector.on_error)
+        retry = self.settle(shard, batch, collector)
+        for file_id in self.files_to_delete(shard, batch):
+            self._delete(file_id)
+        return retry
+
+    def run(self) -> None:
+        self.plan(self.resume())
+        interval = self.settings.poll_interval
+        while self.todo or self.active:
+            while (shard := self.next_to_submit()) is not None:
+                self.submit(shard)
+            self.check_deadline()
+            self.sleep(interval)
+            interval = self.next_interval(interval)
+            for shard in list(self.active):
+                assert shard.batch_id is not None
+                batch = self.client.request(_retrieve(shard.batch_id), description="poll batch")
+                if batch.status not in TERMINAL:
+                    continue
+                self.active.remove(shard)
+                if self.requeue(self.collect(shard, batch)):
+                    interval = self.settings.poll_interval
+        self.raise_fatal()
+
+
 def _batch_files_page(sdk: Any, after: str | None) -> Any:
     from openai import omit
 
     return sdk.files.list(purpose="batch", after=after if after else omit, limit=10_000)
 
 
+def verdict(batch: Any, tag: str, *, retrying: bool) -> bool | None:
+    """Whether a listed batch is the one created with client request id ``tag`` and may be adopted: a retry (or a
+    journaled request) adopts it whatever its status; a rerun without a journal adopts one still running, or
+    (``None``: look the file up first) a completed one whose output file is still there (a finished batch whose
+    results were already taken cannot be read again)."""
+    if request_id_of(batch) != tag:
+        return False
+    status = str(getattr(batch, "status", ""))
+    if retrying or status in ACTIVE:
+        return True
+    if status != "completed" or not getattr(batch, "output_file_id", None):
+        return False
+    return None
+
+
 def _find_batch(sdk: Any, tag: str, *, retrying: bool) -> Any | None:
-    """The batch created with client request id ``tag``, if the server has it. A retry (or a journaled request)
-    adopts it whatever its status; a rerun without a journal adopts one still running, or a completed one whose
-    output file is still there (a finished batch whose results were already taken cannot be read again)."""
+    """The batch created with client request id ``tag``, if the server has it and it may be adopted
+    (:func:`verdict`)."""
     import openai as _openai
+    from openai import omit
 
     def usable(batch: Any) -> bool:
-        if request_id_of(batch) != tag:
-            return False
-        status = str(getattr(batch, "status", ""))
-        if retrying or status in ACTIVE:
-            return True
-        if status != "completed" or not getattr(batch, "output_file_id", None):
-            return False
+        answer = verdict(batch, tag, retrying=retrying)
+        if answer is not None:
+            return answer
         try:
             sdk.files.retrieve(batch.output_file_id)
         except _openai.NotFoundError:
             return False
         return True
-
-    from openai import omit
 
     return scan_pages(lambda after: sdk.batches.list(after=after if after else omit, limit=100), usable)
 
@@ -527,58 +692,9 @@ def _permanent(reason: str) -> bool:
     return head.isdigit() and 400 <= int(head) < 500 and int(head) not in (408, 409, 429)
 
 
-def run_batch_api(
-    embedder: Embedder,
-    job: EmbedJob,
-    *,
-    poll_interval: float = 30.0,
-    max_poll_interval: float = 600.0,
-    timeout: float | None = None,
-    max_requests_per_file: int = MAX_FILE_REQUESTS,
-    max_inputs_per_batch: int | None = None,
-    max_file_bytes: int = MAX_FILE_BYTES,
-    max_enqueued_tokens: int | None = None,
-    max_rounds: int = 3,
-    metadata: dict[str, str] | None = None,
-    delete_files: bool = True,
-) -> None:
-    """Fill ``job`` through the Batch API (see the module docstring). Keyword arguments of
-    :meth:`Embedder.embed_batch_api`:
-
-    * ``poll_interval`` / ``max_poll_interval`` - seconds between polls, growing 1.5× up to the maximum.
-    * ``timeout`` - give up waiting after this many seconds (:class:`BatchTimeoutError`; the batches go on).
-    * ``max_requests_per_file`` (≤ 50,000), ``max_inputs_per_batch`` (≤ 50,000), ``max_file_bytes``
-      (≤ 200 MB) - per-batch limits.
-    * ``max_enqueued_tokens`` - your organisation's queued-token limit for the model; batches are held back so
-      that no more than this is queued at once.
-    * ``max_rounds`` - how many times a failed or expired line is sent in all.
-    * ``metadata`` - added to each batch's metadata.
-    * ``delete_files`` - delete the input, output and error files once their vectors are cached.
-    """
-    catalog_limit = default_catalog().max_batch_file_inputs
-    if not 1 <= max_requests_per_file <= MAX_FILE_REQUESTS:
-        raise ConfigError(f"max_requests_per_file must be between 1 and {MAX_FILE_REQUESTS}")
-    inputs_cap = catalog_limit if max_inputs_per_batch is None else max_inputs_per_batch
-    if not 1 <= inputs_cap <= catalog_limit:
-        raise ConfigError(f"max_inputs_per_batch must be between 1 and {catalog_limit}")
-    if not 1 <= max_file_bytes <= MAX_FILE_BYTES:
-        raise ConfigError(f"max_file_bytes must be between 1 and {MAX_FILE_BYTES}")
-    if max_rounds < 1:
-        raise ConfigError("max_rounds must be at least 1")
-    runner = _Runner(
-        embedder,
-        job,
-        poll_interval=poll_interval,
-        max_poll_interval=max_poll_interval,
-        timeout=timeout,
-        max_requests_per_file=max_requests_per_file,
-        max_inputs_per_batch=min(inputs_cap, catalog_limit),
-        max_file_bytes=max_file_bytes,
-        max_enqueued_tokens=max_enqueued_tokens,
-        max_rounds=max_rounds,
-        metadata=metadata,
-        delete_files=delete_files,
-    )
+def run_batch_api(embedder: Embedder, job: EmbedJob, settings: BatchSettings) -> None:
+    """Fill ``job`` through the Batch API (see the module docstring and :meth:`Embedder.embed_batch_api`)."""
+    runner = _Runner(embedder, job, settings)
     job.start_progress()
     try:
         runner.run()

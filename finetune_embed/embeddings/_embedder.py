@@ -174,13 +174,53 @@ class Embedder(EmbedderBase):
         ``tpm`` limits allow (default: the embedder's). Sends nothing; reads the cache."""
         return self._estimate(texts, rpm=rpm, tpm=tpm)
 
-    def embed_batch_api(self, texts: Iterable[str], **kwargs: Any) -> EmbeddingResult:
-        """Embed through the Batch API (half the price, results within 24 h): see :func:`run_batch_api`."""
-        from ._batch_api import run_batch_api
+    def embed_batch_api(
+        self,
+        texts: Iterable[str],
+        *,
+        poll_interval: float = 30.0,
+        max_poll_interval: float = 600.0,
+        timeout: float | None = None,
+        max_requests_per_file: int = 50_000,
+        max_inputs_per_batch: int | None = None,
+        max_file_bytes: int = 200_000_000,
+        max_enqueued_tokens: int | None = None,
+        max_rounds: int = 3,
+        metadata: dict[str, str] | None = None,
+        delete_files: bool = True,
+    ) -> EmbeddingResult:
+        """Embed through the Batch API (half the price, results within 24 h). Texts already cached are not sent;
+        every batch is journaled in the cache, so a run that is killed or times out is resumed by the next call
+        over the same texts, and nothing is paid for twice.
 
+        * ``poll_interval`` / ``max_poll_interval`` - seconds between polls, growing 1.5× up to the maximum.
+        * ``timeout`` - give up waiting after this many seconds (:class:`~finetune_embed.BatchTimeoutError`; the
+          batches go on on the server and the next call resumes them).
+        * ``max_requests_per_file`` (≤ 50,000), ``max_inputs_per_batch`` (≤ 50,000), ``max_file_bytes``
+          (≤ 200 MB) - per-batch limits.
+        * ``max_enqueued_tokens`` - your organisation's queued-token limit for the model; batches are held back
+          so that no more than this is queued at once.
+        * ``max_rounds`` - how many times a failed or expired line is sent in all.
+        * ``metadata`` - added to each batch's metadata.
+        * ``delete_files`` - delete the input, output and error files once their vectors are cached.
+        """
+        from ._batch_api import batch_settings, run_batch_api
+
+        settings = batch_settings(
+            poll_interval=poll_interval,
+            max_poll_interval=max_poll_interval,
+            timeout=timeout,
+            max_requests_per_file=max_requests_per_file,
+            max_inputs_per_batch=max_inputs_per_batch,
+            max_file_bytes=max_file_bytes,
+            max_enqueued_tokens=max_enqueued_tokens,
+            max_rounds=max_rounds,
+            metadata=metadata,
+            delete_files=delete_files,
+        )
         items = self._as_list(texts)
         job = self.new_job(self.plan(items), desc="Batch API")
-        run_batch_api(self, job, **kwargs)
+        run_batch_api(self, job, settings)
         return self.finish(job)
 
     def close(self) -> None:

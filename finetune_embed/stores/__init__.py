@@ -12,16 +12,20 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._chroma import ChromaIndex as ChromaIndex
+    from ._copy import CopyResult as CopyResult
+    from ._copy import copy as copy
     from ._milvus import MilvusIndex as MilvusIndex
     from ._redis import RedisIndex as RedisIndex
 
-__all__ = ["ChromaIndex", "MilvusIndex", "RedisIndex"]
+__all__ = ["ChromaIndex", "CopyResult", "MilvusIndex", "RedisIndex", "copy"]
 
 # one line per adapter: public name -> the module that defines it
 _LAZY: dict[str, str] = {
     "ChromaIndex": "._chroma",
     "MilvusIndex": "._milvus",  # a Milvus server, Milvus Lite or Zilliz Cloud (extra: milvus)
     "RedisIndex": "._redis",  # Redis with RediSearch, one server or a Redis Cluster (extra: redis)
+    "copy": "._copy",  # moving data between any two backends (no extra)
+    "CopyResult": "._copy",
 }
 
 

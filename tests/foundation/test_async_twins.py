@@ -27,9 +27,7 @@ PAIRS = [
 RENAMED = {"close": "aclose"}
 
 #: Methods without an async twin yet, each with the reason; the test fails once a twin exists (drop the entry).
-MISSING: dict[tuple[str, str], str] = {
-    ("Embedder", "embed_batch_api"): "the Batch API runner is synchronous; not yet ported (#15, reported open)",
-}
+MISSING: dict[tuple[str, str], str] = {}
 
 #: Methods that do no I/O: the same plain method (or property) on both sides.
 IO_FREE = {"with_options"}

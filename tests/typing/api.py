@@ -91,6 +91,16 @@ def vector_stores() -> None:
     del hits
 
 
+def moving_data() -> None:
+    from finetune_embed.stores import ChromaIndex, CopyResult, copy
+
+    target = ChromaIndex("docs", path="chroma-data")
+    result: CopyResult = copy(EmbeddingIndex(3), target, batch_size=500, progress=False)
+    moved: int = result.copied + result.skipped
+    total: int = copy(EmbeddingIndex(3), EmbeddingIndex(3), overwrite=True).total
+    del moved, total
+
+
 def chat_completions() -> None:
     client = Client()
     result: ChatResult = client.chat.create("gpt-4o-mini", [{"role": "user", "content": "Hi"}], temperature=0)
