@@ -199,7 +199,9 @@ class AsyncEmbedder(EmbedderBase):
         feed = Feed(job.unit_tokens, on_change=more.set)
         job.start_progress()
         tasks = [asyncio.create_task(self._worker(job, ctx, gate, feed, more)) for _ in range(self.max_concurrency)]
-        chunks = job.counted_chunks(self.count_tokens)
+        chunks = job.counted_chunks(
+            self.count_tokens, exact=self.counting_policy(state, gate, feed), request_tokens=self.request_max_tokens()
+        )
         try:
             try:
                 # tokens are counted in a worker thread while the first requests are on their way
@@ -266,8 +268,13 @@ class AsyncEmbedder(EmbedderBase):
     async def _send(
         self, job: EmbedJob, ctx: RunContext, gate: AsyncGate, feed: Feed, batch: npt.NDArray[np.int64]
     ) -> None:
+        if not job.all_exact(batch) and self.exact_counts_needed(gate.state):
+            await asyncio.to_thread(job.make_exact, batch)  # a limit became known after this batch was packed
         tokens = job.batch_tokens(batch)
         cap = gate.max_request_tokens()
+        if tokens > cap and not job.all_exact(batch):
+            await asyncio.to_thread(job.make_exact, batch)
+            tokens = job.batch_tokens(batch)
         if tokens > cap:
             if batch.size == 1:
                 raise self.too_large_for_tpm(job, int(batch[0]), cap)
@@ -294,7 +301,7 @@ class AsyncEmbedder(EmbedderBase):
                 except Exception as exc:
                     self.attempt_failed(exc, gate, tokens, entries, sent_at)
                     if is_transport_error(exc):  # the body broke off: the server may have billed it
-                        ctx.rebilled_tokens += tokens
+                        ctx.rebilled_tokens += self.tokens_billed(job, batch, None)
                     raise
                 gate.report_success(limits, sent_at, entries)
                 return decoder
@@ -308,9 +315,14 @@ class AsyncEmbedder(EmbedderBase):
                 return
             raise
         latency = self.clock() - sent[-1]
-        missing = await asyncio.to_thread(job.commit, batch, decoder.finish(allow_missing=True))
+        missing_pos = decoder.finish(allow_missing=True)
+        if job.all_exact(batch) or decoder.usage is not None:
+            billed = self.tokens_billed(job, batch, decoder.usage)
+        else:
+            billed = await asyncio.to_thread(self.tokens_billed, job, batch, None)
+        missing = await asyncio.to_thread(job.commit, batch, missing_pos, billed)
         job.requests += 1
-        job.tokens_sent += tokens
+        job.tokens_sent += billed
         self.settle_success(ctx, job, batch, tokens, latency)
         if missing.size:
             ctx.note_resends(missing, job.first_input_of)

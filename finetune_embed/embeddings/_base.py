@@ -45,7 +45,7 @@ from ._run import (
     is_timeout,
 )
 from ._sizing import ServerState, SizeLimit, server_state
-from ._tokens import TokenCounter, TokenizerArg, counter_for
+from ._tokens import TiktokenCounter, TokenCounter, TokenizerArg, counter_for
 from ._types import EmbeddingEstimate, EmbeddingResult, InvalidEmbeddingError, InvalidEmbeddingWarning, Pieces
 
 __all__ = ["CacheArg", "ClientTypeError", "EmbedderBase", "InvalidPolicy", "limits_from_message"]
@@ -404,6 +404,39 @@ class EmbedderBase:
         """Token counts (exact in the model's encoding, or as ``tokenizer=`` / the estimate says)."""
         return self.tokenizer.count_batch(texts)
 
+    @staticmethod
+    def exact_counts_needed(state: RateState) -> bool | None:
+        """Whether counting tokens exactly pays now: when a requests- or tokens-per-minute limit is known (given, or
+        in the server's headers), full requests and an exact token budget save what is scarce. Without one, a
+        text's UTF-8 length bounds its tokens well enough: requests packed by it stay within 300,000 tokens and
+        the server's own ``usage`` gives the tokens billed. ``None`` until the first answer says which."""
+        if state.capacity("tokens") is not None or state.capacity("requests") is not None:
+            return True
+        return False if state.quota.answered else None
+
+    def counting_policy(self, state: RateState, gate: Any, feed: Feed) -> Callable[[], bool | None]:
+        """For :meth:`EmbedJob.counted_chunks`: :meth:`exact_counts_needed`, waiting (in the counting thread) for
+        the first answer while requests are out, so that no text is counted before it is known to pay."""
+
+        def exact() -> bool | None:
+            need = self.exact_counts_needed(state)
+            with feed.lock:
+                while need is None and not gate.stopped and (feed.outstanding or feed.front or feed.pending):
+                    feed.changed.wait(0.05)
+                    need = self.exact_counts_needed(state)
+            return need
+
+        return exact
+
+    def tokens_billed(self, job: EmbedJob, batch: npt.NDArray[np.int64], usage: int | None) -> int:
+        """The tokens of a request that came back: our exact count, else the server's ``usage``, else counted
+        now."""
+        if job.all_exact(batch):
+            return job.batch_tokens(batch)
+        if usage is not None:
+            return usage
+        return int(job.exact_counts(batch).sum())
+
     def new_job(self, plan: Plan, *, desc: str = "Embedding") -> EmbedJob:
         """The buffers and bookkeeping of one call, with the cache consulted."""
         job = EmbedJob(
@@ -415,6 +448,8 @@ class EmbedderBase:
             cache=self.cache,
             progress=self.progress,
             desc=desc,
+            count=self.count_tokens,
+            bounded_by_bytes=isinstance(self.tokenizer, TiktokenCounter),
         )
         job.load_cache()
         logger.info(
@@ -447,7 +482,7 @@ class EmbedderBase:
         """The error for inputs the server refused as too long although our count said they fit."""
         inputs = sorted({job.first_input_of(u) for u in units})
         index = inputs[0]
-        tokens = int(job.unit_tokens[units[0]])
+        tokens = int(job.exact_counts(np.asarray(units[:1], dtype=np.int64))[0])
         others = f" ({len(inputs) - 1} more input(s) too: index {_describe(inputs[1:])})" if len(inputs) > 1 else ""
         server = f"{limit} tokens by its own count" if limit else "its limit"
         return InputTooLongError(
@@ -464,8 +499,9 @@ class EmbedderBase:
     def too_large_for_tpm(self, job: EmbedJob, unit: int, cap: float) -> EmbeddingError:
         """The error for one input larger than the whole tokens-per-minute budget."""
         index = job.first_input_of(unit)
+        tokens = int(job.exact_counts(np.asarray([unit], dtype=np.int64))[0])
         return EmbeddingError(
-            f"input {index} has {int(job.unit_tokens[unit])} tokens, more than the tokens-per-minute limit "
+            f"input {index} has {tokens} tokens, more than the tokens-per-minute limit "
             f"({int(cap)}) admits in one request; raise the limit, or lower the model's max_input_tokens with "
             "catalog.override_embedding_model() and use long_inputs='chunk'."
         )
@@ -572,6 +608,7 @@ class EmbedderBase:
             sizer=state.sizer,
             feedback=Feedback(job.set_status, self.clock),
             unit_tokens=job.unit_tokens,
+            exact_total=job.exact_total,
             base_timeout=base,
             max_timeout=max_timeout,
             max_rebilled_tokens=self.max_rebilled_tokens,
@@ -653,7 +690,8 @@ class EmbedderBase:
             return True
         if isinstance(exc, TimedOut):
             gate.report_timeout()
-            feed.push_front(ctx.on_timeout(batch, tokens, timeout), mergeable=False)
+            billed = tokens if job.all_exact(batch) else int(job.exact_counts(batch).sum())
+            feed.push_front(ctx.on_timeout(batch, tokens, timeout, billed=billed), mergeable=False)
             return True
         if isinstance(exc, SizeRefused):
             with ctx.lock:
@@ -694,7 +732,7 @@ class EmbedderBase:
             return
         unit = int(batch[0])
         if exc.limit.given:
-            ctx.sizer.note_ratio(exc.limit.given, int(job.unit_tokens[unit]))
+            ctx.sizer.note_ratio(exc.limit.given, int(job.exact_counts(batch)[0]))
         with ctx.lock:
             ctx.too_long[unit] = exc
 
@@ -725,7 +763,7 @@ class EmbedderBase:
         if self.long_inputs == "error":
             raise self.too_long_for_server(job, units, first.message, ctx.sizer.input_limit)
         limit = ctx.sizer.input_limit_ours()
-        smallest = int(min(job.unit_tokens[u] for u in units))
+        smallest = int(job.exact_counts(np.asarray(units, dtype=np.int64)).min())
         if limit is None or limit >= smallest:
             limit = max(1, smallest // 2)
         affected = set(units)

@@ -119,7 +119,8 @@ class StreamDecoder:
     other spellings - goes through ``json.loads``), and the base64 vectors of one chunk are decoded in one call
     and written with ``put_rows(indices, rows)`` (else ``put(index, vector)`` per item). Each ``index`` is
     checked (in range, not repeated) and each vector's size (equal to ``dim``, or to the first vector's) before
-    anything is written. :meth:`finish` checks the count, as :func:`decode_into` does.
+    anything is written. :meth:`finish` checks the count, as :func:`decode_into` does. ``usage`` is the body's
+    ``usage.prompt_tokens`` (``None`` without one).
     """
 
     def __init__(
@@ -136,6 +137,8 @@ class StreamDecoder:
         self.put_rows = put_rows
         self.seen = np.zeros(expected, dtype=bool)
         self.count = 0
+        #: the response's ``usage.prompt_tokens``, when it has one
+        self.usage: int | None = None
         self._tail = b""
 
     def feed(self, chunk: bytes) -> None:
@@ -154,11 +157,23 @@ class StreamDecoder:
                 item = buf[start : close + 1]
                 if b'"embedding"' in item:
                     self._take(item, indices, blobs)
+                elif b'"prompt_tokens"' in item:
+                    self._usage(item)
             pos = close + 1  # (a "}" with no "{" before it closes the outer object)
         start = rfind(b"{", pos)
         self._tail = buf[start:] if start >= 0 else b""
         if indices:
             self._write(indices, blobs)
+
+    def _usage(self, item: bytes) -> None:
+        """Read ``usage.prompt_tokens`` (what the server bills); anything unusual leaves it unknown."""
+        try:
+            parsed = json.loads(item)
+        except ValueError:
+            return
+        tokens = parsed.get("prompt_tokens") if isinstance(parsed, dict) else None
+        if isinstance(tokens, int) and not isinstance(tokens, bool) and tokens >= 0:
+            self.usage = tokens
 
     def _take(self, item: bytes, indices: list[int], blobs: list[bytes]) -> None:
         """Read one item: the fast way for ``"index": N`` and a base64 ``"embedding"``, else as JSON."""

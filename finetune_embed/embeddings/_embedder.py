@@ -255,7 +255,10 @@ class Embedder(EmbedderBase):
                 t.start()
             # this thread counts tokens while the workers send the first requests
             try:
-                for units in job.counted_chunks(self.count_tokens):
+                exact = self.counting_policy(state, gate, feed)
+                for units in job.counted_chunks(
+                    self.count_tokens, exact=exact, request_tokens=self.request_max_tokens()
+                ):
                     if gate.stopped:
                         break
                     feed.add(units)
@@ -306,8 +309,13 @@ class Embedder(EmbedderBase):
                 gate.release_slot()
 
     def _send(self, job: EmbedJob, ctx: RunContext, gate: Gate, feed: Feed, batch: npt.NDArray[np.int64]) -> None:
+        if not job.all_exact(batch) and self.exact_counts_needed(gate.state):
+            job.make_exact(batch)  # a limit became known after this batch was packed by its bound
         tokens = job.batch_tokens(batch)
         cap = gate.max_request_tokens()
+        if tokens > cap and not job.all_exact(batch):
+            job.make_exact(batch)
+            tokens = job.batch_tokens(batch)
         if tokens > cap:
             if batch.size == 1:
                 raise self.too_large_for_tpm(job, int(batch[0]), cap)
@@ -337,8 +345,9 @@ class Embedder(EmbedderBase):
                 except Exception as exc:
                     self.attempt_failed(exc, gate, tokens, entries, sent_at)
                     if is_transport_error(exc):  # the body broke off: the server may have billed it
+                        billed = self.tokens_billed(job, batch, None)
                         with ctx.lock:
-                            ctx.rebilled_tokens += tokens
+                            ctx.rebilled_tokens += billed
                     raise
                 gate.report_success(limits, sent_at, entries)
                 return decoder
@@ -352,10 +361,12 @@ class Embedder(EmbedderBase):
                 return
             raise
         latency = self.clock() - sent[-1]
-        missing = job.commit(batch, decoder.finish(allow_missing=True))
+        missing_pos = decoder.finish(allow_missing=True)
+        billed = self.tokens_billed(job, batch, decoder.usage)
+        missing = job.commit(batch, missing_pos, billed)
         with job.lock:
             job.requests += 1
-            job.tokens_sent += tokens
+            job.tokens_sent += billed
         self.settle_success(ctx, job, batch, tokens, latency)
         if missing.size:
             ctx.note_resends(missing, job.first_input_of)

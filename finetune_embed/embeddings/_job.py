@@ -23,12 +23,14 @@ from ..batching import pack_stream
 from ._cache import EmbeddingCache, text_key
 from ._decode import StreamDecoder, decode_into, row_flags
 from ._plan import EmptyPolicy, Plan
+from ._tokens import utf8_lengths
 from ._types import EmbeddingResult, EmbeddingStats, Pieces
 
 __all__ = ["EmbedJob"]
 
 _COPY_CHUNK = 4096  # rows copied at once when filling duplicates (bounds the temporary)
 _SLICE = 256  # rows checked / written to the cache at once
+_FEW_REQUESTS = 4  # a chunk whose byte bounds fill at most this many requests is counted exactly
 
 
 class EmbedJob:
@@ -45,8 +47,14 @@ class EmbedJob:
         cache: EmbeddingCache | None,
         progress: bool | None = None,
         desc: str = "Embedding",
+        count: Callable[[list[str]], list[int]] | None = None,
+        bounded_by_bytes: bool = False,
     ) -> None:
         self.plan = plan
+        #: exact token counts (the planner's counter), for units known only by their bound so far
+        self.count = count
+        #: whether a text never has more tokens than UTF-8 bytes (byte-level BPE), so its length bounds its count
+        self.bounded_by_bytes = bounded_by_bytes
         self.model = model
         self.cache_model = cache_model or model  # the cache's name: model and server (see _namespace)
         self.dimensions = dimensions
@@ -65,7 +73,10 @@ class EmbedJob:
         aux_units = np.flatnonzero(~self.unit_in_out)
         self.unit_row[aux_units] = np.arange(aux_units.size, dtype=np.int64)
         self.n_aux = int(aux_units.size)
+        #: tokens of each unit: exact where ``unit_exact``, else an upper bound (its UTF-8 length); -1 not yet known
         self.unit_tokens = np.asarray(plan.unit_tokens, dtype=np.int64)
+        self.unit_exact = self.unit_tokens >= 0
+        self._exact_cache = np.full(n_units, -1, dtype=np.int64)  # exact counts of units packed by their bound
         self.unit_done = np.zeros(n_units, dtype=bool)
         self.unit_ok = np.zeros(n_units, dtype=bool)
         self.keys: list[bytes] | None = [text_key(t) for t in plan.unit_texts] if cache is not None else None
@@ -211,17 +222,73 @@ class EmbedJob:
         return f"{self._tokens_done:,} tokens" + (f"; {self._status}" if self._status else "")
 
     def counted_chunks(
-        self, count: Callable[[list[str]], list[int]], chunk: int = 2048
+        self,
+        count: Callable[[list[str]], list[int]],
+        chunk: int = 2048,
+        exact: Callable[[], bool | None] | None = None,
+        request_tokens: int | None = None,
     ) -> Iterator[npt.NDArray[np.int64]]:
-        """The missing units in order, ``chunk`` at a time, each chunk's token counts filled in first."""
+        """The missing units in order, ``chunk`` at a time, each chunk's token counts filled in first.
+
+        ``exact()`` says whether exact counts are worth their cost now: ``True`` (count), ``False`` (a text's
+        UTF-8 length bounds its tokens: requests packed by it stay within every limit) or ``None`` (not known
+        yet: the first chunk gets bounds, so the first request leaves at once, later ones are counted). Bounds
+        are used only when ``bounded_by_bytes``, and not for a chunk whose bounds would fill two to
+        :data:`_FEW_REQUESTS` requests of ``request_tokens`` (a small job: counting it costs little and makes
+        its requests as few as the limits allow).
+        """
         missing = self.missing()
         texts = self.plan.unit_texts
         for start in range(0, missing.size, chunk):
             part = missing[start : start + chunk]
             unknown = part[self.unit_tokens[part] < 0]
             if unknown.size:
-                self.unit_tokens[unknown] = count([texts[u] for u in unknown.tolist()])
+                strings = [texts[u] for u in unknown.tolist()]
+                need = True if exact is None or not self.bounded_by_bytes else exact()
+                bounds: list[int] | None = None
+                if need is False or (need is None and start == 0):
+                    bounds = utf8_lengths(strings)
+                    if request_tokens and request_tokens < sum(bounds) <= _FEW_REQUESTS * request_tokens:
+                        bounds = None
+                if bounds is not None:
+                    self.unit_tokens[unknown] = bounds
+                else:
+                    self.unit_tokens[unknown] = count(strings)
+                    self.unit_exact[unknown] = True
             yield part
+
+    def all_exact(self, units: npt.NDArray[np.int64]) -> bool:
+        """Whether the token counts of ``units`` are exact (not bounds)."""
+        return bool(self.unit_exact[units].all())
+
+    def exact_counts(self, units: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """Exact token counts of ``units``, counting (once) those known only by a bound, for what must be exact:
+        tokens billed, error messages, pieces. The packing keeps its bounds (see :meth:`make_exact`)."""
+        values: npt.NDArray[np.int64] = self.unit_tokens[units].copy()
+        need = ~self.unit_exact[units]
+        if need.any():
+            todo = units[need]
+            missing = todo[self._exact_cache[todo] < 0]
+            if missing.size:
+                if self.count is None:  # pragma: no cover - a programming error
+                    raise EmbeddingError("EmbedJob: exact token counts are needed, but the job was given no counter")
+                texts = self.plan.unit_texts
+                self._exact_cache[missing] = self.count([texts[u] for u in missing.tolist()])
+            values[need] = self._exact_cache[todo]
+        return values
+
+    def exact_total(self) -> int:
+        """Exact tokens of every unit known so far (counting those known only by a bound)."""
+        known = np.flatnonzero(self.unit_tokens >= 0).astype(np.int64)
+        return int(self.exact_counts(known).sum()) if known.size else 0
+
+    def make_exact(self, units: npt.NDArray[np.int64]) -> None:
+        """Replace the bounds of ``units`` by exact counts, for a request taken from the feed (whose totals these
+        units have left) when a limit became known after it was packed."""
+        todo = units[~self.unit_exact[units]]
+        if todo.size:
+            self.unit_tokens[todo] = self.exact_counts(todo)
+            self.unit_exact[todo] = True
 
     def close_progress(self) -> None:
         """Close the progress bar (safe to call twice)."""
@@ -270,10 +337,13 @@ class EmbedJob:
                                   allow_missing=allow_missing)
         return self.commit(batch, missing_pos)
 
-    def commit(self, batch: npt.NDArray[np.int64], missing_pos: Sequence[int]) -> npt.NDArray[np.int64]:
+    def commit(
+        self, batch: npt.NDArray[np.int64], missing_pos: Sequence[int], tokens: int | None = None
+    ) -> npt.NDArray[np.int64]:
         """Mark the vectors of ``batch`` received (all but ``missing_pos``), flag unusable ones, write the
-        good ones to the cache in one transaction, committed at once, and advance the progress bar; returns
-        the units still missing. Works in slices of rows, so it needs little memory of its own."""
+        good ones to the cache in one transaction, committed at once, and advance the progress bar (by
+        ``tokens``, default: our count of what was received); returns the units still missing. Works in slices
+        of rows, so it needs little memory of its own."""
         units = batch
         received = np.delete(units, list(missing_pos)) if len(missing_pos) else units
         flags = np.empty(received.size, dtype=bool)
@@ -293,7 +363,8 @@ class EmbedJob:
                         yield keys[u], row.tobytes()
 
             self.cache.put_items(self.cache_model, self.dimensions, items(), self.dim)
-        tokens = self.batch_tokens(received)
+        if tokens is None or len(missing_pos):
+            tokens = self.batch_tokens(received)
         with self._lock:
             self._tokens_done += tokens
             if received.size:
@@ -371,22 +442,21 @@ class EmbedJob:
         units: list[int] = []
         starts: list[int] = []
         ends: list[int] = []
-        tokens: list[int] = []
         for i in range(plan.n):
             for ref in plan.pieces_of(i):
                 inputs.append(i)
                 units.append(ref.unit)
                 starts.append(ref.start)
                 ends.append(ref.end)
-                tokens.append(int(self.unit_tokens[ref.unit]))  # counted by now, even if planned lazily
         unit_arr = np.asarray(units, dtype=np.int64)
+        counts = self.exact_counts(unit_arr) if unit_arr.size else np.empty(0, dtype=np.int64)
         vectors = self.unit_vectors(unit_arr) if unit_arr.size else np.empty((0, out.shape[1]), np.float32)
         return Pieces(
             vectors=vectors,
             input_index=np.asarray(inputs, dtype=np.int64),
             start=np.asarray(starts, dtype=np.int64),
             end=np.asarray(ends, dtype=np.int64),
-            tokens=np.asarray(tokens, dtype=np.int64),
+            tokens=counts,
         )
 
     def mark_failed(self, units: list[int]) -> None:

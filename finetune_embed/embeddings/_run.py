@@ -332,6 +332,8 @@ class RunContext:
     base_timeout: float | None
     max_timeout: float | None
     max_rebilled_tokens: int | None = None
+    #: exact tokens of the call's texts known so far (``None``: ``unit_tokens`` are all exact)
+    exact_total: Callable[[], int] | None = None
     rebilled_tokens: int = 0
     timeouts: int = 0
     size_errors: int = 0
@@ -363,8 +365,11 @@ class RunContext:
         """Tokens that may be billed twice before the call gives up."""
         if self.max_rebilled_tokens is not None:
             return self.max_rebilled_tokens
-        counted = self.unit_tokens[self.unit_tokens > 0]
-        return max(REBILL_FLOOR, int(REBILL_SHARE * int(counted.sum())))
+        if self.exact_total is not None:
+            total = self.exact_total()
+        else:
+            total = int(self.unit_tokens[self.unit_tokens > 0].sum())
+        return max(REBILL_FLOOR, int(REBILL_SHARE * total))
 
     def timeout_for(self, batch: Batch) -> float | None:
         """The read timeout for ``batch``: the client's, or a longer one for a single input that timed out."""
@@ -372,13 +377,14 @@ class RunContext:
             return self.unit_timeout.get(int(batch[0]), self.base_timeout)
         return self.base_timeout
 
-    def on_timeout(self, batch: Batch, tokens: int, timeout: float | None) -> list[Batch]:
-        """Record a timed-out request; returns what to send instead (its halves, or the single input again with
-        a doubled timeout), or raises :class:`~finetune_embed.EmbeddingTimeoutError` once the re-billing budget
-        or the longest timeout is used up."""
+    def on_timeout(self, batch: Batch, tokens: int, timeout: float | None, billed: int | None = None) -> list[Batch]:
+        """Record a timed-out request of ``tokens`` (as packed; ``billed``: its exact count, when that differs);
+        returns what to send instead (its halves, or the single input again with a doubled timeout), or raises
+        :class:`~finetune_embed.EmbeddingTimeoutError` once the re-billing budget or the longest timeout is used
+        up."""
         with self.lock:
             self.timeouts += 1
-            self.rebilled_tokens += tokens
+            self.rebilled_tokens += tokens if billed is None else billed
             rebilled = self.rebilled_tokens
             sent = self.sent_tokens
         self.sizer.on_timeout(int(batch.size), tokens)

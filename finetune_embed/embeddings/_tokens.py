@@ -22,6 +22,7 @@ __all__ = [
     "TokenCounter",
     "TokenizerArg",
     "counter_for",
+    "utf8_lengths",
 ]
 
 #: the character-based estimate: one token per this many bytes of UTF-8 (cl100k_base averages about 4 on English,
@@ -29,6 +30,12 @@ __all__ = [
 BYTES_PER_TOKEN = 3
 
 TokenizerArg = str | Tokenizer | Callable[[str], Any] | None
+
+
+def utf8_lengths(texts: Sequence[str]) -> list[int]:
+    """The UTF-8 length of each text: an upper bound of its tokens in any byte-level BPE (every token is at least
+    one byte), found without tokenizing (``str.isascii`` is free; only other texts are encoded)."""
+    return [len(t) if t.isascii() else len(t.encode("utf-8", "surrogatepass")) for t in texts]
 
 
 @runtime_checkable

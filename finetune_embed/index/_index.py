@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import functools
 import itertools
 import os
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import (
@@ -17,7 +16,6 @@ from typing import (
     Protocol,
     Self,
     TypeAlias,
-    TypeVar,
     overload,
     runtime_checkable,
 )
@@ -32,6 +30,7 @@ from .._exceptions import (
     UnknownIdError,
 )
 from ._filters import Where, compile_where, parse_filter
+from ._kernels import row_scores
 from ._masks import ColumnCache, filter_mask
 from ._matches import BatchMatches, Matches
 from ._rwlock import ReadWriteLock
@@ -62,9 +61,8 @@ _QUERY_CHUNK = 1024  # queries scanned together; more are done in chunks (memory
 _SCORE_ELEMENTS = 1 << 21  # a block's score buffer: about 8 MB, so it stays in the last-level cache
 _CAST_BYTES = 8 << 20  # float16 / int8 blocks are widened into a float32 buffer of about this size
 _U = 2.0**-24  # float32 unit round-off
-_EINSUM_QUERIES = 3  # up to this many queries, int8 / float16 rows are multiplied by einsum, not widened + BLAS
+_ROW_QUERIES = 4  # up to this many queries are scored by the row kernel (_kernels.py), more by BLAS
 _F16_TINY = 2.0**-25  # a float16 row whose largest value is below this is stored as all zeros
-_T = TypeVar("_T")
 
 
 def available_cpus() -> int:
@@ -104,13 +102,6 @@ class _Workers:
         work(edges[0], edges[1])
         for h in helpers:
             h.result()
-
-    def submit(self, work: Callable[[], _T]) -> Future[_T]:
-        """Run ``work()`` on a helper thread (needs ``threads >= 2``)."""
-        assert self.threads >= 2
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=self.threads - 1, thread_name_prefix="finetune-embed-search")
-        return self._pool.submit(work)
 
     def close(self) -> None:
         if self._pool is not None:
@@ -699,23 +690,24 @@ class EmbeddingIndex:
             workers.close()
 
     def _plan(self, n_queries: int, k: int, widen: bool, segment_rows: int) -> _Plan:
-        """Block sizes, measured on the development machine (2 cores, OpenBLAS):
+        """Block sizes, measured on the development machine (2 cores, OpenBLAS; docs/search.md, Speed):
 
-        - one float32 query: one einsum per segment, its rows split across the call's threads; the selection
-          then walks the scores in chunks;
-        - a few int8 / float16 queries: einsum over large blocks, split across the call's threads;
-        - batches: GEMM blocks of up to 8192 rows, with a score buffer (queries x rows) of about 8 MB;
-          int8 / float16 blocks are widened into a float32 buffer of about 8 MB first.
+        - up to ``_ROW_QUERIES`` queries, the row kernel (:mod:`._kernels`): one float32 query takes each segment
+          whole, more queries (or int8 / float16 rows) blocks of up to ``_SCORE_ELEMENTS`` scores; the selection
+          walks each query's scores in chunks of 65,536, the first one small (it sets the thresholds cheaply);
+        - more queries: BLAS products ``rows @ queries.T`` of blocks of up to 8,192 rows (a score buffer of about
+          8 MB, one column per query), the first block small; int8 / float16 blocks are widened to float32 into
+          a buffer of about 8 MB first.
         """
         assert self._dim is not None
         first = max(128, 16 * k)
-        if n_queries == 1 and not widen:
-            return _Plan(rows=max(1, segment_rows), first=max(1, segment_rows), chunk=1 << 16, first_chunk=first)
-        if n_queries <= _EINSUM_QUERIES and widen:
-            if self._kind == "float16":  # widened block by block into a buffer of about 8 MB
-                rows = max(256, _CAST_BYTES // (4 * self._dim))
-                return _Plan(rows=rows, first=min(rows, first), chunk=1 << 16, first_chunk=first)
-            return _Plan(rows=1 << 18, first=first, chunk=1 << 16, first_chunk=first)
+        segment = max(1, segment_rows)
+        if n_queries <= _ROW_QUERIES:
+            if n_queries == 1 and not widen:
+                rows = segment
+            else:
+                rows = min(segment, max(1 << 16, _SCORE_ELEMENTS // n_queries))
+            return _Plan(rows=rows, first=rows, chunk=1 << 16, first_chunk=first)
         rows = min(8192, max(1024, _SCORE_ELEMENTS // n_queries))
         if widen:
             rows = min(rows, max(256, _CAST_BYTES // (4 * self._dim)))
@@ -750,72 +742,44 @@ class EmbeddingIndex:
         largest = max((seg.used for seg in store.segments), default=1)
         plan = self._plan(nq, k, widen or gather, largest if not gather else min(largest, 1 << 16))
         top = RunningTopK(nq, k, margin=margin, pool_limit=pool_limit)
-        single = nq == 1
-        cast_rows = max(256, _CAST_BYTES // (4 * self._dim))
+        # a few queries: the row kernel, scores (queries x rows); more: BLAS, scores (rows x queries)
+        rowwise = nq <= _ROW_QUERIES
         half = widen and self._kind == "float16" and subnormals_kept()  # float16 widened by widen_float16
-        needs_buffer = gather or (widen and (nq > _EINSUM_QUERIES or half))
-        # batches over contiguous blocks: with a second thread allowed, the next block's product (and widening)
-        # runs on a helper while this thread selects from the previous block's scores (two sets of buffers)
-        overlap = workers.threads >= 2 and not gather and not single and not (widen and nq <= _EINSUM_QUERIES)
-        shape = (min(plan.rows, cast_rows), self._dim)
-        buffers = [
-            (
-                np.empty((nq, min(plan.rows, largest)), dtype=np.float32),
-                np.empty(shape, dtype=np.float32) if needs_buffer else None,
-                np.empty(shape, dtype=np.uint32) if half and needs_buffer else None,
-            )
-            for _ in range(2 if overlap else 1)
-        ]
-        widened = buffers[0][1]  # the gather path widens into the first set
+        block_rows = min(plan.rows, largest)
+        scores = np.empty((nq, block_rows) if rowwise else (block_rows, nq), dtype=np.float32)
+        cast_rows = min(block_rows, max(256, _CAST_BYTES // (4 * self._dim)))
+        widened = np.empty((cast_rows, self._dim), dtype=np.float32) if gather or (widen and not rowwise) else None
+        scratch = np.empty(widened.shape, dtype=np.uint32) if half and widened is not None else None
 
-        def score(block: npt.NDArray[np.generic], which: int = 0) -> npt.NDArray[np.float32]:
-            scores, widened, scratch = buffers[which]
+        def score(block: npt.NDArray[np.generic]) -> npt.NDArray[np.float32]:
             n = block.shape[0]
-            if half and block.dtype == np.float16 and nq <= _EINSUM_QUERIES:
-                # a few queries over float16 rows: each thread widens its row range into the buffer, then einsum
-                # (numpy's einsum over float16 is about 40x slower than over float32)
-                assert widened is not None
-                assert scratch is not None
+            if rowwise:
                 out = scores[:, :n]
-                rows16: npt.NDArray[np.float16] = block  # type: ignore[assignment]
-                buf, bits = widened, scratch
-
-                def work(a: int, b: int) -> None:
-                    rows = widen_float16(rows16[a:b], buf[a:b], bits[a:b])
-                    for j in range(nq):
-                        np.einsum("ij,j->i", rows, queries[j], out=out[j, a:b])
-
-                workers.rows(work, n)
-                return out if nq == 1 or n == scores.shape[1] else np.ascontiguousarray(out)
-            if single or (block.dtype != np.float32 and nq <= _EINSUM_QUERIES):
-                # one query, or a few over int8 / float16 rows: einsum (widening as it goes) over row ranges split
-                # across this call's threads (it releases the GIL). For one float32 query it beat BLAS's
-                # matrix-vector product, the column-major copy and cache-sized row blocks (docs/search.md, Speed),
-                # and the threads= knob alone decides its parallelism; casting int8 / float16 into a buffer for
-                # BLAS would cost more than the product itself
-                out = scores[:, :n]
-                rows_any: npt.NDArray[Any] = block
-                workers.rows(lambda a, b: [np.einsum("ij,j->i", rows_any[a:b], queries[j], out=out[j, a:b])
-                                           for j in range(nq)], n)
-                return out if nq == 1 or n == scores.shape[1] else np.ascontiguousarray(out)
-            if block.dtype != np.float32:
+                row_scores(block, queries, out, workers.rows, fast_half=half)
+                return out
+            if block.dtype != np.float32:  # widened into the buffer, the rows split across the threads
                 assert widened is not None
                 buf = widened[:n]
-                if half and block.dtype == np.float16:
-                    assert scratch is not None
-                    widen_float16(block, buf, scratch[:n])  # type: ignore[arg-type]
-                else:
-                    np.copyto(buf, block, casting="unsafe")
+                src = block
+
+                def widen_rows(a: int, b: int) -> None:
+                    if scratch is not None and src.dtype == np.float16:
+                        widen_float16(src[a:b], buf[a:b], scratch[a:b])  # type: ignore[arg-type]
+                    else:
+                        np.copyto(buf[a:b], src[a:b], casting="unsafe")
+
+                workers.rows(widen_rows, n)
                 block = buf
-            if n == scores.shape[1]:
-                np.matmul(queries, block.T, out=scores)
-                return scores
-            partial: npt.NDArray[np.float32] = np.matmul(queries, block.T)
-            return partial
+            out = scores[:n]
+            np.matmul(block, queries.T, out=out)
+            return out
 
         pushed = [False]
 
         def push(s: npt.NDArray[np.float32], positions: int | npt.NDArray[np.int64]) -> None:
+            if not rowwise:
+                top.push_columns(s, positions)
+                return
             n = s.shape[1]
             a = 0
             while a < n:  # the very first chunk is small: it sets the thresholds cheaply
@@ -840,31 +804,16 @@ class EmbeddingIndex:
             plan.rows, plan.first
         )
         has_excluded = excluded.size > 0
-
-        def select(start: int, s: npt.NDArray[np.float32]) -> None:
-            if has_excluded:
-                lo, hi = np.searchsorted(excluded, (start, start + s.shape[1]))
-                if hi > lo:
-                    s[:, excluded[lo:hi] - start] = -np.inf
-            push(s, start)
-
-        if not overlap:
-            for start, block in blocks:
-                select(start, score(block))
-            return top
-        # block i + 1 is scored into the other buffer while block i is selected; blocks are selected in order,
-        # so the result is the same as without the helper, bit for bit
-        # (an error leaves at most one product in flight: the workers are joined when the search ends)
-        pending: tuple[int, Future[npt.NDArray[np.float32]]] | None = None
-        which = 0
         for start, block in blocks:
-            ahead = workers.submit(functools.partial(score, block, which))
-            which ^= 1
-            if pending is not None:
-                select(pending[0], pending[1].result())
-            pending = (start, ahead)
-        if pending is not None:
-            select(pending[0], pending[1].result())
+            s = score(block)
+            if has_excluded:
+                lo, hi = np.searchsorted(excluded, (start, start + block.shape[0]))
+                if hi > lo:
+                    if rowwise:
+                        s[:, excluded[lo:hi] - start] = -np.inf
+                    else:
+                        s[excluded[lo:hi] - start] = -np.inf
+            push(s, start)
         return top
 
     # --- int8: approximate scan, exact re-rank, proof of exactness -----------------------------------------------

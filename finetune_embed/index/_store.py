@@ -295,28 +295,30 @@ class VectorStore:
     def blocks(self, rows_per_block: int, first: int) -> Iterator[tuple[int, npt.NDArray[np.generic]]]:
         """``(first slot, rows)`` for consecutive blocks of the stored arrays (no copies).
 
-        The first block has at most ``first`` rows (a small block sets the top-k thresholds cheaply).
+        The first block has at most ``first`` rows and each next one at most four times as many as the one
+        before, up to ``rows_per_block``: small blocks set the top-k thresholds cheaply, and while the
+        thresholds are low only a few candidates pass per block.
         """
-        limit = first
+        for start, _, data in self._walk(rows_per_block, first, exact=False):
+            yield start, data
+
+    def _walk(
+        self, rows_per_block: int, first: int, *, exact: bool
+    ) -> Iterator[tuple[int, int, npt.NDArray[np.generic]]]:
+        limit = min(first, rows_per_block)
         for seg in self.segments:
+            src = seg.exact if exact and seg.exact is not None else seg.data
             a = 0
             while a < seg.used:
                 b = min(seg.used, a + limit)
-                yield seg.start + a, seg.data[a:b]
+                yield seg.start + a, b - a, src[a:b]
                 a = b
-                limit = rows_per_block
+                limit = min(rows_per_block, 4 * limit)
 
     def exact_blocks(self, rows_per_block: int, first: int) -> Iterator[tuple[int, npt.NDArray[np.generic]]]:
         """Like :meth:`blocks`, over the exact float32 rows (the memory-mapped file of the int8 kind)."""
-        limit = first
-        for seg in self.segments:
-            src = seg.exact if seg.exact is not None else seg.data
-            a = 0
-            while a < seg.used:
-                b = min(seg.used, a + limit)
-                yield seg.start + a, src[a:b]
-                a = b
-                limit = rows_per_block
+        for start, _, data in self._walk(rows_per_block, first, exact=True):
+            yield start, data
 
     def as_float32(self) -> npt.NDArray[np.float32]:
         """All rows as one float32 ``(n, dim)`` array (a view when possible)."""

@@ -23,6 +23,7 @@ MAX_POSITIONS = 1 << 32
 _LOW = np.uint64(0xFFFFFFFF)
 _SIGN = np.uint32(0x80000000)
 _SHIFT = np.uint64(32)
+_GROUP = 128  # rows per group in push_columns: one maximum per group and query
 
 
 def _sortable(scores: npt.NDArray[np.float32]) -> npt.NDArray[np.uint64]:
@@ -111,8 +112,75 @@ class RunningTopK:
             sub = scores if rows.size == q else scores[rows]
             flat = np.flatnonzero(sub > self._limit(rows)[:, None])
             local, cols = np.divmod(flat, n)
-            values = sub.reshape(-1)[flat]
+            values = sub[local, cols]  # (a chunk of a wider block is not contiguous: no reshape copy)
         pos = cols + positions if isinstance(positions, int) else positions[cols]
+        self._accept(rows, local, values, pos)
+
+    def push_columns(self, scores: npt.NDArray[np.float32], positions: int | npt.NDArray[np.int64]) -> None:
+        """Like :meth:`push` for an ``(n, n_queries)`` block: one column per query, one row per position
+        (the layout of ``rows @ queries.T``).
+
+        The block is cut into groups of ``_GROUP`` rows; one pass takes every group's maximum per query, and
+        only the (group, query) pairs whose maximum beats the query's threshold are looked at more closely,
+        so once the thresholds have settled a block costs about one read of its scores. Candidates are found
+        query by query (the transposed order), so they arrive grouped by query without a sort.
+        """
+        n, q = scores.shape
+        if n == 0:
+            return
+        limit = self._limit()
+        whole = n - n % _GROUP
+        if whole:
+            groups = scores[:whole].reshape(whole // _GROUP, _GROUP, q)
+            hit = groups.max(axis=1) > limit
+            pairs = int(np.count_nonzero(hit))
+            if pairs * 4 > hit.size:  # most groups qualify (the thresholds are still low): compare everything
+                self._take_columns(scores[:whole], limit, 0, positions)
+            elif pairs:
+                query, group = np.nonzero(hit.T)  # by query, then group
+                looked = groups[group, :, query]  # (pairs, _GROUP): the scores of each qualifying pair
+                pair, offset = np.nonzero(looked > limit[query][:, None])
+                if pair.size:
+                    self._take(query[pair], group[pair] * _GROUP + offset, looked[pair, offset], positions)
+        if whole < n:
+            self._take_columns(scores[whole:], limit, whole, positions)
+
+    def _take_columns(
+        self,
+        scores: npt.NDArray[np.float32],
+        limit: npt.NDArray[np.float32],
+        offset: int,
+        positions: int | npt.NDArray[np.int64],
+    ) -> None:
+        query, at = np.nonzero((scores > limit).T)  # by query, then position
+        if query.size:
+            self._take(query, at + offset, scores[at, query], positions)
+
+    def _take(
+        self,
+        query: npt.NDArray[np.intp],
+        at: npt.NDArray[np.intp],
+        values: npt.NDArray[np.float32],
+        positions: int | npt.NDArray[np.int64],
+    ) -> None:
+        """Candidates grouped by ``query`` (non-decreasing), at block rows ``at``."""
+        first = np.empty(query.size, dtype=bool)
+        first[0] = True
+        np.not_equal(query[1:], query[:-1], out=first[1:])
+        rows = query[first]
+        local = np.cumsum(first) - 1
+        pos = at + positions if isinstance(positions, int) else positions[at]
+        self._accept(rows, local, values, pos)
+
+    def _accept(
+        self,
+        rows: npt.NDArray[np.intp],
+        local: npt.NDArray[np.intp],
+        values: npt.NDArray[np.float32],
+        pos: npt.NDArray[np.integer],
+    ) -> None:
+        """Candidates ``values`` at positions ``pos`` of queries ``rows[local]`` (``local`` sorted): into the
+        pool (with a margin) and, where they beat the threshold, into the top-k."""
         keys = score_keys(values, pos)
         if self.margin is None:
             self._merge(rows, local, keys)

@@ -15,14 +15,16 @@ if TYPE_CHECKING:
     from ._copy import CopyResult as CopyResult
     from ._copy import copy as copy
     from ._milvus import MilvusIndex as MilvusIndex
+    from ._qdrant import QdrantIndex as QdrantIndex
     from ._redis import RedisIndex as RedisIndex
 
-__all__ = ["ChromaIndex", "CopyResult", "MilvusIndex", "RedisIndex", "copy"]
+__all__ = ["ChromaIndex", "CopyResult", "MilvusIndex", "QdrantIndex", "RedisIndex", "copy"]
 
 # one line per adapter: public name -> the module that defines it
 _LAZY: dict[str, str] = {
     "ChromaIndex": "._chroma",
     "MilvusIndex": "._milvus",  # a Milvus server, Milvus Lite or Zilliz Cloud (extra: milvus)
+    "QdrantIndex": "._qdrant",
     "RedisIndex": "._redis",  # Redis with RediSearch, one server or a Redis Cluster (extra: redis)
     "copy": "._copy",  # moving data between any two backends (no extra)
     "CopyResult": "._copy",

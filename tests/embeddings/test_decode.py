@@ -118,6 +118,32 @@ def test_stream_decoder_any_chunking(cuts: list[int], order: list[int], fmt: str
     dec.feed(raw[pos:])
     assert dec.finish() == []
     np.testing.assert_array_equal(out, np.asarray(vectors, np.float32))
+    assert dec.usage == 3  # usage.prompt_tokens, however the body was cut
+
+
+@pytest.mark.parametrize(
+    ("usage", "expected"),
+    [
+        (None, None),
+        ({}, None),
+        ({"prompt_tokens": 41, "total_tokens": 41}, 41),
+        ({"total_tokens": 41, "prompt_tokens": 0}, 0),
+        ({"prompt_tokens": -1}, None),
+        ({"prompt_tokens": "41"}, None),
+        ({"prompt_tokens": True}, None),
+        ({"prompt_tokens": 4.5}, None),
+    ],
+)
+def test_stream_decoder_reads_usage_only_when_it_is_a_count(usage: object, expected: int | None) -> None:
+    import json
+
+    doc: dict[str, object] = {"object": "list", "data": items([[1.0, 2.0]]), "model": "m"}
+    if usage is not None:
+        doc["usage"] = usage
+    dec = StreamDecoder(expected=1, dim=2, put=lambda i, v: None)
+    dec.feed(json.dumps(doc).encode())
+    assert dec.finish() == []
+    assert dec.usage == expected
 
 
 def test_stream_decoder_refuses_bad_streams() -> None:

@@ -41,7 +41,7 @@ def _ref(index: EmbeddingIndex, q: np.ndarray) -> np.ndarray:
     n=st.integers(1, 300),
     d=st.integers(1, 24),
     k=st.integers(1, 40),
-    nq=st.integers(1, 5),
+    nq=st.integers(1, 12),  # up to 4: the row kernel; more: BLAS
     metric=st.sampled_from(["cosine", "dot"]),
     kind=st.sampled_from(KINDS),
     seed=st.integers(0, 2**16),
@@ -71,7 +71,7 @@ def test_search_is_exact_against_brute_force(
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("nq", [1, 3, 300])
+@pytest.mark.parametrize("nq", [1, 3, 4, 5, 300])
 def test_larger_index_blocks_and_query_batches(kind: str, nq: int) -> None:
     x = _data(20_000, 16, seed=1)
     index = EmbeddingIndex(16, dtype=kind)
@@ -83,6 +83,24 @@ def test_larger_index_blocks_and_query_batches(kind: str, nq: int) -> None:
     assert isinstance(result, BatchMatches)
     for q, m in zip(queries, result, strict=True):
         assert_exact_topk(m, index.ids, _ref(index, q), 25)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("nq", [4, 20])
+def test_a_selective_filter_gathers_the_allowed_rows_for_both_kernels(kind: str, nq: int) -> None:
+    """#16: few allowed items are gathered into a buffer and scored there, by the row kernel (a few queries)
+    or BLAS (more), across tiles and segments."""
+    x = _data(30_000, 48, seed=5)
+    index = EmbeddingIndex(48, dtype=kind)
+    for a in range(0, 30_000, 12_000):
+        metadata = [{"n": i} for i in range(a, min(30_000, a + 12_000))]
+        index.add(_ids(30_000)[a : a + 12_000], x[a : a + 12_000], metadata)
+    allowed = np.zeros(30_000, dtype=bool)
+    allowed[::9] = True  # 11% of the items: gathered, not masked
+    queries = _data(nq, 48, seed=6)
+    result = index.search(queries, 17, where={"n": {"$in": list(range(0, 30_000, 9))}})
+    for q, m in zip(queries, result, strict=True):
+        assert_exact_topk(m, index.ids, _ref(index, q), 17, allowed=allowed)
 
 
 def test_query_batches_larger_than_one_chunk_are_split() -> None:

@@ -43,3 +43,54 @@ def test_blocks_give_the_exact_deterministic_top_k(n: int, q: int, k: int, block
         expected = sorted(valid.tolist(), key=lambda i: (-row[i], i))[:k]
         assert got_pos.tolist() == expected
         np.testing.assert_array_equal(got_scores, row[expected])
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    n=st.integers(1, 900),
+    q=st.integers(1, 12),
+    k=st.integers(1, 30),
+    block=st.integers(1, 600),
+    levels=st.integers(1, 6),
+    seed=st.integers(0, 1000),
+)
+def test_column_blocks_give_the_same_top_k_as_row_blocks(
+    n: int, q: int, k: int, block: int, levels: int, seed: int
+) -> None:
+    """push_columns takes (rows x queries) blocks, the layout of BLAS's rows @ queries.T; blocks longer than a
+    group (128 rows) take the per-group maximum route, shorter ones and the tail are compared directly."""
+    rng = np.random.default_rng(seed)
+    scores = rng.integers(0, levels, size=(q, n)).astype(np.float32)
+    scores[rng.random((q, n)) < 0.1] = -np.inf
+    top = RunningTopK(q, k)
+    for a in range(0, n, block):
+        top.push_columns(np.ascontiguousarray(scores[:, a : a + block].T), a)
+    for row, (got_scores, got_pos) in zip(scores, top.results(), strict=True):
+        valid = np.flatnonzero(np.isfinite(row))
+        expected = sorted(valid.tolist(), key=lambda i: (-row[i], i))[:k]
+        assert got_pos.tolist() == expected
+        np.testing.assert_array_equal(got_scores, row[expected])
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 700), q=st.integers(1, 6), k=st.integers(1, 12), seed=st.integers(0, 1000))
+def test_column_blocks_collect_the_same_margin_pool_with_positions(n: int, q: int, k: int, seed: int) -> None:
+    """The int8 shortlist: with a margin, both layouts collect the same (query, key) pool; positions may be
+    given one per row (a filtered scan's slots)."""
+    rng = np.random.default_rng(seed)
+    scores = rng.standard_normal((q, n)).astype(np.float32)
+    slots = np.sort(rng.choice(10 * n, size=n, replace=False)).astype(np.int64)
+    margin = rng.uniform(0, 1.5, size=q).astype(np.float32)
+    rows, cols = RunningTopK(q, k, margin=margin), RunningTopK(q, k, margin=margin)
+    for a in range(0, n, 300):
+        rows.push(np.ascontiguousarray(scores[:, a : a + 300]), slots[a : a + 300])
+        cols.push_columns(np.ascontiguousarray(scores[:, a : a + 300].T), slots[a : a + 300])
+    assert rows.keys.tobytes() == cols.keys.tobytes()
+    got = sorted(zip(*(x.tolist() for x in cols.pool()), strict=True))
+    want = sorted(zip(*(x.tolist() for x in rows.pool()), strict=True))
+    assert got == want
+    for j in range(q):  # the pool is every item within the margin of the final k-th best score
+        kth = np.sort(scores[j])[::-1][min(k, n) - 1]
+        expected = set(slots[scores[j] >= kth - margin[j]].tolist())
+        pool_rows, pool_keys = cols.pool()
+        assert set(decode_keys(pool_keys[pool_rows == j])[1].tolist()) == expected

@@ -11,21 +11,24 @@ it fails instead: CI installs every extra and must test every engine.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
 from finetune_embed.index import EmbeddingIndex, VectorIndex
 
-from . import _engine_chroma
+from . import _engine_chroma, _engine_qdrant
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+T = TypeVar("T")
 _names = itertools.count()
 
 
@@ -209,7 +212,7 @@ MILVUS = {"milvus": "milvus_uri", "milvus-hnsw": "milvus_uri", "milvus-lite": "m
 # --- the parametrised fixture ---------------------------------------------------------------------------------------
 
 # Chroma: HNSW with ef_search >= n (see docs)
-EXACT_BACKENDS = ["memory", "pgvector", "chroma", "chroma-server", "redis", "redis-cluster", "milvus-lite"]
+EXACT_BACKENDS = ["memory", "pgvector", "chroma", "chroma-server", "qdrant", "redis", "redis-cluster", "milvus-lite"]
 ANN_BACKENDS = ["pgvector-hnsw", "pgvector-halfvec-hnsw", "chroma-hnsw", "redis-hnsw"]
 ALL_BACKENDS = EXACT_BACKENDS + ANN_BACKENDS
 
@@ -224,6 +227,8 @@ def _build(name: str, request: pytest.FixtureRequest, tmp: Path) -> Backend:
     if name.startswith("chroma"):
         url = request.getfixturevalue("chroma_url") if name == "chroma-server" else None
         return _engine_chroma.chroma_backend(name, tmp, url)
+    if name == "qdrant":
+        return _engine_qdrant.qdrant_backend(name, tmp)
     if name in REDIS:
         from ._engine_redis import backends
 
@@ -234,22 +239,26 @@ def _build(name: str, request: pytest.FixtureRequest, tmp: Path) -> Backend:
     raise AssertionError(f"unknown backend {name}")
 
 
-@pytest.fixture
-def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
-    """The backend named by the test's parameter (``indirect=True``)."""
+@contextlib.contextmanager
+def opened(name: str, request: pytest.FixtureRequest) -> Iterator[Backend]:
+    """The backend ``name`` in a temporary folder; every store it made is closed and its engine data dropped after."""
     tmp = Path(tempfile.mkdtemp(prefix="fe-stores-"))
-    made = _build(request.param, request, tmp)
-    opened: list[Any] = []
+    try:
+        made = _build(name, request, tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    stores: list[Any] = []
     create, reopen = made.create, made.reopen
 
     def tracked_create(dim: int | None, metric: str = "cosine") -> VectorIndex:
         store = create(dim, metric)
-        opened.append(store)
+        stores.append(store)
         return store
 
     def tracked_reopen(store: VectorIndex) -> VectorIndex:
         again = reopen(store)
-        opened.append(again)
+        stores.append(again)
         return again
 
     made.create = tracked_create  # type: ignore[assignment]
@@ -258,7 +267,7 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
 
         def tracked_for_load(dim: int | None, metric: str = "cosine") -> VectorIndex:
             store = for_load(dim, metric)
-            opened.append(store)
+            stores.append(store)
             return store
 
         made.create_for_load = tracked_for_load
@@ -266,13 +275,54 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     try:
         yield made
     finally:
-        for store in opened:
+        for store in stores:
             try:
                 store.close()
             except Exception:
                 pass
         for step in made.cleanup:
             step()
-        import shutil
-
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    """The backend named by the test's parameter (``indirect=True``): fresh for each test."""
+    with opened(request.param, request) as made:
+        yield made
+
+
+class LoadedOnce:
+    """Stores loaded once per test module, for tests that only read them (search, filters, dense results).
+
+    ``load(name, key, build, request)`` opens backend ``name`` on first use (with the calling test's ``request``,
+    so its engine's session fixture starts, or the test skips / fails as ``unavailable`` says) and returns
+    ``build(backend)``, cached under ``(name, key)``. A test that writes must use the ``backend`` fixture instead.
+    """
+
+    def __init__(self) -> None:
+        self._stack = contextlib.ExitStack()
+        self._backends: dict[str, Backend] = {}
+        self._built: dict[tuple[str, Any], Any] = {}
+
+    def load(self, name: str, key: Any, build: Callable[[Backend], T], request: pytest.FixtureRequest) -> T:
+        if name not in self._backends:
+            self._backends[name] = self._stack.enter_context(opened(name, request))
+        backend = self._backends[name]
+        if (name, key) not in self._built:
+            self._built[name, key] = build(backend)
+        built: T = self._built[name, key]
+        return built
+
+    def close(self) -> None:
+        self._stack.close()
+
+
+@pytest.fixture(scope="module")
+def loaded_once() -> Iterator[LoadedOnce]:
+    """Read-only stores shared by the tests of one module (each loaded once, closed at the module's end)."""
+    shared = LoadedOnce()
+    try:
+        yield shared
+    finally:
+        shared.close()

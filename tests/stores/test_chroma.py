@@ -18,7 +18,8 @@ try:
     from chromadb.config import Settings
 
     from finetune_embed.stores import ChromaIndex
-    from finetune_embed.stores._chroma_layout import canonical, flatten
+    from finetune_embed.stores._canonical import canonical
+    from finetune_embed.stores._chroma_layout import flatten
 except ImportError as exc:  # pragma: no cover - only without the extra
     chromadb = None
     _missing = str(exc)

@@ -7,6 +7,7 @@ answer inside the engine, or a typed UnsupportedFilterError naming the engine an
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -34,11 +35,12 @@ from finetune_embed.index import (
 )
 
 from ._data import FILTERS, metadata, operators, random_filters, vectors
-from .conftest import ALL_BACKENDS, EXACT_BACKENDS, Backend
+from .conftest import ALL_BACKENDS, EXACT_BACKENDS, Backend, LoadedOnce
 
 N, DIM = 600, 24
 exact = pytest.mark.parametrize("backend", EXACT_BACKENDS, indirect=True)
 every = pytest.mark.parametrize("backend", ALL_BACKENDS, indirect=True)
+exact_read_only = pytest.mark.parametrize("name", EXACT_BACKENDS)  # with the shared loaded stores below
 
 
 def _loaded(backend: Backend, metric: str = "cosine", n: int = N) -> tuple[VectorIndex, EmbeddingIndex]:
@@ -51,6 +53,25 @@ def _loaded(backend: Backend, metric: str = "cosine", n: int = N) -> tuple[Vecto
     reference = EmbeddingIndex(DIM, metric=metric)  # type: ignore[arg-type]
     reference.add(ids, x, meta)
     return store, reference
+
+
+Shared = tuple[Backend, VectorIndex, EmbeddingIndex]
+SharedLoad = Callable[..., Shared]
+
+
+@pytest.fixture
+def shared(loaded_once: LoadedOnce, request: pytest.FixtureRequest) -> SharedLoad:
+    """``shared(name, metric)``: backend ``name`` holding the suite's N items, loaded once per module and metric
+    (the tests using it only read)."""
+
+    def get(name: str, metric: str = "cosine") -> Shared:
+        def build(backend: Backend) -> Shared:
+            return (backend, *_loaded(backend, metric))
+
+        result: Shared = loaded_once.load(name, metric, build, request)
+        return result
+
+    return get
 
 
 def _queries(count: int = 8, seed: int = 7) -> npt.NDArray[np.float32]:
@@ -75,11 +96,11 @@ class TestProtocol:
 
 
 class TestExactSearch:
-    @exact
+    @exact_read_only
     @pytest.mark.parametrize("metric", ["cosine", "dot"])
-    def test_same_ids_and_scores_as_embedding_index(self, backend: Backend, metric: str) -> None:
+    def test_same_ids_and_scores_as_embedding_index(self, shared: SharedLoad, name: str, metric: str) -> None:
         """One query, a batch, and by id: the reference's ids in order, scores within 1e-5, same metadata."""
-        store, reference = _loaded(backend, metric)
+        _, store, reference = shared(name, metric)
         q = _queries()
         one = store.search(q[0], k=10)
         assert isinstance(one, Matches)
@@ -94,10 +115,10 @@ class TestExactSearch:
         skip = {"id-1", "id-2", "nope"}
         _same(store.search(q[1], k=5, exclude=skip), reference.search(q[1], k=5, exclude=skip))
 
-    @exact
-    def test_dense_arrays(self, backend: Backend) -> None:
+    @exact_read_only
+    def test_dense_arrays(self, shared: SharedLoad, name: str) -> None:
         """A batch as (n, k) id / score arrays, padded where a filter leaves fewer hits."""
-        store, reference = _loaded(backend)
+        _, store, reference = shared(name)
         q = _queries(3)
         dense = store.search(q, k=4, where={"cat": 99}).dense(4)
         assert dense.ids.shape == (3, 4)
@@ -109,17 +130,17 @@ class TestExactSearch:
 
 
 class TestFilters:
-    @exact
+    @exact_read_only
     @pytest.mark.parametrize("where", FILTERS, ids=[str(f) for f in FILTERS])
-    def test_every_operator(self, backend: Backend, where: dict[str, Any]) -> None:
+    def test_every_operator(self, shared: SharedLoad, name: str, where: dict[str, Any]) -> None:
         """Each filter gives the reference's hits, inside the engine, or a typed error naming engine and operator."""
-        store, reference = _loaded(backend)
+        backend, store, reference = shared(name)
         _check_filter(backend, store, reference, where)
 
-    @exact
-    def test_random_nested_filters(self, backend: Backend) -> None:
+    @exact_read_only
+    def test_random_nested_filters(self, shared: SharedLoad, name: str) -> None:
         """60 random nested filters ($and / $or / $not over every operator and JSON type) agree with the reference."""
-        store, reference = _loaded(backend)
+        backend, store, reference = shared(name)
         for where in random_filters(60, seed=3):
             _check_filter(backend, store, reference, where)
 

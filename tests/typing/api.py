@@ -84,11 +84,13 @@ def embeddings_and_search() -> None:
 
 
 def vector_stores() -> None:
-    from finetune_embed.stores import ChromaIndex
+    from finetune_embed.stores import ChromaIndex, QdrantIndex
 
     chroma: VectorIndex = ChromaIndex("docs", path="chroma-data", dim=3, metric="dot")
     hits: Matches = chroma.search([0.1, 0.2, 0.3], k=2, where={"lang": "en"})
-    del hits
+    qdrant: VectorIndex = QdrantIndex("docs", url="http://localhost:6333", api_key="key", exact=True)
+    batch: BatchMatches = qdrant.search([[0.1, 0.2, 0.3]], k=2)
+    del hits, batch
 
 
 def moving_data() -> None:

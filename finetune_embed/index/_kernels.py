@@ -1,0 +1,81 @@
+"""The row kernel: the scores of a few queries against a block of stored rows, without BLAS.
+
+A matrix product with only a handful of queries is a poor fit for BLAS (it packs every row into its own layout
+before multiplying, and then does only a few multiplications per row it packed), so a small batch is scored the
+way one query is: by ``einsum`` over the rows, in the layout they are stored in. Each thread the search may use
+takes a range of rows and walks it in tiles small enough to stay in its core's cache; every query is one
+``einsum`` over the tile, so a row comes from memory once and the other queries read it from cache. ``int8`` and
+``float16`` tiles are widened to float32 into a per-thread buffer first (exactly: every int8 and float16 value
+is a float32 value).
+
+A row's score depends only on that row and the query (``einsum`` reduces each row on its own), so how the rows
+are split into ranges and tiles never changes a bit of the result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ._store import widen_float16
+
+__all__ = ["TILE_BYTES", "row_scores"]
+
+_VECDOT_MAX_DIM = 8192  # np.vecdot: BLAS sdot per row, which runs on the calling thread up to 10,000 values
+TILE_BYTES = 512 << 10  # float32 bytes per tile: one tile per core stays in its L2 cache (1 MiB here)
+
+def _dot(rows: npt.NDArray[Any], query: npt.NDArray[np.float32], out: npt.NDArray[np.float32]) -> None:
+    """``out[i] = rows[i] . query``, each row on its own."""
+    if rows.shape[1] <= _VECDOT_MAX_DIM:
+        np.vecdot(rows, query, out=out)
+    else:
+        np.einsum("ij,j->i", rows, query, out=out)
+
+
+Split = Callable[[Callable[[int, int], object], int], None]
+
+
+def row_scores(
+    block: npt.NDArray[np.generic],
+    queries: npt.NDArray[np.float32],
+    out: npt.NDArray[np.float32],
+    split: Split,
+    *,
+    fast_half: bool,
+    tile_bytes: int = TILE_BYTES,
+) -> None:
+    """``out[j, i] = block[i] . queries[j]`` for every row ``i`` of ``block`` (float32, float16 or int8) and
+    query ``j``; ``out`` is ``(len(queries), len(block))``, each of its rows contiguous.
+
+    ``split(work, n)`` runs ``work(a, b)`` over row ranges covering ``0..n`` (on the search's threads).
+    ``fast_half`` widens float16 rows with :func:`widen_float16` (callers check ``subnormals_kept()``).
+    """
+    nq = queries.shape[0]
+    dim = block.shape[1]
+    widen = block.dtype != np.float32
+    half = fast_half and block.dtype == np.float16
+    tile = max(16, tile_bytes // (4 * dim))
+
+    def work(a: int, b: int) -> None:
+        if not widen and nq == 1:  # one query reads each row once: no tiles needed
+            _dot(block[a:b], queries[0], out[0, a:b])
+            return
+        buf = np.empty((min(tile, b - a), dim), dtype=np.float32) if widen else None
+        bits = np.empty(buf.shape, dtype=np.uint32) if half and buf is not None else None
+        for c in range(a, b, tile):
+            e = min(b, c + tile)
+            rows: npt.NDArray[np.float32]
+            if buf is None:
+                rows = block[c:e]  # type: ignore[assignment]
+            elif bits is not None:
+                rows = widen_float16(block[c:e], buf[: e - c], bits[: e - c])  # type: ignore[arg-type]
+            else:
+                rows = buf[: e - c]
+                np.copyto(rows, block[c:e], casting="unsafe")
+            for j in range(nq):
+                _dot(rows, queries[j], out[j, c:e])
+
+    split(work, block.shape[0])
