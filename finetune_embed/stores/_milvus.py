@@ -29,7 +29,7 @@ from urllib.parse import quote, unquote, urlsplit
 import numpy as np
 import numpy.typing as npt
 
-from .._exceptions import ConfigError, DuplicateIdError, MissingDependencyError, UnknownIdError
+from .._exceptions import ConfigError, DuplicateIdError, EmbeddingIndexError, MissingDependencyError, UnknownIdError
 from .._redact import MASK
 from ..index._filters import Filter
 from ..index._index import Item
@@ -125,7 +125,9 @@ class MilvusIndex(StoreBase):
         index: ``"flat"`` (exact: every search scores every item; the default) or ``"hnsw"`` (approximate).
             Fixed when the collection is created; default for an existing one: its own.
         m, ef_construction: HNSW build parameters for a new collection (defaults 16 and 200).
-        ef: HNSW candidates per query (at least ``k`` is used; default 500). Settable later (:attr:`ef`).
+        ef: HNSW candidates per query (at least ``k`` is used; default 1000). Settable later (:attr:`ef`). On
+            10,000 random 384-d vectors (the hard case) recall@10 was 0.51 at 100, 0.94 at 500 and 0.994 at 1000
+            once :meth:`flush` had built the index (see docs/vector-stores.md).
         create: create the collection when it does not exist (else :class:`~finetune_embed.ConfigError`).
         timeout: seconds connecting and each Milvus call may take (default: pymilvus's: 10 s to connect, no
             limit per call).
@@ -156,7 +158,7 @@ class MilvusIndex(StoreBase):
         index: Index | None = None,
         m: int = 16,
         ef_construction: int = 200,
-        ef: int = 500,
+        ef: int = 1_000,
         create: bool = True,
         timeout: float | None = None,
     ) -> None:
@@ -367,6 +369,37 @@ class MilvusIndex(StoreBase):
         client, self._client = self._client, None
         if client is not None and self._owns:
             client.close()
+
+    def flush(self, timeout: float = 600.0) -> None:
+        """Seal what was written and search it through the collection's index: call it after a bulk load into an
+        ``index="hnsw"`` collection.
+
+        Until rows are sealed into segments and indexed, a Milvus server searches them through its interim
+        index for growing segments (IVF, ``nprobe`` 16 of 128 lists by default): recall@10 on 10,000 random 384-d
+        vectors was 0.25 before ``flush()`` and 0.994 after it (``ef=1000``). ``"flat"`` collections are exact
+        either way. This flushes, waits until the index covers every row (at most ``timeout`` seconds), then
+        reloads the collection so that searches use the built index.
+
+        Raises:
+            EmbeddingIndexError: the index did not cover every row within ``timeout`` seconds.
+        """
+        if not self._exists:
+            return
+        self._call("flush", self._name)
+        deadline = time.monotonic() + timeout
+        while True:
+            info = self._call("describe_index", self._name, "vector")
+            done = int(info.get("indexed_rows", 0)) >= int(info.get("total_rows", 0))
+            if done and int(info.get("pending_index_rows", 0)) == 0:
+                break
+            if time.monotonic() > deadline:
+                raise EmbeddingIndexError(
+                    f"Milvus collection {self._name!r}: the index covers {info.get('indexed_rows')} of "
+                    f"{info.get('total_rows')} rows after {timeout} s; call flush() again to keep waiting."
+                )
+            time.sleep(0.2)
+        self._call("release_collection", self._name)
+        self._call("load_collection", self._name)
 
     def drop(self) -> None:
         """Delete the collection and everything in it."""

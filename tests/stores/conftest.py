@@ -206,14 +206,17 @@ from . import _engine_milvus  # noqa: E402
 
 milvus_uri = pytest.fixture(scope="session")(_engine_milvus.milvus_server_fixture)
 milvus_lite_uri = pytest.fixture(scope="session")(_engine_milvus.milvus_lite_fixture)
-MILVUS = {"milvus": "milvus_uri", "milvus-hnsw": "milvus_uri", "milvus-lite": "milvus_lite_uri"}  # -> fixture
+milvus_pool = pytest.fixture(scope="session")(_engine_milvus.milvus_pool_fixture)
+MILVUS_SERVER = frozenset({"milvus", "milvus-hnsw"})  # the server tier: marked milvus_server (.ci/run's 2nd step)
 
 
 # --- the parametrised fixture ---------------------------------------------------------------------------------------
 
 # Chroma: HNSW with ef_search >= n (see docs)
-EXACT_BACKENDS = ["memory", "pgvector", "chroma", "chroma-server", "qdrant", "redis", "redis-cluster", "milvus-lite"]
-ANN_BACKENDS = ["pgvector-hnsw", "pgvector-halfvec-hnsw", "chroma-hnsw", "redis-hnsw"]
+EXACT_BACKENDS = [
+    "memory", "pgvector", "chroma", "chroma-server", "qdrant", "redis", "redis-cluster", "milvus-lite", "milvus",
+]  # fmt: skip
+ANN_BACKENDS = ["pgvector-hnsw", "pgvector-halfvec-hnsw", "chroma-hnsw", "redis-hnsw", "milvus-hnsw"]
 ALL_BACKENDS = EXACT_BACKENDS + ANN_BACKENDS
 
 
@@ -234,8 +237,11 @@ def _build(name: str, request: pytest.FixtureRequest, tmp: Path) -> Backend:
 
         fixture, algorithm = REDIS[name]
         return backends(request.getfixturevalue(fixture), name, algorithm=algorithm, unique_name=unique_name)
-    if name in MILVUS:
-        return _engine_milvus.milvus_backend(name, request.getfixturevalue(MILVUS[name]))
+    if name == "milvus-lite":
+        return _engine_milvus.milvus_backend(name, request.getfixturevalue("milvus_lite_uri"))
+    if name in MILVUS_SERVER:
+        pool = request.getfixturevalue("milvus_pool")
+        return _engine_milvus.milvus_backend(name, pool.uri, pool)
     raise AssertionError(f"unknown backend {name}")
 
 
@@ -326,3 +332,14 @@ def loaded_once() -> Iterator[LoadedOnce]:
         yield shared
     finally:
         shared.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests on the Milvus server tier (a parameter naming it, or the server's fixture) get the ``milvus_server``
+    mark: the plain test command leaves them out and .ci/run runs them as its second step (see README)."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        params = callspec.params if callspec is not None else {}
+        named = {params.get(key) for key in ("backend", "name", "uri")}
+        if named & MILVUS_SERVER or "milvus_uri" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.milvus_server)

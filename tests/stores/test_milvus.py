@@ -264,3 +264,48 @@ def test_a_lite_database_in_a_new_folder() -> None:
         from milvus_lite.server_manager import server_manager_instance
 
         server_manager_instance.release_server(path)
+
+
+def test_named_by_url_for_copy(tmp_path: Path) -> None:
+    """``milvus:FILE.db?collection=`` names a Milvus Lite store for ``finetune-embed index copy``; wrong names are
+    ConfigErrors that say the form."""
+    from finetune_embed.stores import copy
+    from finetune_embed.stores._names import open_store
+
+    source = EmbeddingIndex(3)
+    source.add(["a", "b"], [[1, 0, 0], [0, 1, 0]], [{"k": 1}, {"k": [2]}])
+    name = f"milvus:{tmp_path / 'copy.db'}?collection=copied"
+    opened = open_store(name, create=True, dim=3, metric="cosine")
+    try:
+        assert copy(source, opened.store).copied == 2
+        assert opened.store.get("b").metadata == {"k": [2]}
+        assert opened.store.search([1, 0, 0], k=1).ids == ["a"]
+    finally:
+        assert isinstance(opened.store, MilvusIndex)
+        opened.store.drop()
+        opened.store.close()
+    with pytest.raises(ConfigError, match=r"ends in \.db"):
+        open_store(f"milvus:{tmp_path / 'x.sqlite'}?collection=c", create=True)
+    with pytest.raises(ConfigError, match="unknown query key"):
+        open_store("milvus://127.0.0.1:1?colection=c", create=True)
+    with pytest.raises(ConfigError, match="no Milvus Lite file"):
+        open_store(f"milvus:{tmp_path / 'missing.db'}", create=False)
+
+
+def test_a_server_named_by_url(milvus_uri: str) -> None:
+    """``milvus://host:port?collection=`` reaches the server (``milvus+https://`` the same way over TLS)."""
+    from finetune_embed.stores._names import open_store
+
+    port = milvus_uri.rsplit(":", 1)[1]
+    collection = unique_name("url")
+    opened = open_store(f"milvus://127.0.0.1:{port}?collection={collection}&token={SECRET}", create=True, dim=2,
+                        metric="dot")
+    try:
+        opened.store.add(["a"], [[1, 0]])
+        assert len(opened.store) == 1
+        assert opened.store.metric == "dot"
+        assert "Sup3rSecret" not in repr(opened.store)
+    finally:
+        assert isinstance(opened.store, MilvusIndex)
+        opened.store.drop()
+        opened.store.close()
