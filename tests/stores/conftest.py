@@ -25,7 +25,7 @@ import pytest
 
 from finetune_embed.index import EmbeddingIndex, VectorIndex
 
-from . import _engine_chroma, _engine_qdrant
+from . import _engine_chroma, _engine_milvus, _engine_qdrant
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 T = TypeVar("T")
@@ -199,10 +199,11 @@ REDIS = {  # backend -> (session fixture, RediSearch algorithm)
     "redis-cluster": ("redis_cluster_url", "flat"),
 }
 
+# --- Typesense 0.24.1: one node (tests/stores/_engine_typesense.py; the Raft cluster has its own tests) ------------
+
+from ._engine_typesense import typesense_node  # noqa: E402, F401  (session fixture)
 
 # --- Milvus: Milvus Lite and the real standalone server (tests/stores/_engine_milvus.py) ---------------------------
-
-from . import _engine_milvus  # noqa: E402
 
 milvus_uri = pytest.fixture(scope="session")(_engine_milvus.milvus_server_fixture)
 milvus_lite_uri = pytest.fixture(scope="session")(_engine_milvus.milvus_lite_fixture)
@@ -214,8 +215,11 @@ MILVUS_SERVER = frozenset({"milvus", "milvus-hnsw"})  # the server tier: marked 
 
 # Chroma: HNSW with ef_search >= n (see docs)
 EXACT_BACKENDS = [
-    "memory", "pgvector", "chroma", "chroma-server", "qdrant", "redis", "redis-cluster", "milvus-lite", "milvus",
+    "memory", "pgvector", "chroma", "chroma-server", "qdrant", "redis", "redis-cluster", "typesense", "milvus-lite",
+    "milvus",
 ]  # fmt: skip
+# Typesense: exact through its flat search; its HNSW mode (a graph built while inserting, ~30 s for the recall test's
+# 10k x 384 on 2 cores) is tested on a smaller set in test_typesense.py and measured in benchmarks/bench_stores.py
 ANN_BACKENDS = ["pgvector-hnsw", "pgvector-halfvec-hnsw", "chroma-hnsw", "redis-hnsw", "milvus-hnsw"]
 ALL_BACKENDS = EXACT_BACKENDS + ANN_BACKENDS
 
@@ -237,6 +241,10 @@ def _build(name: str, request: pytest.FixtureRequest, tmp: Path) -> Backend:
 
         fixture, algorithm = REDIS[name]
         return backends(request.getfixturevalue(fixture), name, algorithm=algorithm, unique_name=unique_name)
+    if name == "typesense":
+        from . import _engine_typesense
+
+        return _engine_typesense.backends(request.getfixturevalue("typesense_node"), name, unique_name=unique_name)
     if name == "milvus-lite":
         return _engine_milvus.milvus_backend(name, request.getfixturevalue("milvus_lite_uri"))
     if name in MILVUS_SERVER:

@@ -84,13 +84,14 @@ def embeddings_and_search() -> None:
 
 
 def vector_stores() -> None:
-    from finetune_embed.stores import ChromaIndex, QdrantIndex
+    from finetune_embed.stores import ChromaIndex, QdrantIndex, TypesenseIndex
 
     chroma: VectorIndex = ChromaIndex("docs", path="chroma-data", dim=3, metric="dot")
     hits: Matches = chroma.search([0.1, 0.2, 0.3], k=2, where={"lang": "en"})
     qdrant: VectorIndex = QdrantIndex("docs", url="http://localhost:6333", api_key="key", exact=True)
     batch: BatchMatches = qdrant.search([[0.1, 0.2, 0.3]], k=2)
-    del hits, batch
+    typesense: VectorIndex = TypesenseIndex(["http://10.0.0.1:8108", "http://10.0.0.2:8108"], "docs", api_key="k")
+    del hits, batch, typesense
 
 
 def moving_data() -> None:
