@@ -59,7 +59,7 @@ DTypeLike: TypeAlias = Any  # np.float32 | np.float16 | "float32" | "float16" | 
 _METRICS = ("cosine", "dot")
 _QUERY_CHUNK = 1024  # queries scanned together; more are done in chunks (memory stays bounded)
 _SCORE_ELEMENTS = 1 << 21  # a block's score buffer: about 8 MB, so it stays in the last-level cache
-_CAST_BYTES = 8 << 20  # float16 / int8 blocks are widened into a float32 buffer of about this size
+_CAST_BYTES = 16 << 20  # float16 / int8 blocks are widened into a float32 buffer of at most this size (half the L3)
 _U = 2.0**-24  # float32 unit round-off
 _ROW_QUERIES = 4  # up to this many queries are scored by the row kernel (_kernels.py), more by BLAS
 _F16_TINY = 2.0**-25  # a float16 row whose largest value is below this is stored as all zeros
@@ -697,7 +697,7 @@ class EmbeddingIndex:
           walks each query's scores in chunks of 65,536, the first one small (it sets the thresholds cheaply);
         - more queries: BLAS products ``rows @ queries.T`` of blocks of up to 8,192 rows (a score buffer of about
           8 MB, one column per query), the first block small; int8 / float16 blocks are widened to float32 into
-          a buffer of about 8 MB first.
+          a buffer of at most 16 MB first (as many rows as float32 blocks up to d = 512; fewer BLAS calls).
         """
         assert self._dim is not None
         first = max(128, 16 * k)

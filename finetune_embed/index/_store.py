@@ -307,7 +307,8 @@ class VectorStore:
     ) -> Iterator[tuple[int, int, npt.NDArray[np.generic]]]:
         limit = min(first, rows_per_block)
         for seg in self.segments:
-            src = seg.exact if exact and seg.exact is not None else seg.data
+            # a plain ndarray view of a memory map: slices and products skip np.memmap's Python-level hooks
+            src = (seg.exact if exact and seg.exact is not None else seg.data).view(np.ndarray)
             a = 0
             while a < seg.used:
                 b = min(seg.used, a + limit)

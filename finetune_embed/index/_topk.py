@@ -152,9 +152,14 @@ class RunningTopK:
         offset: int,
         positions: int | npt.NDArray[np.int64],
     ) -> None:
-        query, at = np.nonzero((scores > limit).T)  # by query, then position
-        if query.size:
-            self._take(query, at + offset, scores[at, query], positions)
+        flat = np.flatnonzero(scores > limit)  # by position, then query (one index array: the fast kind)
+        if flat.size == 0:
+            return
+        at, query = np.divmod(flat, scores.shape[1])
+        if scores.shape[1] > 1:  # grouped by query: a stable radix sort of small integers
+            order = np.argsort(query.astype(np.int16 if scores.shape[1] <= 1 << 15 else np.int32), kind="stable")
+            at, query = at[order], query[order]
+        self._take(query, at + offset, scores[at, query], positions)
 
     def _take(
         self,

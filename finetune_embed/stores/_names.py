@@ -12,6 +12,8 @@ name                                                   store
 ``postgresql://user:pw@host:5432/db?table=docs``       ``PgVectorIndex`` (other query keys go to libpq)
 ``chroma:./dir?collection=docs``                       ``ChromaIndex``, embedded (a folder)
 ``chroma+http://host:8000?collection=docs``            ``ChromaIndex`` on a server (``chroma+https`` too)
+``qdrant://host:6333?collection=docs&api_key=K``        ``QdrantIndex`` on a server or Cloud (``qdrant+https``)
+``qdrant:./dir?collection=docs``                       ``QdrantIndex`` in the client's local mode (a folder)
 ``redis://:pw@host:6379/0?name=docs``                  ``RedisIndex`` (``rediss``; a cluster node works too)
 ``milvus://user:pw@host:19530?collection=docs``        ``MilvusIndex`` on a server (``milvus+https`` for TLS and
                                                        Zilliz Cloud; ``&token=`` an API key, ``&db=`` a database)
@@ -203,6 +205,32 @@ def _open_chroma(name: str, want: Request) -> Opened:
     return Opened(store)
 
 
+def _open_qdrant(name: str, want: Request) -> Opened:
+    module = _import("finetune_embed.stores._qdrant", "qdrant")
+    if name.startswith(("qdrant://", "qdrant+https://")):
+        parts = urlsplit(name)
+        collection, rest = _query(name, parts, "collection")
+        keys = dict(rest)
+        unknown = sorted(set(keys) - {"api_key"})
+        if unknown:
+            raise ConfigError(
+                f"{shown(name)}: unknown query key(s) {', '.join(unknown)}; qdrant takes ?collection= and ?api_key=."
+            )
+        if not parts.hostname:
+            raise ConfigError(f"{shown(name)}: no host; e.g. qdrant://127.0.0.1:6333?collection=docs.")
+        http = "https" if parts.scheme == "qdrant+https" else "http"
+        where: dict[str, Any] = {"url": urlunsplit((http, parts.netloc, "", "", "")), "api_key": keys.get("api_key")}
+    else:
+        path, parts = _local_path(name, "qdrant")
+        collection = _no_query(name, parts, "collection")
+        if not want.create and not path.is_dir():
+            raise ConfigError(f"{shown(name)}: no Qdrant folder at {path}.")
+        where = {"path": str(path)}
+    store = module.QdrantIndex(collection, dim=want.dim, metric=want.metric, model=want.model, create=want.create,
+                               **where)
+    return Opened(store)
+
+
 def _open_redis(name: str, want: Request) -> Opened:
     parts = urlsplit(name)
     store_name, rest = _query(name, parts, "name")
@@ -253,6 +281,8 @@ SCHEMES: dict[str, Scheme] = {
     "chroma": Scheme(_open_chroma, "chroma", ("chromadb", "httpx"), "chroma:./chroma-data?collection=docs"),
     "chroma+http": Scheme(_open_chroma, "chroma", ("chromadb", "httpx"), "chroma+http://host:8000?collection=docs"),
     "chroma+https": Scheme(_open_chroma, "chroma", ("chromadb", "httpx"), "chroma+https://host?collection=docs"),
+    "qdrant": Scheme(_open_qdrant, "qdrant", ("qdrant_client", "httpx", "grpc"), "qdrant://host:6333?collection=docs"),
+    "qdrant+https": Scheme(_open_qdrant, "qdrant", ("qdrant_client", "httpx", "grpc"), "qdrant+https://host?collection=docs"),
     "redis": Scheme(_open_redis, "redis", ("redis",), "redis://host:6379?name=docs"),
     "rediss": Scheme(_open_redis, "redis", ("redis",), "rediss://host:6380?name=docs"),
     "milvus": Scheme(_open_milvus, "milvus", ("pymilvus", "grpc"), "milvus://host:19530?collection=docs"),

@@ -20,7 +20,9 @@ from ._data import metadata, vectors
 from .conftest import Backend, unique_name
 
 N, DIM = 450, 16
-RESUME_BACKENDS = ["memory", "pgvector", "pgvector-halfvec-hnsw", "chroma", "chroma-server", "redis", "redis-cluster"]
+RESUME_BACKENDS = [
+    "memory", "pgvector", "pgvector-halfvec-hnsw", "chroma", "chroma-server", "qdrant", "redis", "redis-cluster",
+]
 
 
 def _source(n: int = N, metric: str = "cosine") -> EmbeddingIndex:
@@ -167,7 +169,7 @@ def _cookbook_csv(cookbook: Path, out: Path, dim: int = 64) -> Path:
     return out
 
 
-@pytest.mark.parametrize("backend", ["chroma", "redis"], indirect=True)
+@pytest.mark.parametrize("backend", ["chroma", "qdrant", "redis"], indirect=True)
 def test_cookbook_csv_to_index_to_engine(backend: Backend, cookbook: Path, tmp_path: Path) -> None:
     path = _cookbook_csv(cookbook, tmp_path / "reviews_with_embeddings.csv")
     index = EmbeddingIndex.from_csv(path, metadata_columns=["ProductId", "Score", "Summary"],

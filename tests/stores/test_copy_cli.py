@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -159,6 +160,17 @@ def test_secrets_never_show_when_an_engine_refuses(tmp_path: Path) -> None:
     ):
         message = _failed(_run(file_src, dst))
         assert "***" in message or "refused" in message.lower(), message
+    # qdrant-client checks the server's version in a thread of its own, which can outlive an in-process run: run
+    # the real command
+    argv = [sys.executable, "-m", "finetune_embed.cli", "index", "copy", file_src,
+            f"qdrant://127.0.0.1:{port}?collection=docs&api_key={SECRET}"]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert SECRET not in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert [line for line in done.stderr.splitlines() if line.startswith("Error:")] == [
+        "Error: the store refused: [Errno 111] Connection refused (qdrant_client: ResponseHandlingException)"
+    ]
 
 
 def test_a_missing_client_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -179,7 +191,6 @@ def test_a_copy_killed_with_sigkill_is_completed_by_the_rerun(redis_url: str, tm
     same command run again leaves exactly the source in the destination."""
     import os
     import signal
-    import subprocess
     import time
 
     from finetune_embed.stores import RedisIndex
@@ -210,3 +221,13 @@ def test_a_copy_killed_with_sigkill_is_completed_by_the_rerun(redis_url: str, tm
         assert (result["copied"] + result["skipped"], result["skipped"]) == (N_KILL, arrived)
         assert_same_items(dst, src)
         dst.drop()
+
+
+def test_qdrant_local_mode_both_ways(tmp_path: Path) -> None:
+    """qdrant:FOLDER is the client's local mode (Qdrant servers and Cloud take qdrant://host:6333 / qdrant+https)."""
+    src, file_src = _saved(tmp_path, 60)
+    qdrant = f"qdrant:{tmp_path / 'qdrant'}?collection=reviews"
+    assert _ok(_run(file_src, qdrant, "--json", "--batch-size", "25"))["copied"] == 60
+    assert _ok(_run(qdrant, f"file:{tmp_path / 'back'}", "--json"))["copied"] == 60
+    assert_same_items(EmbeddingIndex.load(tmp_path / "back"), src)
+    assert "unknown query key(s) size" in _failed(_run(file_src, "qdrant://127.0.0.1:6333?collection=x&size=3"))
