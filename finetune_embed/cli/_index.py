@@ -396,7 +396,8 @@ def copy_command(src: str, dst: str, batch_size: int, overwrite: bool, progress:
 
     Stores are named by URLs: file:./index (an index directory), postgresql://user@host/db?table=docs,
     chroma:./folder?collection=docs, chroma+http://host:8000?collection=docs, qdrant://host:6333?collection=docs,
-    qdrant:./folder?collection=docs, redis://host:6379?name=docs (docs/cli.md lists every form).
+    qdrant:./folder?collection=docs, redis://host:6379?name=docs, typesense://host:8108?collection=docs (docs/cli.md
+    lists every form).
     Run the same command again after an interruption: items DST already holds with the same content are
     skipped, so nothing is written twice. A file: DST is saved once, at the end.
 

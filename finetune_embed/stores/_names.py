@@ -18,6 +18,7 @@ name                                                   store
 ``milvus://user:pw@host:19530?collection=docs``        ``MilvusIndex`` on a server (``milvus+https`` for TLS and
                                                        Zilliz Cloud; ``&token=`` an API key, ``&db=`` a database)
 ``milvus:./data.db?collection=docs``                   ``MilvusIndex`` on Milvus Lite (a ``.db`` file)
+``typesense://h1:8108,h2:8108?collection=docs&api_key=K`` ``TypesenseIndex``: one node or a cluster's nodes
 =====================================================  ========================================================
 
 The store inside the engine defaults to ``embeddings`` (the adapters' default).
@@ -231,6 +232,35 @@ def _open_qdrant(name: str, want: Request) -> Opened:
     return Opened(store)
 
 
+def _open_typesense(name: str, want: Request) -> Opened:
+    """``typesense://host:8108?collection=docs&api_key=K``; a cluster's nodes separated by commas
+    (``typesense://h1:8108,h2:8108,h3:8108``); without ``api_key`` the adapter reads ``TYPESENSE_API_KEY``."""
+    module = _import("finetune_embed.stores._typesense", "typesense")
+    parts = urlsplit(name)
+    collection, rest = _query(name, parts, "collection")
+    keys = dict(rest)
+    unknown = sorted(set(keys) - {"api_key"})
+    if unknown:
+        raise ConfigError(
+            f"{shown(name)}: unknown query key(s) {', '.join(unknown)}; typesense takes ?collection= and ?api_key=."
+        )
+    http = "https" if parts.scheme == "typesense+https" else "http"
+    hosts = [h for h in parts.netloc.split(",") if h]
+    if not hosts or "@" in parts.netloc:
+        raise ConfigError(f"{shown(name)}: give host:port (or several, comma-separated); e.g. typesense://127.0.0.1:8108.")
+    nodes = [f"{http}://{host}" for host in hosts]
+    store = module.TypesenseIndex(
+        nodes if len(nodes) > 1 else nodes[0],
+        collection,
+        api_key=keys.get("api_key"),
+        dim=want.dim,
+        metric=want.metric,
+        model=want.model,
+        create=want.create,
+    )
+    return Opened(store)
+
+
 def _open_redis(name: str, want: Request) -> Opened:
     parts = urlsplit(name)
     store_name, rest = _query(name, parts, "name")
@@ -287,6 +317,8 @@ SCHEMES: dict[str, Scheme] = {
     "rediss": Scheme(_open_redis, "redis", ("redis",), "rediss://host:6380?name=docs"),
     "milvus": Scheme(_open_milvus, "milvus", ("pymilvus", "grpc"), "milvus://host:19530?collection=docs"),
     "milvus+https": Scheme(_open_milvus, "milvus", ("pymilvus", "grpc"), "milvus+https://endpoint?collection=docs"),
+    "typesense": Scheme(_open_typesense, "typesense", ("typesense", "requests", "httpx"), "typesense://host:8108?collection=docs"),
+    "typesense+https": Scheme(_open_typesense, "typesense", ("typesense", "requests", "httpx"), "typesense+https://host:443?collection=docs"),
 }
 
 

@@ -512,14 +512,16 @@ class RedisIndex:
         batch = _WRITE_BATCH if self._algorithm == "flat" else _WRITE_BATCH // 5
         for start in range(0, len(ids), batch):
             pipe = self._client.pipeline(transaction=single)
+            order: dict[bytes, int] = {}
             for offset, (item_id, row, meta) in enumerate(
                 zip(ids[start : start + batch], rows[start : start + batch], metas[start : start + batch], strict=True)
             ):
                 key, seq = self._key(item_id), first + start + offset
                 if replace:
                     pipe.delete(key)
-                pipe.zadd(self._order_key, {_member(item_id): seq}, nx=True)
+                order.setdefault(_member(item_id), seq)
                 pipe.hset(key, mapping=self._fields(row, meta, seq))
+            pipe.zadd(self._order_key, order, nx=True)
             pipe.execute()
 
     def delete(self, ids: str | Iterable[str]) -> int:

@@ -16,6 +16,7 @@ range over tags) and raises :class:`~finetune_embed.UnsupportedFilterError`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -58,11 +59,24 @@ def _token(*parts: Any) -> str:
 _EVERY = _token("every item")
 
 
+@functools.lru_cache(maxsize=4096)
 def _present(path: str) -> str:
     return _token("has", path)
 
 
+@functools.lru_cache(maxsize=16384)
+def _scalar_equals(path: str, kind: str, value: Any) -> str:
+    return _token("eq", path, _canonical(value))
+
+
+_CACHED_TEXT = 64  # longer strings (a document's text under "text") are hashed each time, never kept in the cache
+
+
 def _equals(path: str, value: Any) -> str:
+    short = isinstance(value, str) and len(value) <= _CACHED_TEXT
+    if value is None or isinstance(value, bool | int | float) or short:
+        # the common case: cached (the type is in the key, so True and 1 stay apart); the cache holds short values
+        return _scalar_equals(path, type(value).__name__, value)
     return _token("eq", path, _canonical(value))
 
 

@@ -22,6 +22,7 @@ from .conftest import Backend, unique_name
 N, DIM = 450, 16
 RESUME_BACKENDS = [
     "memory", "pgvector", "pgvector-halfvec-hnsw", "chroma", "chroma-server", "qdrant", "redis", "redis-cluster",
+    "typesense",
 ]
 
 

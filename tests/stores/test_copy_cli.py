@@ -231,3 +231,18 @@ def test_qdrant_local_mode_both_ways(tmp_path: Path) -> None:
     assert _ok(_run(qdrant, f"file:{tmp_path / 'back'}", "--json"))["copied"] == 60
     assert_same_items(EmbeddingIndex.load(tmp_path / "back"), src)
     assert "unknown query key(s) size" in _failed(_run(file_src, "qdrant://127.0.0.1:6333?collection=x&size=3"))
+
+
+def test_typesense_node_both_ways(typesense_node: Any, tmp_path: Path) -> None:
+    """typesense://host:port?collection=..&api_key=.. (a cluster: host:port,host:port,...); the key is masked."""
+    src, file_src = _saved(tmp_path, 80)
+    host = typesense_node.url.removeprefix("http://")
+    ts = f"typesense://{host}?collection={unique_name('cli')}&api_key={typesense_node.api_key}"
+    first = _ok(_run(file_src, ts, "--json", "--batch-size", "30"))
+    assert first["copied"] == 80
+    assert typesense_node.api_key not in json.dumps(first)
+    assert first["destination"].endswith("api_key=***")
+    assert _ok(_run(ts, f"file:{tmp_path / 'back'}", "--json"))["copied"] == 80
+    assert_same_items(EmbeddingIndex.load(tmp_path / "back"), src)
+    refused = _run(file_src, f"typesense://127.0.0.1:{_closed_port()}?collection=docs&api_key={SECRET}")
+    assert "Connection refused" in _failed(refused)
