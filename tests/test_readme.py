@@ -43,6 +43,9 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert command is not None
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert command.group(1).strip() in ci.splitlines()
+    second = re.search(r"the Milvus server tier.*?\n\n```sh\n(.*?)\n```", readme, flags=re.S)
+    assert second is not None
+    assert second.group(1).strip() in ci.splitlines()
 
 
 def test_main_command_works_offline() -> None:

@@ -14,15 +14,17 @@ if TYPE_CHECKING:
     from ._chroma import ChromaIndex as ChromaIndex
     from ._copy import CopyResult as CopyResult
     from ._copy import copy as copy
+    from ._milvus import MilvusIndex as MilvusIndex
     from ._qdrant import QdrantIndex as QdrantIndex
     from ._redis import RedisIndex as RedisIndex
     from ._typesense import TypesenseIndex as TypesenseIndex
 
-__all__ = ["ChromaIndex", "CopyResult", "QdrantIndex", "RedisIndex", "TypesenseIndex", "copy"]
+__all__ = ["ChromaIndex", "CopyResult", "MilvusIndex", "QdrantIndex", "RedisIndex", "TypesenseIndex", "copy"]
 
 # one line per adapter: public name -> the module that defines it
 _LAZY: dict[str, str] = {
     "ChromaIndex": "._chroma",
+    "MilvusIndex": "._milvus",  # a Milvus server, Milvus Lite or Zilliz Cloud (extra: milvus)
     "QdrantIndex": "._qdrant",
     "RedisIndex": "._redis",  # Redis with RediSearch, one server or a Redis Cluster (extra: redis)
     "TypesenseIndex": "._typesense",  # Typesense, one node or a Raft cluster (extra: typesense)

@@ -15,6 +15,9 @@ name                                                   store
 ``qdrant://host:6333?collection=docs&api_key=K``        ``QdrantIndex`` on a server or Cloud (``qdrant+https``)
 ``qdrant:./dir?collection=docs``                       ``QdrantIndex`` in the client's local mode (a folder)
 ``redis://:pw@host:6379/0?name=docs``                  ``RedisIndex`` (``rediss``; a cluster node works too)
+``milvus://user:pw@host:19530?collection=docs``        ``MilvusIndex`` on a server (``milvus+https`` for TLS and
+                                                       Zilliz Cloud; ``&token=`` an API key, ``&db=`` a database)
+``milvus:./data.db?collection=docs``                   ``MilvusIndex`` on Milvus Lite (a ``.db`` file)
 ``typesense://h1:8108,h2:8108?collection=docs&api_key=K`` ``TypesenseIndex``: one node or a cluster's nodes
 =====================================================  ========================================================
 
@@ -273,6 +276,33 @@ def _open_redis(name: str, want: Request) -> Opened:
     return Opened(store)
 
 
+def _open_milvus(name: str, want: Request) -> Opened:
+    module = _import("finetune_embed.stores._milvus", "milvus")
+    parts = urlsplit(name)
+    if parts.netloc:  # milvus://host:port or milvus+https://endpoint: a server or Zilliz Cloud
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        unknown = sorted(set(query) - {"collection", "token", "db"})
+        if unknown:
+            raise ConfigError(f"{shown(name)}: unknown query key(s) {', '.join(unknown)}; this scheme takes "
+                              "?collection=NAME, &token=KEY and &db=NAME.")
+        scheme = "https" if parts.scheme == "milvus+https" else "http"
+        uri = urlunsplit((scheme, parts.netloc, "", "", ""))
+        collection = query.get("collection") or "embeddings"
+        where: dict[str, Any] = {"uri": uri, "token": query.get("token") or None, "db_name": query.get("db") or None}
+    else:  # milvus:./file.db: Milvus Lite
+        path, parts = _local_path(name, "milvus")
+        collection = _no_query(name, parts, "collection")
+        if path.suffix != ".db":
+            raise ConfigError(f"{shown(name)}: a Milvus Lite file ends in .db; e.g. milvus:./data.db?collection=docs.")
+        if not want.create and not path.exists():
+            raise ConfigError(f"{shown(name)}: no Milvus Lite file at {path}.")
+        where = {"uri": str(path)}
+    store = module.MilvusIndex(
+        collection, dim=want.dim, metric=want.metric, model=want.model, create=want.create, **where
+    )
+    return Opened(store)
+
+
 # scheme -> how it opens; an adapter adds its line here (and its opener above)
 SCHEMES: dict[str, Scheme] = {
     "file": Scheme(_open_file, None, (), "file:./my-index"),
@@ -285,6 +315,8 @@ SCHEMES: dict[str, Scheme] = {
     "qdrant+https": Scheme(_open_qdrant, "qdrant", ("qdrant_client", "httpx", "grpc"), "qdrant+https://host?collection=docs"),
     "redis": Scheme(_open_redis, "redis", ("redis",), "redis://host:6379?name=docs"),
     "rediss": Scheme(_open_redis, "redis", ("redis",), "rediss://host:6380?name=docs"),
+    "milvus": Scheme(_open_milvus, "milvus", ("pymilvus", "grpc"), "milvus://host:19530?collection=docs"),
+    "milvus+https": Scheme(_open_milvus, "milvus", ("pymilvus", "grpc"), "milvus+https://endpoint?collection=docs"),
     "typesense": Scheme(_open_typesense, "typesense", ("typesense", "requests", "httpx"), "typesense://host:8108?collection=docs"),
     "typesense+https": Scheme(_open_typesense, "typesense", ("typesense", "requests", "httpx"), "typesense+https://host:443?collection=docs"),
 }

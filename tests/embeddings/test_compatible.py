@@ -92,12 +92,17 @@ def test_llama_cpp_refuses_a_long_input_and_says_which(serve: object) -> None:
     assert not chunked.invalid.any()
 
 
-def test_a_litellm_proxy_in_front_of_openai(serve: object) -> None:
+def test_a_litellm_proxy_in_front_of_openai() -> None:
     fake = FakeOpenAI(server="litellm", tpm=20_000, rate_limit_window="sliding")
-    url = serve(fake)  # type: ignore[operator]
     texts = texts_(600, words=40)  # ~30k tokens: two minutes of quota
-    with Client(base_url=url, api_key="sk-litellm", provider="openai") as client:  # a proxy for OpenAI
-        vectors = Embedder(client, cache=False).embed(texts)
+    start = fake.clock.now()
+    # over loopback HTTP on the fake's manual clock: the embedder's waits for quota (and a retry's) advance the
+    # server's clock instead of sleeping the minute of real time a 20k TPM quota needs
+    with fake.serve(realtime=False) as url, Client(  # a proxy for OpenAI
+        base_url=url, api_key="sk-litellm", provider="openai", retry=RetryPolicy(sleep=fake.sleep, jitter=0.0)
+    ) as client:
+        vectors = Embedder(client, cache=False, clock=fake.clock.now, sleep=fake.sleep).embed(texts)
+    assert fake.clock.now() - start >= 60  # the quota was really waited for, on the server's clock
     np.testing.assert_array_equal(vectors, fake.embeddings(texts))
     assert fake.ledger.rate_limited <= 2  # paced from the proxy's renamed headers
     assert all(r.tokens <= 20_000 for r in fake.ledger.requests)

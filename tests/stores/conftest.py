@@ -25,7 +25,7 @@ import pytest
 
 from finetune_embed.index import EmbeddingIndex, VectorIndex
 
-from . import _engine_chroma, _engine_qdrant
+from . import _engine_chroma, _engine_milvus, _engine_qdrant
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 T = TypeVar("T")
@@ -203,13 +203,24 @@ REDIS = {  # backend -> (session fixture, RediSearch algorithm)
 
 from ._engine_typesense import typesense_node  # noqa: E402, F401  (session fixture)
 
+# --- Milvus: Milvus Lite and the real standalone server (tests/stores/_engine_milvus.py) ---------------------------
+
+milvus_uri = pytest.fixture(scope="session")(_engine_milvus.milvus_server_fixture)
+milvus_lite_uri = pytest.fixture(scope="session")(_engine_milvus.milvus_lite_fixture)
+milvus_pool = pytest.fixture(scope="session")(_engine_milvus.milvus_pool_fixture)
+MILVUS_SERVER = frozenset({"milvus", "milvus-hnsw"})  # the server tier: marked milvus_server (.ci/run's 2nd step)
+
+
 # --- the parametrised fixture ---------------------------------------------------------------------------------------
 
 # Chroma: HNSW with ef_search >= n (see docs)
-EXACT_BACKENDS = ["memory", "pgvector", "chroma", "chroma-server", "qdrant", "redis", "redis-cluster", "typesense"]
+EXACT_BACKENDS = [
+    "memory", "pgvector", "chroma", "chroma-server", "qdrant", "redis", "redis-cluster", "typesense", "milvus-lite",
+    "milvus",
+]  # fmt: skip
 # Typesense: exact through its flat search; its HNSW mode (a graph built while inserting, ~30 s for the recall test's
 # 10k x 384 on 2 cores) is tested on a smaller set in test_typesense.py and measured in benchmarks/bench_stores.py
-ANN_BACKENDS = ["pgvector-hnsw", "pgvector-halfvec-hnsw", "chroma-hnsw", "redis-hnsw"]
+ANN_BACKENDS = ["pgvector-hnsw", "pgvector-halfvec-hnsw", "chroma-hnsw", "redis-hnsw", "milvus-hnsw"]
 ALL_BACKENDS = EXACT_BACKENDS + ANN_BACKENDS
 
 
@@ -234,6 +245,11 @@ def _build(name: str, request: pytest.FixtureRequest, tmp: Path) -> Backend:
         from . import _engine_typesense
 
         return _engine_typesense.backends(request.getfixturevalue("typesense_node"), name, unique_name=unique_name)
+    if name == "milvus-lite":
+        return _engine_milvus.milvus_backend(name, request.getfixturevalue("milvus_lite_uri"))
+    if name in MILVUS_SERVER:
+        pool = request.getfixturevalue("milvus_pool")
+        return _engine_milvus.milvus_backend(name, pool.uri, pool)
     raise AssertionError(f"unknown backend {name}")
 
 
@@ -324,3 +340,14 @@ def loaded_once() -> Iterator[LoadedOnce]:
         yield shared
     finally:
         shared.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests on the Milvus server tier (a parameter naming it, or the server's fixture) get the ``milvus_server``
+    mark: the plain test command leaves them out and .ci/run runs them as its second step (see README)."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        params = callspec.params if callspec is not None else {}
+        named = {params.get(key) for key in ("backend", "name", "uri")}
+        if named & MILVUS_SERVER or "milvus_uri" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.milvus_server)

@@ -49,6 +49,7 @@ def test_docs_vector_stores_examples_run(
     assert "['en']" in out
     assert "Or(filters=(" in out
     assert out.count("['b', 'c']") >= 2  # Redis and Typesense
+    assert "['b']\n" in out  # the Milvus Lite example
     assert "CopyResult(copied=2, skipped=1)" in out
     assert """{'lang': 'fr', 'user.id': 7, 'json': '{"lang": "fr", "user": {"id": 7}}'}""" in out
     assert '{"lang": "en", "tags": ["x", "y"]}' in out
