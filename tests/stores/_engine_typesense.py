@@ -19,6 +19,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -87,6 +88,9 @@ def free_port() -> int:
         return port
 
 
+RESTARTS: list[str] = []  # how a session node ended before it was relaunched (see Node.ensure_running)
+
+
 @dataclass
 class Node:
     """One running ``typesense-server``."""
@@ -113,7 +117,23 @@ class Node:
             args += ["--nodes", str(nodes_file)]
         (self.folder / "data").mkdir(parents=True, exist_ok=True)
         with (self.folder / "server.log").open("ab") as log:
-            self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+            # a session of its own: a signal meant for the test run's process group never reaches the server
+            self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
+
+    def ensure_running(self) -> None:
+        """Relaunch a single node whose process has exited (same ports, same data folder, so its collections are
+        still there), and record how it ended with its log tail in :data:`RESTARTS`, printed when the session ends.
+
+        In one full CI run the session's node exited while idle between two conformance classes (connection refused
+        from then on; the same tests pass alone and in the stores suite); the cause is not known yet, and the record
+        is what the next run shows about it."""
+        if self.process is None or self.process.poll() is None:
+            return
+        RESTARTS.append(f"typesense-server on port {self.api_port} exited with code {self.process.returncode}; "
+                        f"its log ends with:\n{self.log_tail()}")
+        self.launch()
+        wait_until(self.healthy, "the relaunched node healthy", [self], 60.0)
 
     def get(self, path: str, timeout: float = 2.0) -> Any:
         request = urllib.request.Request(self.url + path, headers={"X-TYPESENSE-API-KEY": self.api_key})
@@ -199,6 +219,7 @@ def backends(node: Node, name: str, *, unique_name: Any) -> Any:
     made: list[TypesenseIndex] = []
 
     def create(dim: int | None, metric: str) -> Any:
+        node.ensure_running()
         store = TypesenseIndex(node.url, unique_name("ts"), api_key=node.api_key, dim=dim,
                                metric=metric)  # type: ignore[arg-type]
         made.append(store)
@@ -206,12 +227,14 @@ def backends(node: Node, name: str, *, unique_name: Any) -> Any:
 
     def reopen(store: Any) -> Any:
         assert isinstance(store, TypesenseIndex)
+        node.ensure_running()
         store.close()
         again = TypesenseIndex(node.url, store.name, api_key=node.api_key, create=False)
         made.append(again)
         return again
 
     def drop() -> None:
+        node.ensure_running()
         for store_name in {store.name for store in made}:
             TypesenseIndex(node.url, store_name, api_key=node.api_key).drop()
 
@@ -236,3 +259,5 @@ def typesense_node() -> Iterator[Node]:
         yield nodes[0]
     finally:
         context.__exit__(None, None, None)
+        if RESTARTS:
+            sys.__stderr__.write("\n".join(["", "Typesense: the session node was relaunched:", *RESTARTS, ""]))

@@ -236,6 +236,7 @@ def test_qdrant_local_mode_both_ways(tmp_path: Path) -> None:
 def test_typesense_node_both_ways(typesense_node: Any, tmp_path: Path) -> None:
     """typesense://host:port?collection=..&api_key=.. (a cluster: host:port,host:port,...); the key is masked."""
     src, file_src = _saved(tmp_path, 80)
+    typesense_node.ensure_running()
     host = typesense_node.url.removeprefix("http://")
     ts = f"typesense://{host}?collection={unique_name('cli')}&api_key={typesense_node.api_key}"
     first = _ok(_run(file_src, ts, "--json", "--batch-size", "30"))

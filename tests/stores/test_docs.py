@@ -38,6 +38,7 @@ def test_docs_vector_stores_examples_run(
     """The page's examples run as written and print what the page says (the Redis and Typesense ones against the
     suite's servers, named by REDIS_URL, TYPESENSE_URL and TYPESENSE_API_KEY as the examples read them)."""
     monkeypatch.setenv("REDIS_URL", redis_url)
+    typesense_node.ensure_running()
     monkeypatch.setenv("TYPESENSE_URL", typesense_node.url)
     monkeypatch.setenv("TYPESENSE_API_KEY", typesense_node.api_key)
     blocks = _blocks()

@@ -236,3 +236,26 @@ def test_hnsw_mode_recall_and_exact_mode(typesense_node: Node) -> None:
             assert recall >= 0.95, (where, recall)
             assert [m.ids for m in exact.search(q, k=10, where=where)] == [m.ids for m in want]
         ann.drop()
+
+
+def test_a_node_that_exited_is_relaunched_with_its_data_and_recorded() -> None:
+    """The suite's safety net for its session node (see ``Node.ensure_running``): a node killed as a crash would be
+    comes back on the same port with its collections, and how it ended is recorded for the end of the session."""
+    from finetune_embed.stores import TypesenseIndex
+
+    from . import _engine_typesense
+
+    with _engine_typesense.running(1) as (node,):
+        with TypesenseIndex(node.url, "relaunch", api_key=node.api_key, dim=2) as store:
+            store.add(["a"], [[1.0, 0.0]])
+        before = len(_engine_typesense.RESTARTS)
+        node.kill()
+        node.ensure_running()
+        try:
+            assert len(_engine_typesense.RESTARTS) == before + 1
+            assert "exited with code -9" in _engine_typesense.RESTARTS[-1]
+            assert node.api_key not in _engine_typesense.RESTARTS[-1]
+            with TypesenseIndex(node.url, "relaunch", api_key=node.api_key, create=False) as again:
+                assert "a" in again
+        finally:
+            del _engine_typesense.RESTARTS[before:]
