@@ -43,6 +43,18 @@ def last_occurrences(ids: list[str]) -> list[int]:
     return sorted(last.values())
 
 
+
+@overload
+def positive(name: str, value: int, low: int = 1) -> int: ...
+@overload
+def positive(name: str, value: int | None, low: int = 1) -> int | None: ...
+def positive(name: str, value: int | None, low: int = 1) -> int | None:
+    """``value`` when it is an integer ``>= low`` (``None`` passes: "not set"); else :class:`ConfigError` naming the
+    argument. Shared by the adapters' constructors."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+        raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}.")
+    return value
+
 class StoreBase(ABC):
     """The engine-independent half of an adapter. Subclasses set ``_engine``, ``_dim``, ``_metric``, ``_model``
     and implement :meth:`get` and :meth:`_search_rows`."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 __all__ = ["canonical"]
@@ -50,3 +50,15 @@ def canonical(value: Any) -> str | None:
             parts.append(json.dumps(key, ensure_ascii=False) + ":" + text)
         return "{" + ",".join(parts) + "}"
     return None
+
+
+def filter_paths(metadata: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """Every ``(dotted path, value)`` a filter can name, nested objects included. Keys that are empty or hold a dot
+    cannot be named by a dotted filter key, so they (and what lies under them) are left to the exact JSON copy."""
+    for key, value in metadata.items():
+        if not key or "." in key:
+            continue
+        path = prefix + key
+        yield path, value
+        if isinstance(value, Mapping):
+            yield from filter_paths(value, path + ".")

@@ -23,7 +23,7 @@ from ..index._filters import Filter
 from ..index._index import Item
 from ..index._matches import Matches
 from ..index._vectors import _shown
-from ._base import Metric, StoreBase, check_ids, check_metric, last_occurrences, reject_repeats
+from ._base import Metric, StoreBase, check_ids, check_metric, last_occurrences, positive, reject_repeats
 from ._chroma_filters import ENGINE, to_chroma_where
 from ._chroma_layout import flatten, restore
 
@@ -65,12 +65,6 @@ def _check_name(name: str) -> str:
             f"with a letter or digit, hold no '..' and are not an IPv4 address; got {name!r}."
         )
     return name
-
-
-def _positive(name: str, value: int | None, low: int = 1) -> int | None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
-        raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}.")
-    return value
 
 
 def _client_for(path: str | None, url: str | None) -> ClientAPI:
@@ -153,10 +147,10 @@ class ChromaIndex(StoreBase):
             raise ConfigError("give exactly one of path= (embedded Chroma), url= (a Chroma server) and client=.")
         if metric is not None:
             check_metric(metric)
-        _positive("dim", dim)
-        _positive("ef_search", ef_search)
-        _positive("ef_construction", ef_construction)
-        _positive("max_neighbors", max_neighbors, 2)
+        positive("dim", dim)
+        positive("ef_search", ef_search)
+        positive("ef_construction", ef_construction)
+        positive("max_neighbors", max_neighbors, 2)
         self._owns = client is None
         self._client: ClientAPI = client if client is not None else _client_for(path, url)
         try:

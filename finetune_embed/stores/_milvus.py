@@ -35,7 +35,7 @@ from ..index._filters import Filter
 from ..index._index import Item
 from ..index._matches import Matches
 from ..index._vectors import _shown
-from ._base import Metric, StoreBase, check_ids, check_metric, last_occurrences, reject_repeats
+from ._base import Metric, StoreBase, check_ids, check_metric, last_occurrences, positive, reject_repeats
 from ._milvus_filters import ENGINE, FILTER_FIELD, compile_filter, filter_document
 
 try:
@@ -64,12 +64,6 @@ _WRITE_BYTES = 16 * 2**20  # rows per insert / upsert call: about this many byte
 _EXPR_IDS = 1_000  # primary keys per `pk in [...]` expression
 _QUERY_BATCH = 256  # query vectors per search call
 _SEQ_END = 2**63 - 1
-
-
-def _positive(name: str, value: int | None, low: int = 1) -> int | None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
-        raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}.")
-    return value
 
 
 def _pk(item_id: str) -> str:
@@ -176,12 +170,12 @@ class MilvusIndex(StoreBase):
             check_metric(metric)
         if index is not None and index not in ("flat", "hnsw"):
             raise ConfigError(f"index must be 'flat' (exact) or 'hnsw' (approximate), got {index!r}.")
-        _positive("dim", dim)
+        positive("dim", dim)
         if dim is not None and dim > _MAX_DIM:
             raise ConfigError(f"Milvus float vectors have at most {_MAX_DIM} dimensions, got dim={dim}.")
-        _positive("m", m, 2)
-        _positive("ef_construction", ef_construction)
-        _positive("ef", ef)
+        positive("m", m, 2)
+        positive("ef_construction", ef_construction)
+        positive("ef", ef)
         self._name = collection
         self._m, self._ef_construction, self._ef = m, ef_construction, ef
         self._timeout = timeout
@@ -356,7 +350,7 @@ class MilvusIndex(StoreBase):
 
     @ef.setter
     def ef(self, value: int) -> None:
-        _positive("ef", value)
+        positive("ef", value)
         self._ef = value
 
     def __repr__(self) -> str:

@@ -23,11 +23,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from .._exceptions import ConfigError, UnsupportedFilterError
 from ..index._filters import And, Condition, Filter, Or
+from ._canonical import filter_paths
 from ._chroma_layout import canonical
 
 __all__ = ["ENGINE", "FILTER_FIELD", "compile_filter", "filter_document", "quote"]
@@ -62,18 +63,6 @@ def _key(kind: str, path: str) -> str:
     return kind + _hash("key", path)
 
 
-def _walk(metadata: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
-    """Every ``(dotted path, value)`` a filter can name: keys that are empty or hold a dot cannot be named by a
-    dotted filter key, so they (and what lies under them) are kept in the exact JSON copy only."""
-    for key, value in metadata.items():
-        if not key or "." in key:
-            continue
-        path = f"{prefix}{key}"
-        yield path, value
-        if isinstance(value, Mapping):
-            yield from _walk(value, path + ".")
-
-
 def _double(value: int | float, item_id: str, path: str) -> float:
     try:
         return float(value)
@@ -88,7 +77,7 @@ def filter_document(metadata: Mapping[str, Any], item_id: str) -> dict[str, Any]
     """The JSON value of the ``filt`` field for one item's (cleaned, JSON-ready) metadata."""
     tokens = [_EVERY]
     doc: dict[str, Any] = {}
-    for path, value in _walk(metadata):
+    for path, value in filter_paths(metadata):
         tokens.append(_present(path))
         text = canonical(value)
         if text is not None:

@@ -30,6 +30,7 @@ from ..index._filters import Where
 from ..index._index import Item, SupportsEmbed, _as_ids, _check_k, _check_metric, _reject_repeats
 from ..index._matches import BatchMatches, Matches
 from ..index._vectors import _shown, as_matrix, as_queries, clean_metadata, embed_query, metadata_per_id, normalize_rows
+from ._base import positive
 from ._redis_filters import compile_filter, numeric_values, tag_tokens
 from ._redis_shards import Client, Shard, attribute_names, check_client, command, search_hits, shards_of
 
@@ -64,12 +65,6 @@ def _member(item_id: str) -> bytes:
 
 def _as_key(key: bytes | str) -> bytes:
     return key if isinstance(key, bytes) else key.encode("utf-8", "surrogatepass")
-
-
-def _positive(name: str, value: int, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}.")
-    return value
 
 
 class RedisIndex:
@@ -129,7 +124,7 @@ class RedisIndex:
             raise ConfigError(f"algorithm must be 'flat' (exact) or 'hnsw' (approximate), got {algorithm!r}.")
         if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim <= _MAX_DIM):
             raise ConfigError(f"dim must be an integer from 1 to {_MAX_DIM} (RediSearch's limit), got {dim!r}.")
-        self._build = (_positive("m", m), _positive("ef_construction", ef_construction))
+        self._build = (positive("m", m), positive("ef_construction", ef_construction))
         self.ef_runtime = ef_runtime
         self._name = name
         self._prefix = f"{name}:item:"
@@ -328,7 +323,7 @@ class RedisIndex:
 
     @ef_runtime.setter
     def ef_runtime(self, value: int | None) -> None:
-        self._ef_runtime = None if value is None else _positive("ef_runtime", value)
+        self._ef_runtime = None if value is None else positive("ef_runtime", value)
 
     def __repr__(self) -> str:
         model = f", model={self._model!r}" if self._model else ""
@@ -408,7 +403,7 @@ class RedisIndex:
         self, batch_size: int = 1_000
     ) -> Iterator[tuple[list[str], npt.NDArray[np.float32], list[dict[str, Any]]]]:
         """Every item in insertion order, ``batch_size`` at a time: ``(ids, vectors, metadata)``."""
-        _positive("batch_size", batch_size)
+        positive("batch_size", batch_size)
         low: str | float = "-inf"
         while True:
             page: list[tuple[bytes, float]] = self._client.zrangebyscore(  # type: ignore[assignment]

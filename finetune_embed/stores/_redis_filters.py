@@ -20,11 +20,12 @@ import functools
 import hashlib
 import json
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .._exceptions import ConfigError, UnsupportedFilterError
 from ..index._filters import And, Condition, Filter, Or, Where, parse_filter
+from ._canonical import filter_paths
 
 __all__ = ["ENGINE", "compile_filter", "numeric_values", "tag_tokens"]
 
@@ -80,29 +81,17 @@ def _equals(path: str, value: Any) -> str:
     return _token("eq", path, _canonical(value))
 
 
-def _walk(metadata: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
-    """Every ``(dotted path, value)`` a filter can reach: keys that are empty or hold a dot cannot be named by a
-    dotted filter key, so they (and what lies under them) are left out."""
-    for key, value in metadata.items():
-        if not key or "." in key:
-            continue
-        path = f"{prefix}{key}"
-        yield path, value
-        if isinstance(value, Mapping):
-            yield from _walk(value, path + ".")
-
-
 def tag_tokens(metadata: Mapping[str, Any]) -> list[str]:
     """The TAG tokens of one item's metadata."""
     tokens = [_EVERY]
-    for path, value in _walk(metadata):
+    for path, value in filter_paths(metadata):
         tokens += (_present(path), _equals(path, value))
     return tokens
 
 
 def numeric_values(metadata: Mapping[str, Any]) -> dict[str, float]:
     """The numbers of one item's metadata by dotted path (booleans are not numbers)."""
-    return {path: float(value) for path, value in _walk(metadata) if _is_number(value)}
+    return {path: float(value) for path, value in filter_paths(metadata) if _is_number(value)}
 
 
 def _tags(tokens: list[str]) -> str:

@@ -24,7 +24,7 @@ from ..index._filters import Filter
 from ..index._index import Item
 from ..index._matches import Matches
 from ..index._vectors import _shown
-from ._base import Metric, StoreBase, check_ids, check_metric, last_occurrences, reject_repeats
+from ._base import Metric, StoreBase, check_ids, check_metric, last_occurrences, positive, reject_repeats
 from ._typesense_filters import ENGINE, compile_filter, document_fields, id_token
 
 try:
@@ -49,12 +49,6 @@ _WRITE_BATCH = 1_000  # documents per import request
 _PAGE = 250  # Typesense's largest per_page
 _SEARCHES = 50  # searches per multi_search request (the server's default limit_multi_searches)
 _FLAT = 2_147_483_647  # flat_search_cutoff: rank every filtered document exactly (Typesense's largest value)
-
-
-def _positive(name: str, value: int, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}.")
-    return value
 
 
 def _vector_text(row: npt.NDArray[np.float32]) -> str:
@@ -146,11 +140,11 @@ class TypesenseIndex(StoreBase):
         if metric is not None:
             check_metric(metric)
         if dim is not None:
-            _positive("dim", dim)
+            positive("dim", dim)
         if not isinstance(exact, bool):
             raise ConfigError(f"exact must be True or False, got {exact!r}.")
         self.exact = exact
-        self.candidates = _positive("candidates", candidates)
+        self.candidates = positive("candidates", candidates)
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
             raise ConfigError(f"timeout must be a positive number of seconds, got {timeout!r}.")
         self._name = collection
@@ -336,7 +330,7 @@ class TypesenseIndex(StoreBase):
     ) -> Iterator[tuple[list[str], npt.NDArray[np.float32], list[dict[str, Any]]]]:
         """Every item in insertion order, ``batch_size`` at a time: ``(ids, vectors, metadata)``, streamed from
         Typesense's export endpoint (items written meanwhile may or may not appear)."""
-        _positive("batch_size", batch_size)
+        positive("batch_size", batch_size)
         if self._dim is None:
             return
         ids: list[str] = []

@@ -23,11 +23,12 @@ import hashlib
 import json
 import math
 import struct
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .._exceptions import ConfigError, UnsupportedFilterError
 from ..index._filters import And, Condition, Filter, Not
+from ._canonical import filter_paths
 
 __all__ = ["ENGINE", "EVERY", "MAX_TERMS", "compile_filter", "document_fields", "id_token", "numeric_field"]
 
@@ -101,22 +102,11 @@ def _as_float(value: int | float) -> float:
         return math.copysign(math.inf, value)
 
 
-def _walk(metadata: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
-    """Every ``(dotted path, value)`` a filter can name (keys that are empty or hold a dot cannot be named)."""
-    for key, value in metadata.items():
-        if not key or "." in key:
-            continue
-        path = prefix + key
-        yield path, value
-        if isinstance(value, Mapping):
-            yield from _walk(value, path + ".")
-
-
 def document_fields(item_id: str, metadata: Mapping[str, Any]) -> dict[str, Any]:
     """The filter fields of one document: ``t`` (tokens) and an ``n_...`` field per numeric path."""
     tokens = [EVERY, id_token(item_id)]
     fields: dict[str, Any] = {}
-    for path, value in _walk(metadata):
+    for path, value in filter_paths(metadata):
         tokens += (_present(path), _equals(path, value))
         if _is_number(value):
             tokens.append(_numeric(path))
