@@ -222,17 +222,17 @@ class TypesenseIndex(StoreBase):
     def _write_meta(self) -> None:
         doc = {"id": "store", "layout": _LAYOUT, "dim": self._dim, "metric": self._metric, "model": self._model or ""}
         self._client.collections[self._meta_name].documents.upsert(doc)  # type: ignore[arg-type]
-        self._settle(present(self._meta_path, "model", self._model or ""), "the store's new model")
+        self._settle("the store's new model", present(self._meta_path, "model", self._model or ""))
 
     @property
     def _meta_path(self) -> str:
         return f"/collections/{self._meta_name}/documents/store"
 
-    def _settle(self, check: Check, what: str) -> None:
+    def _settle(self, what: str, *checks: Check) -> None:
         """On a cluster with ``read_your_writes``: wait until every node has applied the write (see
         :mod:`._typesense_sync`)."""
         if self._nodes_wait is not None:
-            self._nodes_wait.until(check, f"{what} (store {self._name!r})")
+            self._nodes_wait.until(f"{what} (store {self._name!r})", *checks)
 
     def _create(self) -> None:
         """Create the item collection (a vector field, the filter fields) and record the store in its bookkeeping
@@ -270,8 +270,7 @@ class TypesenseIndex(StoreBase):
             self._client.collections[self._meta_name].documents.create(doc)  # type: ignore[arg-type]
         except ObjectAlreadyExists:  # the other writer recorded the same store
             pass
-        self._settle(present(f"/collections/{self._name}"), "the creation of its collection")
-        self._settle(present(self._meta_path), "the record of its dimension and metric")
+        self._settle("its creation", present(f"/collections/{self._name}"), present(self._meta_path))
 
     def _refresh_fields(self) -> None:
         """Learn which numeric filter fields (``n_...``) the collection has now (another writer may add some)."""
@@ -313,7 +312,7 @@ class TypesenseIndex(StoreBase):
                 self._client.collections[name].delete()
             except ObjectNotFound:
                 pass
-            self._settle(absent(f"/collections/{name}"), f"the deletion of collection {name!r}")
+        self._settle("its deletion", absent(f"/collections/{self._name}"), absent(f"/collections/{self._meta_name}"))
         self._numeric_fields.clear()
 
     # --- reading -----------------------------------------------------------------------------------------------
@@ -443,7 +442,7 @@ class TypesenseIndex(StoreBase):
         tag = None if self._nodes_wait is None else "w" + secrets.token_hex(10)
         self._import(self._documents(ids, rows, metas, tag), action)
         if tag is not None:
-            self._settle(count_is(self._name, [f"t:={tag}"], len(ids)), f"the {action} of {len(ids)} items")
+            self._settle(f"the {action} of {len(ids)} items", count_is(self._name, [f"t:={tag}"], len(ids)))
 
     def _import(self, lines: list[str], action: str) -> None:
         documents = self._client.collections[self._name].documents
@@ -523,7 +522,7 @@ class TypesenseIndex(StoreBase):
             reply = documents.delete({"filter_by": clause})
             removed += int(reply.get("num_deleted", 0))
         if removed:
-            self._settle(count_is(self._name, clauses, 0), f"the deletion of {removed} items")
+            self._settle(f"the deletion of {removed} items", count_is(self._name, clauses, 0))
         return removed
 
     # --- search ------------------------------------------------------------------------------------------------

@@ -9,6 +9,10 @@ another node right after a write can miss it. The only replication state Typesen
 (``committed_index`` and ``queued_writes``), and a committed entry is handed to the indexer a moment after it is
 counted as committed, so "committed and nothing queued" does not prove a node has applied a given write.
 
+A follower also learns that an entry is committed only from the leader's next message: without other writes, its
+heartbeat, every 500 ms (election timeout 5 s, braft's heartbeat factor 10). So when a node is behind, one no-op
+write (``POST /health``, a Raft write in 0.24) carries the commit position to the followers at once.
+
 So the wait looks at the data itself, on each node alone: the documents a write tagged with its own token are all
 there, the ids it deleted are gone, the collection it created (or dropped) is there (or gone). Polling is bounded
 by ``timeout`` and ends with :class:`~finetune_embed.ReplicationLagError` naming the node. A node that refuses the
@@ -43,6 +47,8 @@ def node_urls(config: Any) -> list[str]:
 class NodeWait:
     """Polls every node of a cluster until a condition holds on each (see the module's docstring)."""
 
+    nudge = True  # send one no-op write when a node is behind (see _nudge); benchmarks/ turns it off to compare
+
     def __init__(self, urls: Sequence[str], api_key: str, *, timeout: float, request_timeout: float) -> None:
         self.urls = list(urls)
         self.timeout = timeout
@@ -52,19 +58,34 @@ class NodeWait:
     def __repr__(self) -> str:
         return f"NodeWait(urls={self.urls!r}, timeout={self.timeout})"
 
-    def until(self, check: Check, what: str) -> None:
-        """Return when ``check`` holds on every node that answers; :class:`ReplicationLagError` after ``timeout``
-        seconds, naming the first node on which it did not."""
+    def _nudge(self, http: httpx.Client) -> None:
+        """Send one no-op write through Raft (``POST /health``, which Typesense 0.24 routes as a write) to the first
+        node that takes it. A follower learns that an entry is committed only from the leader's next message, which
+        otherwise is the heartbeat (every 500 ms: Typesense's election timeout of 5 s over braft's factor 10); the
+        no-op's entry carries the leader's commit position to every follower at once. When it fails, the
+        heartbeat still does it: the wait only takes longer."""
+        for url in self.urls:
+            try:
+                http.post(url + "/health")
+                return
+            except httpx.TransportError:
+                continue
+
+    def until(self, what: str, *checks: Check) -> None:
+        """Return when every one of ``checks`` holds on every node that answers; :class:`ReplicationLagError` after
+        ``timeout`` seconds, naming the first node on which one did not. After the first round that finds a node
+        behind, one no-op write is sent (see :meth:`_nudge`)."""
         start = time.monotonic()
         pending = list(self.urls)
         delay = 0.002
+        nudged = not self.nudge
         headers = {"X-TYPESENSE-API-KEY": self._api_key}
         with httpx.Client(headers=headers, timeout=self._request_timeout) as http:
             while True:
                 behind = []
                 for url in pending:
                     try:
-                        if not check(http, url):
+                        if not all(check(http, url) for check in checks):
                             behind.append(url)
                     except httpx.ConnectError:
                         _log.warning("Typesense node %s refused the connection: not waited for (%s)", url, what)
@@ -72,6 +93,11 @@ class NodeWait:
                         behind.append(url)
                 if not behind:
                     return
+                pending = behind
+                if not nudged:
+                    nudged = True
+                    self._nudge(http)
+                    continue
                 waited = time.monotonic() - start
                 if waited >= self.timeout:
                     raise ReplicationLagError(
@@ -85,7 +111,6 @@ class NodeWait:
                     )
                 time.sleep(min(delay, max(self.timeout - waited, 0.0)))
                 delay = min(delay * 2, 0.1)
-                pending = behind
 
 
 def _answer(response: httpx.Response, url: str) -> Any:
@@ -108,11 +133,12 @@ def count_is(collection: str, filter_by: Sequence[str], expected: int) -> Check:
         total = 0
         for clause in filter_by:
             params: dict[str, str | int] = {"q": "*", "filter_by": clause, "per_page": 0}
-            found = _answer(http.get(f"{url}/collections/{collection}/documents/search", params=params), url)
-            if found is None:
-                if expected:
-                    return False
+            response = http.get(f"{url}/collections/{collection}/documents/search", params=params)
+            if response.status_code == 404:  # no collection (yet, or any more): no documents
                 continue
+            found = _answer(response, url)
+            if found is None:  # 503: lagging
+                return False
             total += int(found.get("found", 0))
         return total == expected
 
