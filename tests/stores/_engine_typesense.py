@@ -163,6 +163,15 @@ class Node:
             self.process.kill()
             self.process.wait(10)
 
+    def rejoin(self) -> None:
+        """Start a cluster node again on its ports and data (after :meth:`kill`): it rejoins the cluster."""
+        self.launch(self.folder.parent / "nodes")
+
+    def terminate(self) -> None:
+        """Ask the process to stop (SIGTERM), without waiting: :meth:`stop` waits."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
@@ -203,6 +212,8 @@ def running(count: int = 1, timeout: float = 60.0) -> Iterator[list[Node]]:
             wait_until(lambda: any(n.state() == LEADER for n in nodes), "a leader elected", nodes, timeout)
         yield nodes
     finally:
+        for node in nodes:  # all at once: each takes a few seconds to shut down
+            node.terminate()
         for node in nodes:
             node.stop()
         shutil.rmtree(folder, ignore_errors=True)
@@ -303,7 +314,8 @@ def typesense_node() -> Iterator[Node]:
 
 @pytest.fixture(scope="session")
 def typesense_cluster() -> Iterator[list[Node]]:
-    """A 3-node Typesense 0.24.1 Raft cluster for the session (the conformance suite's ``typesense-cluster``)."""
+    """A 3-node Typesense 0.24.1 Raft cluster for the session (about 12 s to elect its first leader): the conformance
+    suite's ``typesense-cluster`` and tests/stores/test_typesense_cluster.py (which leaves it with three nodes)."""
     from .conftest import unavailable
 
     try:

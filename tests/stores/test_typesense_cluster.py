@@ -4,7 +4,8 @@ Typesense answers a read from the receiving node's own data, and a follower appl
 leader acknowledged it. ``TypesenseIndex(read_your_writes=True)`` (the default) therefore returns from a write only
 once every node that answers has applied it: right after a write, each node *alone* answers as the reference does
 (no polling in these tests). A node that cannot apply it (stopped with SIGSTOP) ends the wait with a typed
-``ReplicationLagError`` naming it. The conformance suite runs on this cluster too (backend ``typesense-cluster``).
+``ReplicationLagError`` naming it. The cluster is the session's, which the conformance suite also runs on (backend
+``typesense-cluster``); the test that kills its leader starts that node again, and it rejoins.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import os
 import signal
 import urllib.error
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -22,26 +22,17 @@ from finetune_embed import ReplicationLagError
 from finetune_embed.index import EmbeddingIndex
 
 from ._data import vectors
-from ._engine_typesense import FOLLOWER, LEADER, EngineError, Node, running, wait_until
-from .conftest import unavailable, unique_name
+from ._engine_typesense import FOLLOWER, LEADER, Node, wait_until
+from .conftest import unique_name
 
 DIM = 8
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[list[Node]]:
-    """Three nodes, healthy, with an elected leader; stopped after this module (its last test kills the leader,
-    so it is not the session's cluster)."""
-    try:
-        context = running(3, timeout=90)
-        nodes = context.__enter__()
-    except EngineError as exc:
-        unavailable(f"no 3-node Typesense cluster could form: {exc}")
-        raise
-    try:
-        yield nodes
-    finally:
-        context.__exit__(None, None, None)
+@pytest.fixture
+def cluster(typesense_cluster: list[Node]) -> list[Node]:
+    """The session's three nodes (tests/stores/_engine_typesense.py), each a leader or a follower again."""
+    _roles(typesense_cluster)
+    return typesense_cluster
 
 
 def _store(nodes: list[Node], name: str, **options: Any) -> Any:
@@ -142,9 +133,17 @@ def test_a_write_to_a_follower_is_read_on_every_node_and_survives_the_leader(clu
         _same_on(node, name, ids[:30], reference, q)
 
     leader.kill()
-    survivors = [n for n in cluster if n is not leader]
-    wait_until(lambda: any(n.state() == LEADER for n in survivors), "a new leader", survivors, 60)
+    try:
+        survivors = [n for n in cluster if n is not leader]
+        wait_until(lambda: any(n.state() == LEADER for n in survivors), "a new leader", survivors, 60)
+        _after_the_leader_died(cluster, survivors, name, ids, x, meta, reference, q)
+    finally:
+        leader.rejoin()  # same ports and data: back as a follower, for the session's later tests
+        _roles(cluster)
 
+
+def _after_the_leader_died(cluster: list[Node], survivors: list[Node], name: str, ids: list[str], x: Any,
+                           meta: list[dict[str, Any]], reference: EmbeddingIndex, q: Any) -> None:  # fmt: skip
     with _store(cluster, name) as everywhere:  # the client skips the dead node; the wait does too
         everywhere.add(ids[30:], x[30:], meta[30:])
         everywhere.upsert("d0", x[0], {"part": 1, "moved": True})
