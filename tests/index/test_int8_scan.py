@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -22,7 +23,7 @@ def _split_in(parts: int) -> Callable[[Callable[[int, int], object], int], None]
 
     def split(work: Callable[[int, int], object], n: int) -> None:
         edges = np.linspace(0, n, parts + 1).astype(int).tolist()
-        for a, b in zip(edges[:-1], edges[1:], strict=True):
+        for a, b in itertools.pairwise(edges):
             if b > a:
                 work(a, b)
 
@@ -58,7 +59,7 @@ def test_a_few_queries_on_int8_go_through_code_scores_and_stay_exact(
     ids = [str(i) for i in range(x.shape[0])]
     index.add(ids, x)
     calls = [0]
-    real = index_module.code_scores
+    real = code_scores
 
     def counting(*args: Any, **kwargs: Any) -> None:
         calls[0] += 1
