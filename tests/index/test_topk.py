@@ -94,3 +94,50 @@ def test_column_blocks_collect_the_same_margin_pool_with_positions(n: int, q: in
         expected = set(slots[scores[j] >= kth - margin[j]].tolist())
         pool_rows, pool_keys = cols.pool()
         assert set(decode_keys(pool_keys[pool_rows == j])[1].tolist()) == expected
+
+
+@settings(max_examples=40, deadline=None)
+@given(groups=st.integers(1, 40), tail=st.integers(0, 127), q=st.integers(1, 9), seed=st.integers(0, 1000))
+def test_group_maxima_are_the_maxima_of_interleaved_groups(groups: int, tail: int, q: int, seed: int) -> None:
+    """push_columns' groups are interleaved: group g of a block of 128 * s rows holds rows g, g + s, g + 2s, ..."""
+    rng = np.random.default_rng(seed)
+    scores = rng.standard_normal((128 * groups + tail, q)).astype(np.float32)
+    scores[rng.random(scores.shape) < 0.05] = -np.inf
+    top = RunningTopK(q, 3)
+    whole = 128 * groups
+    got = top._group_max(scores[:whole])
+    expected = scores[:whole].reshape(128, groups, q).max(axis=0)
+    np.testing.assert_array_equal(got, expected)
+    again = top._group_max(scores[: 128 * max(1, groups // 2)])  # the reused buffer: a smaller block next
+    np.testing.assert_array_equal(again, scores[: 128 * max(1, groups // 2)].reshape(128, -1, q).max(axis=0))
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    blocks=st.lists(st.integers(128, 3000), min_size=1, max_size=4),
+    q=st.integers(1, 20),
+    k=st.integers(1, 12),
+    seed=st.integers(0, 1000),
+)
+def test_large_column_blocks_find_every_hit_wherever_it_lies(blocks: list[int], q: int, k: int, seed: int) -> None:
+    """Once a first block has set every threshold (k scores of 5.0 per query), later blocks of many groups go
+    the per-group route: a few better scores and ties planted at random rows (the last rows and the tail
+    included) must all be found at their own positions, and the ties at 5.0 must lose to the earlier ones."""
+    rng = np.random.default_rng(seed)
+    n = 128 + sum(blocks)
+    scores = rng.standard_normal((q, n)).astype(np.float32)  # below 5 (a 1e-6 event otherwise)
+    scores[:, :k] = 5.0
+    for j in range(q):
+        planted = 128 + rng.choice(n - 128, size=min(n - 128, 3), replace=False)
+        scores[j, planted] = rng.choice(np.array([5.0, 6.0, 7.0], dtype=np.float32), size=planted.size)
+    scores[:, n - 1] = 8.0
+    top = RunningTopK(q, k)
+    top.push_columns(np.ascontiguousarray(scores[:, :128].T), 0)
+    a = 128
+    for size in blocks:
+        top.push_columns(np.ascontiguousarray(scores[:, a : a + size].T), a)
+        a += size
+    for row, (got_scores, got_pos) in zip(scores, top.results(), strict=True):
+        expected = sorted(range(n), key=lambda i: (-row[i], i))[:k]
+        assert got_pos.tolist() == expected
+        np.testing.assert_array_equal(got_scores, row[expected])

@@ -158,6 +158,22 @@ def test_ivfflat_probes_trade_recall(pg08: LocalServer, table08: str) -> None:
         assert index.search(queries, k=10).ids == exact.ids
 
 
+def test_ivfflat_default_lists_count_the_rows_present(pg08: LocalServer, table08: str) -> None:
+    """pgvector's advice (rows / 1000) is taken from the rows really there, not from the planner's estimate, which
+    trails a bulk load (here: analyzed at 1,000 rows, built at 4,000)."""
+    x = clustered(4000, 8, seed=7)
+    with PgVectorIndex(pg08.conninfo, table08, dim=8) as index:
+        index.add([str(i) for i in range(1000)], x[:1000])
+        index.connection.execute(f'ANALYZE "{table08}"')
+        index.add([str(i) for i in range(1000, 4000)], x[1000:])
+        assert index.count(estimate=True) == 1000  # stale
+        index.create_ivfflat_index()
+        (definition,) = index.connection.execute(
+            "SELECT indexdef FROM pg_indexes WHERE tablename = %s AND indexdef LIKE '%%ivfflat%%'", [table08]
+        ).fetchone() or ("",)
+        assert "lists='4'" in definition.replace(" ", ""), definition
+
+
 def test_iterative_scan_fills_k_under_a_selective_filter(pg08: LocalServer, table08: str) -> None:
     """1 % of the rows pass the filter: HNSW's 40 candidates hold almost none of them, unless the scan iterates.
 

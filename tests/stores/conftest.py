@@ -134,16 +134,19 @@ def pg08_conninfo() -> Iterator[str]:
         server.stop()
 
 
+PROBES = 8  # of the 10 lists pgvector advises for 10k rows: recall@10 1.0 on the random 10k x 384 (5: 0.65)
 EF_SEARCH = 1000  # pgvector HNSW (m=16, ef_construction=64): recall@10 0.93 at 400, 1.0 at 1000 on 10k x 384 random
 
 
-def _pgvector(conninfo: str, *, hnsw: bool, halfvec: bool = False) -> Backend:
+def _pgvector(conninfo: str, *, hnsw: bool, halfvec: bool = False, ivfflat: bool = False) -> Backend:
     from finetune_embed.index.pgvector import PgVectorIndex
 
     tables: list[str] = []
     names: dict[int, str] = {}
     # halfvec: float16 storage, searched through HNSW with pgvector 0.8's iterative scans
     extra: dict[str, Any] = {"storage": "halfvec", "iterative_scan": "strict_order"} if halfvec else {}
+    if ivfflat:  # IVFFlat: the lists pgvector advises (rows / 1000), PROBES of them, iterative scans under filters
+        extra = {"probes": PROBES, "iterative_scan": "relaxed_order"}
 
     def create(dim: int | None, metric: str, *, index_now: bool = True) -> VectorIndex:
         table = unique_name("t")
@@ -152,6 +155,8 @@ def _pgvector(conninfo: str, *, hnsw: bool, halfvec: bool = False) -> Backend:
                               hnsw=hnsw and index_now and dim is not None, ef_search=EF_SEARCH if hnsw else None,
                               **extra)
         names[id(store)] = table
+        if ivfflat and index_now and dim is not None:
+            store.create_ivfflat_index()  # on an empty table: one list, so every probe sees every row
         return store
 
     def build_hnsw(store: VectorIndex) -> None:
@@ -159,11 +164,16 @@ def _pgvector(conninfo: str, *, hnsw: bool, halfvec: bool = False) -> Backend:
         assert isinstance(store, PgVectorIndex)
         store.create_hnsw_index()
 
+    def build_ivfflat(store: VectorIndex) -> None:
+        """Build the IVFFlat index after a bulk load: its lists are k-means centres of the rows present."""
+        assert isinstance(store, PgVectorIndex)
+        store.create_ivfflat_index()
+
     def reopen(store: VectorIndex) -> VectorIndex:
         table = names[id(store)]
         store.close()
         again = PgVectorIndex(conninfo, table, hnsw=hnsw, ef_search=EF_SEARCH if hnsw else None,
-                              iterative_scan=extra.get("iterative_scan"))
+                              iterative_scan=extra.get("iterative_scan"), probes=extra.get("probes"))
         names[id(again)] = table
         return again
 
@@ -174,13 +184,14 @@ def _pgvector(conninfo: str, *, hnsw: bool, halfvec: bool = False) -> Backend:
             for table in tables:
                 conn.execute(f'DROP TABLE IF EXISTS "{table}"')
 
-    name = "pgvector-halfvec-hnsw" if halfvec else "pgvector-hnsw" if hnsw else "pgvector"
-    backend = Backend(name, "pgvector", not hnsw, create, reopen)
+    kind = "-ivfflat" if ivfflat else "-halfvec-hnsw" if halfvec else "-hnsw" if hnsw else ""
+    name = "pgvector" + kind
+    backend = Backend(name, "pgvector", not (hnsw or ivfflat), create, reopen)
     if halfvec:
         backend.vector_atol = 1e-3
     backend.cleanup.append(drop)
-    if hnsw:
-        backend.finish_load = build_hnsw
+    if hnsw or ivfflat:
+        backend.finish_load = build_ivfflat if ivfflat else build_hnsw
         backend.create_for_load = lambda dim, metric: create(dim, metric, index_now=False)
     return backend
 
@@ -220,7 +231,9 @@ EXACT_BACKENDS = [
 ]  # fmt: skip
 # Typesense: exact through its flat search; its HNSW mode (a graph built while inserting, ~30 s for the recall test's
 # 10k x 384 on 2 cores) is tested on a smaller set in test_typesense.py and measured in benchmarks/bench_stores.py
-ANN_BACKENDS = ["pgvector-hnsw", "pgvector-halfvec-hnsw", "chroma-hnsw", "redis-hnsw", "milvus-hnsw"]
+ANN_BACKENDS = [
+    "pgvector-hnsw", "pgvector-halfvec-hnsw", "pgvector-ivfflat", "chroma-hnsw", "redis-hnsw", "milvus-hnsw",
+]  # fmt: skip
 ALL_BACKENDS = EXACT_BACKENDS + ANN_BACKENDS
 
 
@@ -231,6 +244,8 @@ def _build(name: str, request: pytest.FixtureRequest, tmp: Path) -> Backend:
         return _pgvector(request.getfixturevalue("pg_conninfo"), hnsw=name == "pgvector-hnsw")
     if name == "pgvector-halfvec-hnsw":
         return _pgvector(request.getfixturevalue("pg08_conninfo"), hnsw=True, halfvec=True)
+    if name == "pgvector-ivfflat":
+        return _pgvector(request.getfixturevalue("pg08_conninfo"), hnsw=False, ivfflat=True)
     if name.startswith("chroma"):
         url = request.getfixturevalue("chroma_url") if name == "chroma-server" else None
         return _engine_chroma.chroma_backend(name, tmp, url)

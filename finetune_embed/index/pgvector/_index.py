@@ -629,7 +629,9 @@ class PgVectorIndex:
         ``concurrently`` as in :meth:`create_hnsw_index`.
         """
         if lists is None:
-            rows = self.count(estimate=True)
+            # counted exactly: right after a bulk load (when this is built) the planner's estimate can trail far
+            # behind, and the build reads the whole table anyway
+            rows = len(self)
             lists = max(1, rows // 1000 if rows <= 1_000_000 else int(rows**0.5))
         self._create_index("ivfflat", concurrently, m=16, ef_construction=64, lists=lists)
 
