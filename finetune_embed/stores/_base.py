@@ -28,12 +28,14 @@ check_metric: Callable[[str], Metric] = _check_metric
 reject_repeats: Callable[[list[str]], None] = _reject_repeats
 
 
-def check_ids(ids: str | Iterable[str], what: str = "ids") -> list[str]:
-    """Ids as a list of non-empty strings without NUL characters (no engine stores those reliably)."""
+def check_ids(ids: str | Iterable[str], what: str = "ids", *, allow_nul: bool = False) -> list[str]:
+    """Ids as a list of non-empty strings, without NUL characters unless ``allow_nul`` (most engines cannot store
+    those reliably; Redis keys are binary-safe)."""
     out = _any_ids(ids, what, allow_nul=True)
-    for x in out:
-        if "\x00" in x:
-            raise ConfigError(f"{what} cannot hold NUL characters: {x!r}.")
+    if not allow_nul:
+        for x in out:
+            if "\x00" in x:
+                raise ConfigError(f"{what} cannot hold NUL characters: {x!r}.")
     return out
 
 
@@ -60,6 +62,7 @@ class StoreBase(ABC):
     and implement :meth:`get` and :meth:`_search_rows`."""
 
     _engine: str = "store"
+    _nul_ids: bool = False  # whether ids may hold NUL characters (an engine whose keys are binary-safe)
     _dim: int | None
     _metric: Metric
     _model: str | None
@@ -182,7 +185,7 @@ class StoreBase(ABC):
         k = _check_k(k)
         tree = self._filter(where)
         rows, single = as_queries(queries, self._dim, normalize=self._metric == "cosine")
-        excluded = check_ids(list(exclude), "exclude") if exclude else []
+        excluded = check_ids(list(exclude), "exclude", allow_nul=self._nul_ids) if exclude else []
         results = self._search_rows(rows, k, tree, excluded)
         return results[0] if single else BatchMatches(results)
 
@@ -201,7 +204,8 @@ class StoreBase(ABC):
         tree = self._filter(where)
         vector = self.get(item_id).vector
         skip = list(exclude or ()) + ([item_id] if exclude_self else [])
-        return self._search_rows(vector.reshape(1, -1), k, tree, check_ids(skip, "exclude"))[0]
+        excluded = check_ids(skip, "exclude", allow_nul=self._nul_ids)
+        return self._search_rows(vector.reshape(1, -1), k, tree, excluded)[0]
 
     def search_text(
         self,

@@ -16,29 +16,28 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from typing import Any, Literal, overload
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 import redis
 from redis.cluster import RedisCluster
 
-from .._exceptions import ConfigError, DimensionMismatchError, DuplicateIdError, UnknownIdError
+from .._exceptions import ConfigError, DuplicateIdError, UnknownIdError
 from .._logging import get_logger
-from ..index._filters import Where
-from ..index._index import Item, SupportsEmbed, _as_ids, _check_k, _check_metric, _reject_repeats
-from ..index._matches import BatchMatches, Matches
-from ..index._vectors import _shown, as_matrix, as_queries, clean_metadata, embed_query, metadata_per_id, normalize_rows
-from ._base import positive
-from ._redis_filters import compile_filter, numeric_values, tag_tokens
+from ..index._filters import Filter
+from ..index._index import Item
+from ..index._matches import Matches
+from ..index._vectors import _shown
+from ._base import Metric, StoreBase, check_ids, check_metric, positive, reject_repeats
+from ._redis_filters import ENGINE, compile_filter, numeric_values, tag_tokens
 from ._redis_shards import Client, Shard, attribute_names, check_client, command, search_hits, shards_of
 
 __all__ = ["RedisIndex"]
 
 _log = get_logger("stores.redis")
 
-Metric = Literal["cosine", "dot"]
 Algorithm = Literal["flat", "hnsw"]
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
 _SLOTS = 32  # NUMERIC fields declared at a time (a new batch of 32 when a store's numeric paths run past them)
@@ -67,7 +66,7 @@ def _as_key(key: bytes | str) -> bytes:
     return key if isinstance(key, bytes) else key.encode("utf-8", "surrogatepass")
 
 
-class RedisIndex:
+class RedisIndex(StoreBase):
     """The :class:`~finetune_embed.index.VectorIndex` API on Redis with the RediSearch query engine.
 
     Args:
@@ -99,6 +98,9 @@ class RedisIndex:
         >>> store.search(query, k=5, where={"lang": "en"}).ids  # doctest: +SKIP
     """
 
+    _engine = ENGINE
+    _nul_ids = True  # Redis keys are binary-safe: an id may hold NUL characters
+
     def __init__(
         self,
         client: str | Client,
@@ -119,7 +121,7 @@ class RedisIndex:
                 f"prefix cover another's), got {name!r}."
             )
         if metric is not None:
-            _check_metric(metric)
+            check_metric(metric)
         if algorithm is not None and algorithm not in ("flat", "hnsw"):
             raise ConfigError(f"algorithm must be 'flat' (exact) or 'hnsw' (approximate), got {algorithm!r}.")
         if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim <= _MAX_DIM):
@@ -175,13 +177,8 @@ class RedisIndex:
             if dim is not None:
                 self._create_store()
             return
+        self._check_dim(dim, int(stored["dim"]), self._name)
         self._dim = int(stored["dim"])
-        if dim is not None and dim != self._dim:
-            raise DimensionMismatchError(
-                f"Redis store {self._name!r} holds {self._dim}-dimensional vectors, not {dim}.",
-                expected=self._dim,
-                got=dim,
-            )
         for what, given, have in (("metric", metric, stored["metric"]), ("algorithm", algorithm, stored["algorithm"])):
             if given is not None and given != have:
                 raise ConfigError(f"Redis store {self._name!r} was created with {what}={have!r}; got {given!r}.")
@@ -284,22 +281,7 @@ class RedisIndex:
             found = self._slots[path] = f"n{int(number)}"
         return found
 
-    # --- properties --------------------------------------------------------------------------------------------
-
-    @property
-    def dim(self) -> int | None:
-        """The vector dimension (``None`` until known)."""
-        return self._dim
-
-    @property
-    def metric(self) -> Metric:
-        """``"cosine"`` or ``"dot"``."""
-        return self._metric
-
-    @property
-    def model(self) -> str | None:
-        """The embedding model recorded for the store, if any."""
-        return self._model
+    # --- properties (dim, metric and model: StoreBase) ---------------------------------------------------------
 
     @property
     def name(self) -> str:
@@ -394,7 +376,7 @@ class RedisIndex:
         Raises:
             UnknownIdError: ``item_id`` is not in the store.
         """
-        found = self._fetch(_as_ids(item_id, "item_id"))
+        found = self._fetch(check_ids(item_id, "item_id", allow_nul=True))
         if item_id not in found:
             raise UnknownIdError(f"id {item_id!r} is not in Redis store {self._name!r}.", ids=[item_id])
         return found[item_id]
@@ -435,8 +417,8 @@ class RedisIndex:
             DuplicateIdError: an id repeats, or is already in the store.
             DimensionMismatchError, InvalidVectorError, ConfigError: bad vectors, ids or metadata.
         """
-        id_list = _as_ids(ids)
-        _reject_repeats(id_list)
+        id_list = check_ids(ids, allow_nul=True)
+        reject_repeats(id_list)
         rows, metas = self._prepare(id_list, vectors, metadata)
         if not id_list:
             return
@@ -464,17 +446,15 @@ class RedisIndex:
         call blocks Redis for long; if the connection fails half-way, the batches before it are stored, and
         running the same ``upsert`` again completes it.
         """
-        id_list = _as_ids(ids)
+        id_list = check_ids(ids, allow_nul=True)
         rows, metas = self._prepare(id_list, vectors, metadata)
         self._write(id_list, rows, metas, replace=True)
 
     def _prepare(
         self, ids: list[str], vectors: npt.ArrayLike, metadata: Any
     ) -> tuple[npt.NDArray[np.float32], list[dict[str, Any]]]:
-        entries = metadata_per_id(metadata, ids)
-        metas = [clean_metadata(None if entries is None else entries[i], x) for i, x in enumerate(ids)]
-        rows = as_matrix(vectors, self._dim, ids, copy=True)
-        normalize_rows(rows, ids, normalize=self._metric == "cosine")
+        metas = self._metadata(ids, metadata)
+        rows = self._rows(ids, vectors)
         if ids and self._dim is None:
             self._dim = int(rows.shape[1])
             if self._dim > _MAX_DIM:
@@ -521,7 +501,7 @@ class RedisIndex:
 
     def delete(self, ids: str | Iterable[str]) -> int:
         """Remove items; ids not in the store are ignored. Returns how many were removed."""
-        wanted = _as_ids(ids)
+        wanted = check_ids(ids, allow_nul=True)
         if not wanted:
             return 0
         unique = list(dict.fromkeys(wanted))
@@ -532,95 +512,15 @@ class RedisIndex:
             pipe.zrem(self._order_key, *(_member(i) for i in unique[start : start + _WRITE_BATCH]))
         return sum(int(n) for n in pipe.execute()[: len(unique)])
 
-    # --- search ------------------------------------------------------------------------------------------------
-
-    @overload
-    def search(
-        self,
-        queries: np.ndarray[tuple[int, int], np.dtype[Any]] | Sequence[Sequence[float]],
-        k: int = ...,
-        *,
-        where: Where | None = ...,
-        exclude: Collection[str] | None = ...,
-    ) -> BatchMatches: ...
-
-    @overload
-    def search(
-        self,
-        queries: np.ndarray[tuple[int], np.dtype[Any]] | Sequence[float],
-        k: int = ...,
-        *,
-        where: Where | None = ...,
-        exclude: Collection[str] | None = ...,
-    ) -> Matches: ...
-
-    @overload
-    def search(
-        self,
-        queries: npt.ArrayLike,
-        k: int = ...,
-        *,
-        where: Where | None = ...,
-        exclude: Collection[str] | None = ...,
-    ) -> Matches | BatchMatches: ...
-
-    def search(
-        self,
-        queries: npt.ArrayLike,
-        k: int = 10,
-        *,
-        where: Where | None = None,
-        exclude: Collection[str] | None = None,
-    ) -> Matches | BatchMatches:
-        """The ``k`` nearest items of one query (:class:`Matches`) or of each row of a matrix
-        (:class:`BatchMatches`), best first, filtered by ``where`` inside RediSearch.
-
-        All queries go to every shard in one round trip per shard; a cluster's per-shard top-k lists are merged.
-        ``exclude`` ids are never returned (RediSearch is asked for ``k`` more per excluded id, so ``k`` hits
-        still come back).
-        """
-        k = _check_k(k)
-        query = compile_filter(where, self._known_slot)
-        rows, single = as_queries(queries, self._dim, normalize=self._metric == "cosine")
-        excluded = set(_as_ids(list(exclude), "exclude")) if exclude else set()
-        results = self._search_rows(rows, k, query, excluded)
-        return results[0] if single else BatchMatches(results)
-
-    def search_by_id(
-        self,
-        item_id: str,
-        k: int = 10,
-        *,
-        where: Where | None = None,
-        exclude: Collection[str] | None = None,
-        exclude_self: bool = True,
-    ) -> Matches:
-        """The ``k`` nearest items of the stored item ``item_id`` (itself left out unless ``exclude_self`` is
-        false). Raises :class:`~finetune_embed.UnknownIdError` for an unknown id."""
-        k = _check_k(k)
-        query = compile_filter(where, self._known_slot)
-        vector = self.get(item_id).vector
-        skip = set(_as_ids(list(exclude or ()), "exclude")) | ({item_id} if exclude_self else set())
-        return self._search_rows(vector.reshape(1, -1), k, query, skip)[0]
-
-    def search_text(
-        self,
-        text: str,
-        embedder: SupportsEmbed,
-        k: int = 10,
-        *,
-        where: Where | None = None,
-        exclude: Collection[str] | None = None,
-    ) -> Matches:
-        """Embed ``text`` with ``embedder`` and search. The embedder's ``model`` must match the store's."""
-        vector = embed_query(embedder, text, self._model, "the store")
-        result = self.search(vector, k, where=where, exclude=exclude)
-        assert isinstance(result, Matches)
-        return result
+    # --- search (the public methods and their checks: StoreBase) -----------------------------------------------
 
     def _search_rows(
-        self, queries: npt.NDArray[np.float32], k: int, query: str | None, excluded: set[str]
+        self, queries: npt.NDArray[np.float32], k: int, tree: Filter | None, exclude: list[str]
     ) -> list[Matches]:
+        """All queries go to every shard in one round trip per shard; a cluster's per-shard top-k lists are merged.
+        Excluded ids are dropped here: RediSearch is asked for ``k`` more per excluded id, so ``k`` hits come back."""
+        query = compile_filter(tree, self._known_slot)
+        excluded = set(exclude)
         n = queries.shape[0]
         if self._dim is None or n == 0:
             return [Matches() for _ in range(n)]

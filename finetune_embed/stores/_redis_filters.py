@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .._exceptions import ConfigError, UnsupportedFilterError
-from ..index._filters import And, Condition, Filter, Or, Where, parse_filter
+from ..index._filters import And, Condition, Filter, Or
 from ._canonical import filter_paths
 
 __all__ = ["ENGINE", "compile_filter", "numeric_values", "tag_tokens"]
@@ -148,20 +148,11 @@ class _Compiler:
         return f"@{slot}:[{low} {high}{_bound(number)}]"
 
 
-def compile_filter(where: Where | None, slot_of: Callable[[str], str | None]) -> str | None:
-    """The RediSearch query for ``where`` (``None``: nothing filtered). ``slot_of`` names the NUMERIC field that
-    holds a path's numbers, or ``None`` when no item has one.
+def compile_filter(tree: Filter | None, slot_of: Callable[[str], str | None]) -> str | None:
+    """The RediSearch query for a parsed filter (``None``: nothing filtered). ``slot_of`` names the NUMERIC field
+    that holds a path's numbers, or ``None`` when no item has one.
 
     Raises:
-        ConfigError: a callable (Python cannot run inside Redis) or a malformed filter.
         UnsupportedFilterError: a range bound that is a string.
     """
-    if where is None:
-        return None
-    if callable(where) and not isinstance(where, Mapping):
-        raise ConfigError(
-            "Redis filters are a mapping of conditions ({'field': value, 'n': {'$gte': 3}}, ...); a Python "
-            "callable cannot run inside Redis."
-        )
-    tree = parse_filter(where)
     return None if tree is None else _Compiler(slot_of).node(tree)

@@ -159,3 +159,21 @@ def test_cluster_spreads_items_over_every_master_and_merges(redis_cluster_url: s
         for store in (cluster, single):
             store.drop()
             store.close()
+
+
+def test_ids_may_hold_nul_characters(store: Any) -> None:
+    """Redis keys are binary-safe, so unlike the other engines an id may hold NUL: it is stored, read back, searched,
+    excluded, searched by and deleted like any other (StoreBase's id checks keep the NUL refusal for the others)."""
+    ids = ["a\x00b", "a", "\x00"]
+    x = vectors(3, 4, seed=41)
+    store.add(ids, x, [{"i": 0}, {"i": 1}, {"i": 2}])
+    assert "a\x00b" in store
+    assert len(store) == 3
+    assert store.get("a\x00b").metadata == {"i": 0}
+    assert set(store.search(x[0], k=3).ids) == set(ids)
+    assert "a\x00b" not in store.search(x[0], k=3, exclude=["a\x00b"]).ids
+    assert "\x00" not in store.search_by_id("\x00", k=3).ids
+    store.upsert("a\x00b", x[1], {"i": 9})
+    assert store.get("a\x00b").metadata == {"i": 9}
+    assert store.delete(["a\x00b", "\x00"]) == 2
+    assert store.search(x[0], k=3).ids == ["a"]
