@@ -210,7 +210,7 @@ class TypesenseIndex(StoreBase):
             )
         self._dim, self._metric, self._model = int(stored["dim"]), stored["metric"], stored.get("model") or model
         self._refresh_fields()
-        if self._model != stored.get("model"):
+        if model is not None and not stored.get("model"):  # record the model the store lacked (never a write else)
             self._write_meta()
 
     def _read_meta(self) -> dict[str, Any] | None:

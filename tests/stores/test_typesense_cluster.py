@@ -144,7 +144,16 @@ def test_a_write_to_a_follower_is_read_on_every_node_and_survives_the_leader(clu
 
 def _after_the_leader_died(cluster: list[Node], survivors: list[Node], name: str, ids: list[str], x: Any,
                            meta: list[dict[str, Any]], reference: EmbeddingIndex, q: Any) -> None:  # fmt: skip
-    with _store(cluster, name) as everywhere:  # the client skips the dead node; the wait does too
+    import typesense
+
+    from finetune_embed.stores import TypesenseIndex
+
+    # the client skips the dead node (and so does the wait); a leader just elected answers writes with "503 Not
+    # Ready or Lagging" until it has caught up, which can take a few seconds under load: the client retries that
+    # (a 503 was refused before anything was applied), so this one retries for up to 15 s
+    client = typesense.Client({"nodes": [n.url for n in cluster], "api_key": cluster[0].api_key, "num_retries": 30,
+                               "retry_interval_seconds": 0.5, "connection_timeout_seconds": 5})  # fmt: skip
+    with TypesenseIndex(client, name) as everywhere:
         everywhere.add(ids[30:], x[30:], meta[30:])
         everywhere.upsert("d0", x[0], {"part": 1, "moved": True})
         assert everywhere.delete(["d1", "d3"]) == 2
