@@ -143,27 +143,37 @@ class StreamDecoder:
 
     def feed(self, chunk: bytes) -> None:
         """Take the next bytes of the body."""
-        buf = self._tail + chunk if self._tail else chunk
-        find, rfind = buf.find, buf.rfind
-        pos = 0
         indices: list[int] = []
-        blobs: list[bytes] = []
+        blobs: list[bytes | memoryview] = []
+        tail = self._tail
+        first = chunk.find(b"}") + 1 if tail else 0
+        if first:  # only the item the last chunk cut is joined up; the rest is read where it lies
+            self._tail = b""
+            self._scan(tail + chunk[:first], 0, indices, blobs)
+            self._scan(chunk, first, indices, blobs)
+        else:
+            self._scan(tail + chunk if tail else chunk, 0, indices, blobs)
+        if indices:
+            self._write(indices, blobs)
+
+    def _scan(self, buf: bytes, pos: int, indices: list[int], blobs: list[bytes | memoryview]) -> None:
+        """Read the items of ``buf`` from ``pos`` on, keeping what follows the last one for the next chunk."""
+        find, rfind = buf.find, buf.rfind
+        view = memoryview(buf)
         while True:
             close = find(b"}", pos)
             if close < 0:
                 break
             start = rfind(b"{", pos, close)
             if start >= 0:  # an innermost object: an item (or "usage")
-                item = buf[start : close + 1]
-                if b'"embedding"' in item:
-                    self._take(item, indices, blobs)
-                elif b'"prompt_tokens"' in item:
-                    self._usage(item)
+                key = find(b'"embedding"', start, close)
+                if key >= 0:
+                    self._take(buf, view, start, key, close + 1, indices, blobs)
+                elif find(b'"prompt_tokens"', start, close) >= 0:
+                    self._usage(buf[start : close + 1])
             pos = close + 1  # (a "}" with no "{" before it closes the outer object)
         start = rfind(b"{", pos)
         self._tail = buf[start:] if start >= 0 else b""
-        if indices:
-            self._write(indices, blobs)
 
     def _usage(self, item: bytes) -> None:
         """Read ``usage.prompt_tokens`` (what the server bills); anything unusual leaves it unknown."""
@@ -175,23 +185,34 @@ class StreamDecoder:
         if isinstance(tokens, int) and not isinstance(tokens, bool) and tokens >= 0:
             self.usage = tokens
 
-    def _take(self, item: bytes, indices: list[int], blobs: list[bytes]) -> None:
-        """Read one item: the fast way for ``"index": N`` and a base64 ``"embedding"``, else as JSON."""
-        key = item.find(b'"embedding"')
-        colon = item.find(b":", key + 11)
-        quote = item.find(b'"', colon + 1)
-        at = item.find(b'"index"')
-        if colon > 0 and quote > 0 and at >= 0 and not item[colon + 1 : quote].strip():
-            close = item.find(b'"', quote + 1)
-            blob = item[quote + 1 : close]
-            value_end = min(i for i in (item.find(b",", at), item.find(b"}", at)) if i >= 0)
-            digits = item[item.find(b":", at) + 1 : value_end].strip()
-            if close > 0 and b"\\" not in blob and digits.isdigit() and len(digits) < 12:
+    def _take(
+        self,
+        buf: bytes,
+        view: memoryview,
+        start: int,
+        key: int,
+        end: int,
+        indices: list[int],
+        blobs: list[bytes | memoryview],
+    ) -> None:
+        """Read the item ``buf[start:end]`` (``key``: where its ``"embedding"`` is): the fast way for
+        ``"index": N`` and a base64 ``"embedding"`` (the vector stays a view of ``buf``), else as JSON."""
+        find = buf.find
+        colon = find(b":", key + 11, end)
+        quote = find(b'"', colon + 1, end) if colon >= 0 else -1
+        at = find(b'"index"', start, end)
+        if quote >= 0 and at >= 0 and not buf[colon + 1 : quote].strip():
+            close = find(b'"', quote + 1, end)
+            comma = find(b",", at, end)
+            value_end = comma if comma >= 0 else end - 1
+            value_start = find(b":", at, end) + 1
+            digits = buf[value_start:value_end].strip() if value_start else b""
+            if close >= 0 and find(b"\\", quote + 1, close) < 0 and digits.isdigit() and len(digits) < 12:
                 indices.append(int(digits))
-                blobs.append(blob)
+                blobs.append(view[quote + 1 : close])
                 return
         try:
-            parsed = json.loads(item)
+            parsed = json.loads(buf[start:end])
         except ValueError as exc:
             raise EmbeddingResponseError(f"an item of the response is not valid JSON: {exc}") from exc
         index = parsed.get("index")
@@ -218,7 +239,7 @@ class StreamDecoder:
                 f"the response repeats index {index}; its rows cannot be matched to the inputs"
             )
 
-    def _write(self, indices: list[int], blobs: list[bytes]) -> None:
+    def _write(self, indices: list[int], blobs: list[bytes | memoryview]) -> None:
         """Check and write the base64 items of one chunk: one decode for all of them when their lengths allow."""
         for index in indices:
             self._check_index(index)
@@ -240,7 +261,7 @@ class StreamDecoder:
                 self._place(idx, rows, indices[0], checked=True)
             else:
                 for i, blob in zip(indices, blobs, strict=True):
-                    vec = decode_vector(blob.decode("ascii", "replace"))
+                    vec = decode_vector(bytes(blob).decode("ascii", "replace"))
                     self._place(np.asarray([i], dtype=np.int64), vec[None, :], i, checked=True)
         except BaseException:
             self.seen[idx] = False

@@ -228,3 +228,19 @@ def test_stream_decoder_refuses_bad_base64_and_bad_indices_in_bulk() -> None:
     dec = StreamDecoder(expected=3, dim=None, put=lambda i, v: None, put_rows=lambda i, r: None)
     with pytest.raises(EmbeddingResponseError, match=r"outside 0\.\.2"):
         dec.feed(good)
+
+
+def test_stream_decoder_every_cut_point_of_a_body() -> None:
+    """The body cut in two or three at every position (items cut anywhere: in the key, the base64, the index,
+    the closing brace; several items after a cut): the same rows, the same usage."""
+    vectors = np.arange(12, dtype=np.float32).reshape(4, 3) + 1.0
+    raw = spelled(vectors, [2, 0, 3, 1], "spaced")
+    for cut in range(len(raw) + 1):
+        for second in (cut, min(len(raw), cut + 37)):
+            out = np.zeros((4, 3), np.float32)
+            dec = StreamDecoder(expected=4, dim=None, put=lambda i, v, o=out: o.__setitem__(i, v))
+            for part in (raw[:cut], raw[cut:second], raw[second:]):
+                dec.feed(part)
+            assert dec.finish() == [], cut
+            np.testing.assert_array_equal(out, vectors)
+            assert dec.usage == 1
