@@ -30,7 +30,7 @@ from .._exceptions import (
     UnknownIdError,
 )
 from ._filters import Where, compile_where, parse_filter
-from ._kernels import row_scores
+from ._kernels import code_scores, row_scores
 from ._masks import ColumnCache, filter_mask
 from ._matches import BatchMatches, Matches
 from ._rwlock import ReadWriteLock
@@ -755,7 +755,10 @@ class EmbeddingIndex:
             n = block.shape[0]
             if rowwise:
                 out = scores[:, :n]
-                row_scores(block, queries, out, workers.rows, fast_half=half)
+                if block.dtype == np.int8:
+                    code_scores(block, queries, out, workers.rows)  # type: ignore[arg-type]
+                else:
+                    row_scores(block, queries, out, workers.rows, fast_half=half)
                 return out
             if block.dtype != np.float32:  # widened into the buffer, the rows split across the threads
                 assert widened is not None

@@ -4,12 +4,14 @@ A matrix product with only a handful of queries is a poor fit for BLAS (it packs
 before multiplying, and then does only a few multiplications per row it packed), so a small batch is scored the
 way one query is: by ``einsum`` over the rows, in the layout they are stored in. Each thread the search may use
 takes a range of rows and walks it in tiles small enough to stay in its core's cache; every query is one
-``einsum`` over the tile, so a row comes from memory once and the other queries read it from cache. ``int8`` and
-``float16`` tiles are widened to float32 into a per-thread buffer first (exactly: every int8 and float16 value
-is a float32 value).
+``einsum`` over the tile, so a row comes from memory once and the other queries read it from cache. ``float16``
+tiles are widened to float32 into a per-thread buffer first (exactly: every float16 value is a float32 value).
 
 A row's score depends only on that row and the query (``einsum`` reduces each row on its own), so how the rows
 are split into ranges and tiles never changes a bit of the result.
+
+``int8`` codes (the compressed mode's approximate scan) use :func:`code_scores` instead: each widened tile is
+multiplied by all the queries in one small BLAS product, 1.2-1.5x faster than ``vecdot`` per query there.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy.typing as npt
 
 from ._store import widen_float16
 
-__all__ = ["TILE_BYTES", "row_scores"]
+__all__ = ["TILE_BYTES", "code_scores", "row_scores"]
 
 _VECDOT_MAX_DIM = 8192  # np.vecdot: BLAS sdot per row, which runs on the calling thread up to 10,000 values
 TILE_BYTES = 512 << 10  # float32 bytes per tile: one tile per core stays in its L2 cache (1 MiB here)
@@ -79,3 +81,40 @@ def row_scores(
                 _dot(rows, queries[j], out[j, c:e])
 
     split(work, block.shape[0])
+
+
+
+_SMALL_GEMM = 1 << 18  # m * n * k up to which OpenBLAS multiplies on the calling thread alone (no hand-off)
+
+
+def code_scores(
+    codes: npt.NDArray[np.int8],
+    queries: npt.NDArray[np.float32],
+    out: npt.NDArray[np.float32],
+    split: Split,
+    *,
+    tile_values: int = _SMALL_GEMM,
+) -> None:
+    """``out[j, i] = codes[i] . queries[j]`` (up to float32 rounding) for a block of int8 codes and a few
+    queries; ``out`` is ``(len(queries), len(codes))``, each of its rows contiguous.
+
+    Each thread widens a tile of its rows to float32 into its own buffer and multiplies it at once
+    (``queries @ tile.T``, one small BLAS product written straight into ``out``): the widened tile never leaves
+    the core's cache and only the int8 codes come from memory. A tile holds at most ``tile_values`` products
+    (``len(queries) * rows * dim``), so OpenBLAS runs each product on the thread that calls it, and at most
+    :data:`TILE_BYTES` of float32. Unlike :func:`row_scores`, a score may differ in its last bits with the tile
+    it falls in: the int8 scan only needs scores within the float32 rounding bound, which holds for any
+    summation order (its exact re-rank decides the result).
+    """
+    nq, dim = queries.shape
+    tile = max(8, min(TILE_BYTES // (4 * dim), tile_values // (nq * dim)))
+
+    def work(a: int, b: int) -> None:
+        buf = np.empty((min(tile, b - a), dim), dtype=np.float32)
+        for c in range(a, b, tile):
+            e = min(b, c + tile)
+            rows = buf[: e - c]
+            np.copyto(rows, codes[c:e], casting="unsafe")
+            np.matmul(queries, rows.T, out=out[:, c:e])
+
+    split(work, codes.shape[0])
