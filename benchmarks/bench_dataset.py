@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import os
 import random
@@ -44,6 +45,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 _REF_ROOT_ENV = "BENCH_DATASET_REF_ROOT"  # where --compare exported the older finetune_embed (for the children)
 _REF_NAME_ENV = "BENCH_DATASET_REF_NAME"
+_REPORTS_ENV = "BENCH_DATASET_REPORTS"  # where --compare's children leave their full reports
 COOKBOOK = ROOT.parent / "shared" / "data" / "cookbook"
 os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(ROOT.parent / "shared" / "tiktoken-cache"))
 
@@ -410,7 +412,12 @@ def run_ours(path: str, model: str, workers: int | None = None, root: str | None
     report = Dataset.validate_file(path, model=model, stats=True, workers=workers, progress=False)
     stats = report.stats
     assert stats is not None
+    full = report.to_json(indent=None)  # every issue (line, path, code, message, hint) and every statistic
+    folder = os.environ.get(_REPORTS_ENV)
+    if folder:  # --compare: kept so that a difference can be shown
+        Path(folder, f"{Path(path).stem}-{'ref' if root else 'here'}-{workers}.json").write_text(full, encoding="utf-8")
     return {
+        "report_sha256": hashlib.sha256(full.encode("utf-8")).hexdigest(),
         "examples": report.n_examples,
         "errors": len(report.errors),
         "warnings": len(report.warnings),
@@ -443,7 +450,9 @@ CONTENDERS = {
         lambda p, m: run_ours(p, m, workers=1, root=os.environ[_REF_ROOT_ENV]),
     ),
 }
-SAME_RESULT_KEYS = ("examples", "errors", "warnings", "codes", "tokens", "too_long", "epochs", "billed")
+SAME_RESULT_KEYS = (
+    "examples", "errors", "warnings", "codes", "tokens", "too_long", "epochs", "billed", "report_sha256",
+)
 
 
 def _export(ref: str, folder: Path) -> Path:
@@ -457,6 +466,21 @@ def _export(ref: str, folder: Path) -> Path:
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         tar.extractall(folder, filter="data")
     return folder
+
+
+def _first_difference(folder: Path, stem: str, ref: str) -> str:
+    """Where the full reports of ours-1 here and at ``ref`` first differ (an issue, or a statistic)."""
+    here = json.loads((folder / f"{stem}-here-1.json").read_text(encoding="utf-8"))
+    there = json.loads((folder / f"{stem}-ref-1.json").read_text(encoding="utf-8"))
+    for k, (a, b) in enumerate(zip(here["issues"], there["issues"], strict=False)):
+        if a != b:
+            return f"first different issue (#{k + 1}): here {a}\n  at {ref}: {b}"
+    if len(here["issues"]) != len(there["issues"]):
+        return f"{len(here['issues'])} issues here, {len(there['issues'])} at {ref}"
+    for key in sorted(set(here) | set(there)):
+        if key != "issues" and here.get(key) != there.get(key):
+            return f"{key} differs: here {here.get(key)!r}\n  at {ref}: {there.get(key)!r}"
+    return "the reports differ only in their key order"
 
 
 def _child(which: str, path: str, model: str) -> None:
@@ -522,6 +546,9 @@ def main() -> None:
         if args.compare:
             os.environ[_REF_ROOT_ENV] = str(_export(args.compare, Path(tmp) / "ref"))
             os.environ[_REF_NAME_ENV] = args.compare
+            reports = Path(tmp) / "reports"
+            reports.mkdir()
+            os.environ[_REPORTS_ENV] = str(reports)
             CONTENDERS["ours-1-ref"] = (f"ours at {args.compare}: validate_file + stats, 1 process",
                                         CONTENDERS["ours-1-ref"][1])
         for scale in scales:
@@ -607,6 +634,8 @@ def main() -> None:
                 if r.get(key) != ref.get(key):
                     differ = True
                     print(f"RESULTS DIFFER at {scale:g}x: {key} = {r.get(key)!r} here, {ref.get(key)!r} at {args.compare}")
+            if r.get("report_sha256") != ref.get("report_sha256"):
+                print(_first_difference(Path(os.environ[_REPORTS_ENV]), f"chat_{_n}", args.compare))
     for scale, _n, _mb, name, r in rows:
         if name.startswith("ours"):
             print(f"\n{scale:g}x {name}: {r['errors']} errors, {r['warnings']} warnings, codes {r['codes']}")

@@ -63,6 +63,7 @@ if TYPE_CHECKING:
     from ._exceptions import PermissionDeniedError as PermissionDeniedError
     from ._exceptions import QuotaExceededError as QuotaExceededError
     from ._exceptions import RateLimitError as RateLimitError
+    from ._exceptions import ReplicationLagError as ReplicationLagError
     from ._exceptions import ResultsUnavailableError as ResultsUnavailableError
     from ._exceptions import ServerError as ServerError
     from ._exceptions import TokenizerUnavailableError as TokenizerUnavailableError
@@ -152,6 +153,7 @@ _EXCEPTIONS = (
     "PermissionDeniedError",
     "QuotaExceededError",
     "RateLimitError",
+    "ReplicationLagError",
     "ResultsUnavailableError",
     "ServerError",
     "TokenizerUnavailableError",

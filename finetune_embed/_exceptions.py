@@ -54,7 +54,8 @@ The tree::
         ├── InvalidVectorError(ValueError)     zero or non-finite vectors; .ids
         ├── DuplicateIdError(ValueError)       .ids
         ├── UnknownIdError(KeyError)           .ids
-        └── IndexFileError                     a saved index that is missing, corrupt or tampered with
+        ├── IndexFileError                     a saved index that is missing, corrupt or tampered with
+        └── ReplicationLagError(TimeoutError)  a cluster node had not applied a write in time; .node .waited
 
 Errors from the ``openai`` SDK are translated by :func:`map_openai_error` (used by every call the library
 makes), keeping the SDK's exception as ``__cause__`` and the server's message, code, param, type and request
@@ -119,6 +120,7 @@ __all__ = [
     "PermissionDeniedError",
     "QuotaExceededError",
     "RateLimitError",
+    "ReplicationLagError",
     "ResultsUnavailableError",
     "ServerError",
     "TokenizerUnavailableError",
@@ -684,6 +686,18 @@ class IndexFileError(EmbeddingIndexError):
     """A saved index is missing, corrupt, truncated, tampered with or of an unknown format version."""
 
     docs_anchor = "indexfileerror"
+
+
+class ReplicationLagError(EmbeddingIndexError, TimeoutError):
+    """A write to a replicated store was acknowledged, but a node of the cluster had not applied it when the wait
+    for read-your-writes ran out; ``node`` names that node (its URL, never a key), ``waited`` the seconds waited."""
+
+    docs_anchor = "replicationlagerror"
+
+    def __init__(self, message: str, *, node: str, waited: float) -> None:
+        super().__init__(message)
+        self.node = node
+        self.waited = waited
 
 
 # --- translation of the openai SDK's errors -------------------------------------------------------------------

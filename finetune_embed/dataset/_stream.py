@@ -31,6 +31,7 @@ from ._checks import (
     too_deep_message,
 )
 from ._codes import CODE_INFO, IssueCode
+from ._fastjson import EXACT, parse_fast
 from ._profile import FileIssue, Resolved, check_int, check_options, format_issues, resolve
 from ._report import DatasetIssue, IssueCollector, ValidationReport, format_path
 from ._stats import DatasetStats, StatsBuilder
@@ -95,6 +96,59 @@ def _find_dup_dicts(obj: Any, segs: tuple[str | int, ...] = ()) -> Iterator[tupl
             yield from _find_dup_dicts(v, (*segs, i))
 
 
+def _parse_exact(body: bytes, line: int, parser: _Parser, checker: RowChecker) -> Any:
+    """Parse ``body`` the exact way (``json`` with the duplicate-key hook) and report what is wrong with it: not
+    UTF-8, not JSON, nested too deeply (the example then counts and :data:`_FAILED` is returned) or keys given
+    twice (the value is returned)."""
+    emit = checker.emit
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        checker.n_examples += 1
+        bad = body[exc.start : exc.start + 4]
+        emit(
+            C.INVALID_UTF8,
+            (),
+            f"Line {line} is not valid UTF-8: byte {exc.start + 1} ({bad.hex(' ')}) cannot be decoded; "
+            "re-save the file as UTF-8",
+        )
+        return _FAILED
+    parser.saw_duplicates = False
+    try:
+        obj = parser.decode(text)
+    except RecursionError:
+        checker.n_examples += 1
+        emit(C.INVALID_JSON, (), f"Line {line} is nested too deeply to be a fine-tuning example")
+        return _FAILED
+    except ValueError as exc:
+        checker.n_examples += 1
+        if "\x00" in text:
+            col = text.index("\x00") + 1
+            emit(
+                C.NUL_CHARACTER,
+                (),
+                f"Line {line} holds a raw NUL byte at character {col}; the file may be UTF-16 or "
+                "binary: re-save it as UTF-8 and remove the NUL bytes",
+            )
+        else:
+            emit(C.INVALID_JSON, (), _json_error_message(line, exc, text), hint=_json_hint(line, text))
+        return _FAILED
+    if may_nest_too_deeply(body) and nesting_exceeds(obj):
+        checker.n_examples += 1
+        emit(C.INVALID_JSON, (), too_deep_message(f"Line {line}"))
+        return _FAILED
+    if parser.saw_duplicates:
+        for segs, keys in _find_dup_dicts(obj):
+            where = format_path(segs) or "the top-level object"
+            emit(
+                C.DUPLICATE_KEY,
+                segs,
+                f"Example {line}: {where} has the key(s) {', '.join(repr(k) for k in keys)} more than "
+                "once; JSON keeps only the last value: keep one",
+            )
+    return obj
+
+
 @dataclass
 class RangeResult:
     """What one byte range of the file produced (picklable, merged by the caller)."""
@@ -128,7 +182,6 @@ def _process_range(
     collector = IssueCollector(max_issues)
     checker = RowChecker(profile, collector, file_format)
     parser = _Parser()
-    decode = parser.decode
     result = RangeResult(collector, checker.stats, checker.dups)
     blank_lines = result.blank_lines
     check = checker.check
@@ -175,68 +228,25 @@ def _process_range(
                     "fix` does)",
                 )
                 body = body[3:].lstrip()
-            try:
-                text = body.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                checker.n_examples += 1
-                bad = body[exc.start : exc.start + 4]
-                emit(
-                    C.INVALID_UTF8,
-                    (),
-                    f"Line {line} is not valid UTF-8: byte {exc.start + 1} ({bad.hex(' ')}) cannot be decoded; "
-                    "re-save the file as UTF-8",
-                )
-            else:
-                try:
-                    obj = decode(text)
-                except RecursionError:
-                    checker.n_examples += 1
-                    emit(C.INVALID_JSON, (), f"Line {line} is nested too deeply to be a fine-tuning example")
-                    obj = _FAILED
-                except ValueError as exc:
-                    checker.n_examples += 1
-                    if "\x00" in text:
-                        col = text.index("\x00") + 1
-                        emit(
-                            C.NUL_CHARACTER,
-                            (),
-                            f"Line {line} holds a raw NUL byte at character {col}; the file may be UTF-16 or "
-                            "binary: re-save it as UTF-8 and remove the NUL bytes",
-                        )
-                    else:
-                        emit(C.INVALID_JSON, (), _json_error_message(line, exc, text), hint=_json_hint(line, text))
-                    obj = _FAILED
-                if obj is not _FAILED and may_nest_too_deeply(body) and nesting_exceeds(obj):
-                    checker.n_examples += 1
-                    emit(C.INVALID_JSON, (), too_deep_message(f"Line {line}"))
-                    parser.saw_duplicates = False
-                    obj = _FAILED
-                if obj is not _FAILED:
-                    if parser.saw_duplicates:
-                        parser.saw_duplicates = False
-                        for segs, keys in _find_dup_dicts(obj):
-                            where = format_path(segs) or "the top-level object"
-                            emit(
-                                C.DUPLICATE_KEY,
-                                segs,
-                                f"Example {line}: {where} has the key(s) {', '.join(repr(k) for k in keys)} more than "
-                                "once; JSON keeps only the last value: keep one",
-                            )
-                    if b"\\u" in body:
-                        nul = b"\\u0000" in body
-                        sur = b"\\ud" in body or b"\\uD" in body
-                        res = (
-                            b"<|" in body
-                            or b"\\u003c" in body
-                            or b"\\u003C" in body
-                            or b"\\u007c" in body
-                            or b"\\u007C" in body
-                        )
-                        if nul or sur or res:
-                            checker.scan_strings(obj, nul=nul, surrogates=sur, reserved=res)
-                    elif b"<|" in body:
-                        checker.scan_strings(obj, nul=False, surrogates=False, reserved=True)
-                    check(obj, line, digest(body))
+            obj = parse_fast(body)
+            if obj is EXACT:
+                obj = _parse_exact(body, line, parser, checker)
+            if obj is not _FAILED:
+                if b"\\u" in body:
+                    nul = b"\\u0000" in body
+                    sur = b"\\ud" in body or b"\\uD" in body
+                    res = (
+                        b"<|" in body
+                        or b"\\u003c" in body
+                        or b"\\u003C" in body
+                        or b"\\u007c" in body
+                        or b"\\u007C" in body
+                    )
+                    if nul or sur or res:
+                        checker.scan_strings(obj, nul=nul, surrogates=sur, reserved=res)
+                elif b"<|" in body:
+                    checker.scan_strings(obj, nul=False, surrogates=False, reserved=True)
+                check(obj, line, digest(body))
             if progress is not None:
                 since_progress += size
                 if since_progress >= 1 << 22:

@@ -62,6 +62,8 @@ _SCORE_ELEMENTS = 1 << 21  # a block's score buffer: about 8 MB, so it stays in 
 _CAST_BYTES = 16 << 20  # float16 / int8 blocks are widened into a float32 buffer of at most this size (half the L3)
 _U = 2.0**-24  # float32 unit round-off
 _ROW_QUERIES = 4  # up to this many queries are scored by the row kernel (_kernels.py), more by BLAS
+_GEMM_BYTES = 6 << 20  # below _GEMM_SPLIT_QUERIES queries, the rows of one BLAS product: at most this many bytes
+_GEMM_SPLIT_QUERIES = 32
 _F16_TINY = 2.0**-25  # a float16 row whose largest value is below this is stored as all zeros
 
 
@@ -698,6 +700,9 @@ class EmbeddingIndex:
         - more queries: BLAS products ``rows @ queries.T`` of blocks of up to 8,192 rows (a score buffer of about
           8 MB, one column per query), the first block small; int8 / float16 blocks are widened to float32 into
           a buffer of at most 16 MB first (as many rows as float32 blocks up to d = 512; fewer BLAS calls).
+          Below ``_GEMM_SPLIT_QUERIES`` queries each block's product is computed in row slices of at most
+          ``_GEMM_BYTES`` (1,024 rows at d = 1536: 14-19% less CPU than 8,192-row products for 8-16 queries,
+          the same at d = 384), still selected once per block.
         """
         assert self._dim is not None
         first = max(128, 16 * k)
@@ -750,6 +755,7 @@ class EmbeddingIndex:
         cast_rows = min(block_rows, max(256, _CAST_BYTES // (4 * self._dim)))
         widened = np.empty((cast_rows, self._dim), dtype=np.float32) if gather or (widen and not rowwise) else None
         scratch = np.empty(widened.shape, dtype=np.uint32) if half and widened is not None else None
+        gemm_rows = block_rows if nq >= _GEMM_SPLIT_QUERIES else max(256, _GEMM_BYTES // (4 * self._dim))
 
         def score(block: npt.NDArray[np.generic]) -> npt.NDArray[np.float32]:
             n = block.shape[0]
@@ -774,7 +780,8 @@ class EmbeddingIndex:
                 workers.rows(widen_rows, n)
                 block = buf
             out = scores[:n]
-            np.matmul(block, queries.T, out=out)
+            for a in range(0, n, gemm_rows):  # few queries: BLAS is faster on blocks of a few MB
+                np.matmul(block[a : a + gemm_rows], queries.T, out=out[a : a + gemm_rows])
             return out
 
         pushed = [False]

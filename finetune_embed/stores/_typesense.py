@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, cast
@@ -26,6 +27,7 @@ from ..index._matches import Matches
 from ..index._vectors import _shown
 from ._base import Metric, StoreBase, check_ids, check_metric, last_occurrences, positive, reject_repeats
 from ._typesense_filters import ENGINE, compile_filter, document_fields, id_token
+from ._typesense_sync import Check, NodeWait, absent, count_is, node_urls, present
 
 try:
     from typesense.client import Client
@@ -105,6 +107,13 @@ class TypesenseIndex(StoreBase):
         create: create the store when missing; with ``False`` a missing store raises
             :class:`~finetune_embed.ConfigError`.
         timeout: seconds a request may take (a cluster's client moves to the next node after it).
+        read_your_writes: on a cluster (more than one node URL, or a client with several nodes), each write
+            returns only once every node that answers has applied it, so the next read sees it whichever node
+            serves it (Typesense answers a read from the receiving node's own data, and followers apply a write a
+            moment after the leader acknowledges it). ``False``: writes return on the leader's acknowledgement and
+            reads may trail them. No effect on one node.
+        replication_timeout: seconds a write waits for the nodes (``read_your_writes``); a node still behind then
+            raises :class:`~finetune_embed.ReplicationLagError` (the write itself is stored).
 
     Filters run inside Typesense (``filter_by``); a range with a string bound raises
     :class:`~finetune_embed.UnsupportedFilterError`. Connection and server errors are the ``typesense`` client's
@@ -131,6 +140,8 @@ class TypesenseIndex(StoreBase):
         candidates: int = 800,
         create: bool = True,
         timeout: float = 10.0,
+        read_your_writes: bool = True,
+        replication_timeout: float = 30.0,
     ) -> None:
         if not isinstance(collection, str) or not _NAME.fullmatch(collection) or collection.endswith(_META_SUFFIX):
             raise ConfigError(
@@ -145,14 +156,23 @@ class TypesenseIndex(StoreBase):
             raise ConfigError(f"exact must be True or False, got {exact!r}.")
         self.exact = exact
         self.candidates = positive("candidates", candidates)
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
-            raise ConfigError(f"timeout must be a positive number of seconds, got {timeout!r}.")
+        for label, seconds in (("timeout", timeout), ("replication_timeout", replication_timeout)):
+            if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0:
+                raise ConfigError(f"{label} must be a positive number of seconds, got {seconds!r}.")
+        if not isinstance(read_your_writes, bool):
+            raise ConfigError(f"read_your_writes must be True or False, got {read_your_writes!r}.")
         self._name = collection
         self._meta_name = collection + _META_SUFFIX
         if isinstance(nodes, Client):
             self._client, self._timeout = nodes, float(nodes.config.connection_timeout_seconds or timeout)
         else:
             self._client, self._timeout = _client_for(nodes, api_key, float(timeout)), float(timeout)
+        urls = node_urls(self._client.config)
+        self._nodes_wait = (
+            NodeWait(urls, self._client.config.api_key, timeout=float(replication_timeout),
+                     request_timeout=self._timeout)
+            if read_your_writes and len(urls) > 1 else None
+        )  # fmt: skip
         self._numeric_fields: set[str] = set()
         self._open(dim, metric, model, create)
 
@@ -202,6 +222,17 @@ class TypesenseIndex(StoreBase):
     def _write_meta(self) -> None:
         doc = {"id": "store", "layout": _LAYOUT, "dim": self._dim, "metric": self._metric, "model": self._model or ""}
         self._client.collections[self._meta_name].documents.upsert(doc)  # type: ignore[arg-type]
+        self._settle("the store's new model", present(self._meta_path, "model", self._model or ""))
+
+    @property
+    def _meta_path(self) -> str:
+        return f"/collections/{self._meta_name}/documents/store"
+
+    def _settle(self, what: str, *checks: Check) -> None:
+        """On a cluster with ``read_your_writes``: wait until every node has applied the write (see
+        :mod:`._typesense_sync`)."""
+        if self._nodes_wait is not None:
+            self._nodes_wait.until(f"{what} (store {self._name!r})", *checks)
 
     def _create(self) -> None:
         """Create the item collection (a vector field, the filter fields) and record the store in its bookkeeping
@@ -239,7 +270,7 @@ class TypesenseIndex(StoreBase):
             self._client.collections[self._meta_name].documents.create(doc)  # type: ignore[arg-type]
         except ObjectAlreadyExists:  # the other writer recorded the same store
             pass
-        # not read back: on a cluster, a follower that forwarded the creation to the leader may not have applied it
+        self._settle("its creation", present(f"/collections/{self._name}"), present(self._meta_path))
 
     def _refresh_fields(self) -> None:
         """Learn which numeric filter fields (``n_...``) the collection has now (another writer may add some)."""
@@ -281,6 +312,7 @@ class TypesenseIndex(StoreBase):
                 self._client.collections[name].delete()
             except ObjectNotFound:
                 pass
+        self._settle("its deletion", absent(f"/collections/{self._name}"), absent(f"/collections/{self._meta_name}"))
         self._numeric_fields.clear()
 
     # --- reading -----------------------------------------------------------------------------------------------
@@ -388,15 +420,29 @@ class TypesenseIndex(StoreBase):
                 self._dim = None
                 raise
 
-    def _documents(self, ids: list[str], rows: npt.NDArray[np.float32], metas: list[dict[str, Any]]) -> list[str]:
+    def _documents(
+        self, ids: list[str], rows: npt.NDArray[np.float32], metas: list[dict[str, Any]], tag: str | None
+    ) -> list[str]:
+        """The import lines; ``tag`` (a token of this write call, on a cluster) joins each document's ``t``."""
         lines = []
         for item_id, row, meta in zip(ids, rows, metas, strict=True):
             fields = document_fields(item_id, meta)
+            if tag is not None:
+                fields["t"] = [*fields["t"], tag]
             self._numeric_fields.update(name for name in fields if name.startswith("n_"))
             text = json.dumps(meta, ensure_ascii=False, allow_nan=False)
             head = json.dumps({"id": item_id, "m": text, **fields}, ensure_ascii=False, allow_nan=False)
             lines.append(head[:-1] + ',"v":' + _vector_text(row) + "}")
         return lines
+
+    def _write(self, ids: list[str], rows: npt.NDArray[np.float32], metas: list[dict[str, Any]], action: str) -> None:
+        """Import the items; on a cluster with ``read_your_writes``, each document carries a token of this call
+        (``w`` + random hex: never equal to a filter token, which is hex only), and the call returns once every node
+        holds all of them."""
+        tag = None if self._nodes_wait is None else "w" + secrets.token_hex(10)
+        self._import(self._documents(ids, rows, metas, tag), action)
+        if tag is not None:
+            self._settle(f"the {action} of {len(ids)} items", count_is(self._name, [f"t:={tag}"], len(ids)))
 
     def _import(self, lines: list[str], action: str) -> None:
         documents = self._client.collections[self._name].documents
@@ -442,7 +488,7 @@ class TypesenseIndex(StoreBase):
                 ids=present,
             )
         self._ensure_created(int(rows.shape[1]))
-        self._import(self._documents(id_list, rows, metas), "create")
+        self._write(id_list, rows, metas, "create")
 
     def upsert(
         self,
@@ -461,7 +507,7 @@ class TypesenseIndex(StoreBase):
         if len(keep) < len(id_list):
             id_list, rows, metas = [id_list[j] for j in keep], rows[keep], [metas[j] for j in keep]
         self._ensure_created(int(rows.shape[1]))
-        self._import(self._documents(id_list, rows, metas), "upsert")
+        self._write(id_list, rows, metas, "upsert")
 
     def delete(self, ids: str | Iterable[str]) -> int:
         """Remove items (unknown ids are ignored); returns how many were removed."""
@@ -470,10 +516,13 @@ class TypesenseIndex(StoreBase):
             return 0
         removed = 0
         documents = self._client.collections[self._name].documents
-        for a in range(0, len(wanted), _PAGE):
-            tokens = ",".join(id_token(i) for i in wanted[a : a + _PAGE])
-            reply = documents.delete({"filter_by": f"t:=[{tokens}]"})
+        pages = [wanted[a : a + _PAGE] for a in range(0, len(wanted), _PAGE)]
+        clauses = ["t:=[" + ",".join(id_token(i) for i in page) + "]" for page in pages]
+        for clause in clauses:
+            reply = documents.delete({"filter_by": clause})
             removed += int(reply.get("num_deleted", 0))
+        if removed:
+            self._settle(f"the deletion of {removed} items", count_is(self._name, clauses, 0))
         return removed
 
     # --- search ------------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from finetune_embed import _exceptions as exc
 from finetune_embed.index import BatchMatches, EmbeddingIndex, Item, Matches
+from finetune_embed.index import _index as index_module
 
 from .conftest import assert_exact_topk, reference_scores
 
@@ -411,3 +412,23 @@ def test_int8_exact_when_many_scores_are_within_the_quantisation_error(metric: s
     for q in [base, *rng.standard_normal((4, 32)).astype(np.float32)]:
         for k in (1, 10, 50):
             assert_exact_topk(index.search(q, k), index.ids, _ref(index, q), k, tol=tol)
+
+
+@pytest.mark.parametrize("nq", [5, 12, 31])
+def test_few_query_batches_split_the_blas_product_into_row_slices(
+    nq: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """#16: below 32 queries each block's product is computed in slices of a few MB (here 300 rows: ragged ends
+    inside blocks and segments); every score lands in its own row: the exact top-k, the same as unsliced."""
+    x = _data(20_000, 16, seed=3)
+    index = EmbeddingIndex(16)
+    for a in range(0, 20_000, 7_000):
+        index.add(_ids(20_000)[a : a + 7_000], x[a : a + 7_000])
+    queries = _data(nq, 16, seed=4)
+    whole = index.search(queries, 12)
+    monkeypatch.setattr(index_module, "_GEMM_BYTES", 300 * 16 * 4)
+    sliced = index.search(queries, 12)
+    for q, m, w in zip(queries, sliced, whole, strict=True):
+        assert_exact_topk(m, index.ids, _ref(index, q), 12)
+        assert m.ids == w.ids
+        np.testing.assert_array_equal(m.scores, w.scores)

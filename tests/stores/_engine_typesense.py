@@ -163,6 +163,15 @@ class Node:
             self.process.kill()
             self.process.wait(10)
 
+    def rejoin(self) -> None:
+        """Start a cluster node again on its ports and data (after :meth:`kill`): it rejoins the cluster."""
+        self.launch(self.folder.parent / "nodes")
+
+    def terminate(self) -> None:
+        """Ask the process to stop (SIGTERM), without waiting: :meth:`stop` waits."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
@@ -203,6 +212,8 @@ def running(count: int = 1, timeout: float = 60.0) -> Iterator[list[Node]]:
             wait_until(lambda: any(n.state() == LEADER for n in nodes), "a leader elected", nodes, timeout)
         yield nodes
     finally:
+        for node in nodes:  # all at once: each takes a few seconds to shut down
+            node.terminate()
         for node in nodes:
             node.stop()
         shutil.rmtree(folder, ignore_errors=True)
@@ -211,7 +222,49 @@ def running(count: int = 1, timeout: float = 60.0) -> Iterator[list[Node]]:
 # --- the conformance suite's backends -------------------------------------------------------------------------------
 
 def backends(node: Node, name: str, *, unique_name: Any) -> Any:
-    """The conformance-suite ``Backend`` ``typesense``: exact (Typesense's flat search under a filter)."""
+    """The conformance-suite ``Backend`` ``typesense``: one node, exact (Typesense's flat search under a filter)."""
+    from finetune_embed.stores import TypesenseIndex
+
+    def connect(store_name: str, **options: Any) -> Any:
+        node.ensure_running()
+        return TypesenseIndex(node.url, store_name, api_key=node.api_key, **options)
+
+    return _backend(name, connect, unique_name)
+
+
+def follower(nodes: list[Node], timeout: float = 60.0) -> Node:
+    """A node of the cluster that is a follower now (waits, bounded, for one while an election runs)."""
+    found: list[Node] = []
+
+    def look() -> bool:
+        found[:] = [n for n in nodes if n.state() == FOLLOWER]
+        return bool(found)
+
+    wait_until(look, "a follower", nodes, timeout)
+    return found[0]
+
+
+def cluster_backend(nodes: list[Node], name: str, *, unique_name: Any) -> Any:
+    """The conformance-suite ``Backend`` ``typesense-cluster``: the 3-node Raft cluster, every request of a store
+    sent to a node that was a follower when the store was opened (the client's ``nearest_node``), so each write
+    is forwarded by a follower to the leader and each read is answered by a follower, the side that can trail.
+    ``read_your_writes`` (the default) makes each write wait until every node has applied it."""
+    import typesense
+
+    from finetune_embed.stores import TypesenseIndex
+
+    def connect(store_name: str, **options: Any) -> Any:
+        client = typesense.Client({
+            "nodes": [n.url for n in nodes], "nearest_node": follower(nodes).url, "api_key": nodes[0].api_key,
+            "connection_timeout_seconds": 10, "num_retries": 4, "retry_interval_seconds": 0.2,
+            "healthcheck_interval_seconds": 2,
+        })  # fmt: skip
+        return TypesenseIndex(client, store_name, **options)
+
+    return _backend(name, connect, unique_name)
+
+
+def _backend(name: str, connect: Any, unique_name: Any) -> Any:
     from finetune_embed.stores import TypesenseIndex
 
     from .conftest import Backend
@@ -219,24 +272,20 @@ def backends(node: Node, name: str, *, unique_name: Any) -> Any:
     made: list[TypesenseIndex] = []
 
     def create(dim: int | None, metric: str) -> Any:
-        node.ensure_running()
-        store = TypesenseIndex(node.url, unique_name("ts"), api_key=node.api_key, dim=dim,
-                               metric=metric)  # type: ignore[arg-type]
+        store = connect(unique_name("ts"), dim=dim, metric=metric)
         made.append(store)
         return store
 
     def reopen(store: Any) -> Any:
         assert isinstance(store, TypesenseIndex)
-        node.ensure_running()
         store.close()
-        again = TypesenseIndex(node.url, store.name, api_key=node.api_key, create=False)
+        again = connect(store.name, create=False)
         made.append(again)
         return again
 
     def drop() -> None:
-        node.ensure_running()
         for store_name in {store.name for store in made}:
-            TypesenseIndex(node.url, store_name, api_key=node.api_key).drop()
+            connect(store_name).drop()
 
     backend = Backend(name, "typesense", True, create, reopen,
                       unsupported=frozenset({"$gt:string", "$gte:string", "$lt:string", "$lte:string"}))
@@ -261,3 +310,21 @@ def typesense_node() -> Iterator[Node]:
         context.__exit__(None, None, None)
         if RESTARTS:
             sys.__stderr__.write("\n".join(["", "Typesense: the session node was relaunched:", *RESTARTS, ""]))
+
+
+@pytest.fixture(scope="session")
+def typesense_cluster() -> Iterator[list[Node]]:
+    """A 3-node Typesense 0.24.1 Raft cluster for the session (about 12 s to elect its first leader): the conformance
+    suite's ``typesense-cluster`` and tests/stores/test_typesense_cluster.py (which leaves it with three nodes)."""
+    from .conftest import unavailable
+
+    try:
+        context = running(3, timeout=90)
+        nodes = context.__enter__()
+    except EngineError as exc:
+        unavailable(f"no 3-node Typesense cluster could form: {exc}")
+        raise
+    try:
+        yield nodes
+    finally:
+        context.__exit__(None, None, None)

@@ -210,9 +210,9 @@ REDIS = {  # backend -> (session fixture, RediSearch algorithm)
     "redis-cluster": ("redis_cluster_url", "flat"),
 }
 
-# --- Typesense 0.24.1: one node (tests/stores/_engine_typesense.py; the Raft cluster has its own tests) ------------
+# --- Typesense 0.24.1: one node and a 3-node Raft cluster (tests/stores/_engine_typesense.py) ---------------------
 
-from ._engine_typesense import typesense_node  # noqa: E402, F401  (session fixture)
+from ._engine_typesense import typesense_cluster, typesense_node  # noqa: E402, F401  (session fixtures)
 
 # --- Milvus: Milvus Lite and the real standalone server (tests/stores/_engine_milvus.py) ---------------------------
 
@@ -226,8 +226,8 @@ MILVUS_SERVER = frozenset({"milvus", "milvus-hnsw"})  # the server tier: marked 
 
 # Chroma: HNSW with ef_search >= n (see docs)
 EXACT_BACKENDS = [
-    "memory", "pgvector", "chroma", "chroma-server", "qdrant", "redis", "redis-cluster", "typesense", "milvus-lite",
-    "milvus",
+    "memory", "pgvector", "chroma", "chroma-server", "qdrant", "redis", "redis-cluster", "typesense",
+    "typesense-cluster", "milvus-lite", "milvus",
 ]  # fmt: skip
 # Typesense: exact through its flat search; its HNSW mode (a graph built while inserting, ~30 s for the recall test's
 # 10k x 384 on 2 cores) is tested on a smaller set in test_typesense.py and measured in benchmarks/bench_stores.py
@@ -235,6 +235,9 @@ ANN_BACKENDS = [
     "pgvector-hnsw", "pgvector-halfvec-hnsw", "pgvector-ivfflat", "chroma-hnsw", "redis-hnsw", "milvus-hnsw",
 ]  # fmt: skip
 ALL_BACKENDS = EXACT_BACKENDS + ANN_BACKENDS
+# LangChain's standard suite tests our adapter over the VectorIndex API, which the single Typesense node already
+# covers; on the cluster it would only repeat that (and cost CI time), so it leaves the cluster out
+LANGCHAIN_BACKENDS = [name for name in ALL_BACKENDS if name != "typesense-cluster"]
 
 
 def _build(name: str, request: pytest.FixtureRequest, tmp: Path) -> Backend:
@@ -260,6 +263,11 @@ def _build(name: str, request: pytest.FixtureRequest, tmp: Path) -> Backend:
         from . import _engine_typesense
 
         return _engine_typesense.backends(request.getfixturevalue("typesense_node"), name, unique_name=unique_name)
+    if name == "typesense-cluster":
+        from . import _engine_typesense
+
+        nodes = request.getfixturevalue("typesense_cluster")
+        return _engine_typesense.cluster_backend(nodes, name, unique_name=unique_name)
     if name == "milvus-lite":
         return _engine_milvus.milvus_backend(name, request.getfixturevalue("milvus_lite_uri"))
     if name in MILVUS_SERVER:
