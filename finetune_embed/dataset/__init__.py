@@ -11,32 +11,58 @@ Formats (auto-detected per file; mixing them is an error): chat (``messages``), 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ._codes import CODE_INFO, CodeInfo, IssueCode
 from ._dataset import Dataset, DatasetSplits
 from ._fix import FixResult, fix_file
 from ._images import image_tokens
 from ._memory import ExampleTokens
-from ._models import (
-    AssistantMessage,
-    ChatExample,
-    CompletionExample,
-    DeveloperMessage,
-    FunctionCall,
-    FunctionDefinition,
-    FunctionMessage,
-    ImagePart,
-    ImageURL,
-    PreferenceExample,
-    PreferenceInput,
-    SystemMessage,
-    TextPart,
-    Tool,
-    ToolCall,
-    ToolMessage,
-    UserMessage,
-)
 from ._report import DatasetIssue, ValidationReport
 from ._stats import DatasetStats, Distribution, default_epochs
+
+if TYPE_CHECKING:
+    from ._models import (
+        AssistantMessage,
+        ChatExample,
+        CompletionExample,
+        DeveloperMessage,
+        FunctionCall,
+        FunctionDefinition,
+        FunctionMessage,
+        ImagePart,
+        ImageURL,
+        PreferenceExample,
+        PreferenceInput,
+        SystemMessage,
+        TextPart,
+        Tool,
+        ToolCall,
+        ToolMessage,
+        UserMessage,
+    )
+
+_MODELS = frozenset(
+    {
+        "AssistantMessage",
+        "ChatExample",
+        "CompletionExample",
+        "DeveloperMessage",
+        "FunctionCall",
+        "FunctionDefinition",
+        "FunctionMessage",
+        "ImagePart",
+        "ImageURL",
+        "PreferenceExample",
+        "PreferenceInput",
+        "SystemMessage",
+        "TextPart",
+        "Tool",
+        "ToolCall",
+        "ToolMessage",
+        "UserMessage",
+    }
+)  # the pydantic models: imported on first use, so that validating a file never loads pydantic
 
 __all__ = [
     "CODE_INFO",
@@ -71,3 +97,11 @@ __all__ = [
     "fix_file",
     "image_tokens",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MODELS:
+        from . import _models
+
+        return getattr(_models, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,41 +13,36 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, overload
 
-from pydantic import BaseModel, ValidationError
-
 from .._exceptions import DatasetFormatError, DatasetValidationError, InvalidArgumentError, MissingDependencyError
 from .._lines import MAX_LINE_BYTES, bounded_text_lines, csv_field_limit, open_input
 from ._checks import detect_format, too_deep_message
 from ._fix import FixResult, fix_file
 from ._io import atomic_write_lines, dump_line, read_jsonl
 from ._memory import ExampleTokens, canonical_digest, near_digest, token_counts, validate_rows
-from ._models import (
-    AssistantMessage,
-    ChatExample,
-    CompletionExample,
-    Example,
-    PreferenceExample,
-    SystemMessage,
-    UserMessage,
-)
 from ._report import ValidationReport
 from ._stats import DatasetStats
 from ._stream import validate_path
 
 if TYPE_CHECKING:
     import pandas as pd
+    from pydantic import BaseModel
 
     from ..embeddings import Embedder
     from ..evaluate import DatasetAnalysis
+    from ._models import ChatExample, CompletionExample, Example, PreferenceExample
 
 __all__ = ["Dataset", "DatasetSplits", "Format"]
 
 Format = Literal["chat", "preference", "completion"]
-_EXAMPLE_MODELS: dict[str, type[ChatExample] | type[PreferenceExample] | type[CompletionExample]] = {
-    "chat": ChatExample,
-    "preference": PreferenceExample,
-    "completion": CompletionExample,
-}
+
+
+def _example_model(fmt: str) -> type[ChatExample] | type[PreferenceExample] | type[CompletionExample]:
+    """The pydantic model of a format (imported on first use: validating a file never needs pydantic)."""
+    from ._models import ChatExample, CompletionExample, PreferenceExample
+
+    if fmt == "chat":
+        return ChatExample
+    return PreferenceExample if fmt == "preference" else CompletionExample
 
 
 class DatasetSplits(NamedTuple):
@@ -58,11 +53,13 @@ class DatasetSplits(NamedTuple):
 
 
 def _as_row(item: Any, index: int) -> dict[str, Any]:
+    if isinstance(item, dict):
+        return item
+    from pydantic import BaseModel
+
     if isinstance(item, BaseModel):
         to_dict = getattr(item, "to_dict", None)
         return to_dict() if callable(to_dict) else item.model_dump(mode="json", exclude_none=True)
-    if isinstance(item, dict):
-        return item
     raise DatasetFormatError(
         f'row {index} is {type(item).__name__}, not an example: pass dicts such as {{"messages": [...]}} or '
         "ChatExample / PreferenceExample / CompletionExample objects"
@@ -398,7 +395,9 @@ class Dataset:
         """
         row = self._rows[index]
         fmt = detect_format(row) or self.format
-        model = _EXAMPLE_MODELS[fmt]
+        model = _example_model(fmt)
+        from pydantic import ValidationError
+
         try:
             return model.model_validate(row)
         except RecursionError:
@@ -766,6 +765,8 @@ def _unwritable(index: int, line: int | None, exc: BaseException) -> str:
 
 
 def _chat_row(prompt: str, completion: str, system: str | None) -> dict[str, Any]:
+    from ._models import AssistantMessage, ChatExample, SystemMessage, UserMessage
+
     messages: list[Any] = []
     if system:
         messages.append(SystemMessage(content=system))

@@ -136,3 +136,22 @@ def test_no_progress_bar_thread_when_workers_start(tmp_path: Path, monkeypatch: 
     assert report.n_examples > 0
     assert threads_at_start
     assert not any("tqdm" in name for names in threads_at_start for name in names), threads_at_start
+
+
+def test_validating_a_file_loads_no_pydantic(tmp_path: Path) -> None:
+    """validate_file checks plain dicts: pydantic (about 0.2 s of imports) is loaded only for the typed models."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "t.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in good_rows(12)), encoding="utf-8")
+    code = (
+        "import sys\nfrom finetune_embed.dataset import Dataset\n"
+        f"report = Dataset.validate_file({str(path)!r}, model='gpt-4o-mini', stats=True)\n"
+        "assert report.n_examples == 12 and report.stats is not None\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'pydantic'))\n"
+        "from finetune_embed.dataset import ChatExample\n"
+        "print(ChatExample.__name__)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.split() == ["[]", "ChatExample"]

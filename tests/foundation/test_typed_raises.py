@@ -26,6 +26,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "finetune_embed"
 ALLOWED_SITES: dict[tuple[str, str, str], str] = {
     ("__init__.py", "__getattr__", "AttributeError"): "a module __getattr__ must raise AttributeError",
     ("stores/__init__.py", "__getattr__", "AttributeError"): "a module __getattr__ must raise AttributeError",
+    ("dataset/__init__.py", "__getattr__", "AttributeError"): "a module __getattr__ must raise AttributeError",
     ("_lines.py", "_BoundedText.__next__", "StopIteration"): "the iterator protocol",
     ("_client.py", "_BaseClient._new_http_client", "NotImplementedError"): "abstract: the sync/async clients define it",
     ("_client.py", "_BaseClient._sdk_classes", "NotImplementedError"): "abstract: the sync/async clients define it",
