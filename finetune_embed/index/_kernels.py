@@ -39,6 +39,36 @@ def _dot(rows: npt.NDArray[Any], query: npt.NDArray[np.float32], out: npt.NDArra
 
 Split = Callable[[Callable[[int, int], object], int], None]
 
+_SMALL_GEMM = 1 << 18  # m * n * k up to which OpenBLAS multiplies on the calling thread alone (no hand-off)
+_TILE_GEMM_QUERIES = 4  # float32 rows, 4 queries and d >= _TILE_GEMM_DIM: one small BLAS product per tile
+_TILE_GEMM_DIM = 768  # measured, one thread: d = 512 -4% CPU, 768 -15%, 1024 -38%, 1536 -18%; d = 384 none
+
+
+def _tile_products(
+    block: npt.NDArray[np.float32], queries: npt.NDArray[np.float32], out: npt.NDArray[np.float32], split: Split
+) -> None:
+    """``out = queries @ block.T`` as one small BLAS product per tile of rows, on the calling threads.
+
+    With 4 queries and long rows a vecdot per query reads each row from the cache four times; one small product
+    per tile reads it once (24 against 29 ms of CPU for 50k x 1536, 26 against 42 ms for 100k x 1024, one
+    thread). OpenBLAS does not promise that a small product's scores are independent of a row's place in its
+    tile, so the tiles are cut at fixed multiples of the tile size from the block's start and every thread's
+    range is widened to whole tiles: the split over threads never moves a tile boundary, and the result stays
+    the same bit for bit for any ``threads``.
+    """
+    nq, dim = queries.shape
+    n = block.shape[0]
+    tile = max(8, min(TILE_BYTES // (4 * dim), _SMALL_GEMM // (nq * dim)))
+
+    def work(a: int, b: int) -> None:
+        start = min(n, -(-a // tile) * tile)
+        stop = n if b >= n else min(n, -(-b // tile) * tile)
+        for c in range(start, stop, tile):
+            e = min(stop, c + tile)
+            np.matmul(queries, block[c:e].T, out=out[:, c:e])
+
+    split(work, n)
+
 
 def row_scores(
     block: npt.NDArray[np.generic],
@@ -60,6 +90,9 @@ def row_scores(
     widen = block.dtype != np.float32
     half = fast_half and block.dtype == np.float16
     tile = max(16, tile_bytes // (4 * dim))
+    if not widen and nq >= _TILE_GEMM_QUERIES and dim >= _TILE_GEMM_DIM:
+        _tile_products(block, queries, out, split)  # type: ignore[arg-type]
+        return
 
     def work(a: int, b: int) -> None:
         if not widen and nq == 1:  # one query reads each row once: no tiles needed
@@ -84,7 +117,6 @@ def row_scores(
 
 
 
-_SMALL_GEMM = 1 << 18  # m * n * k up to which OpenBLAS multiplies on the calling thread alone (no hand-off)
 
 
 def code_scores(
